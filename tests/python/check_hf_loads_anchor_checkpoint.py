@@ -1,0 +1,35 @@
+"""transformers must load a checkpoint written by anchor-rl unchanged and give its logits.
+
+Usage: check_hf_loads_anchor_checkpoint.py MODEL_DIR
+MODEL_DIR was written by the C++ test HfCheckpoint.SaveReloadIsExactAndWritesFilesForTransformers
+(sharded safetensors + index, config.json, tokenizer with an added <|good|> token) together
+with anchor_logits.safetensors (inputs and anchor-rl's logits).
+"""
+import os
+import sys
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import torch  # noqa: E402
+from safetensors.torch import load_file  # noqa: E402
+from transformers import AutoModelForCausalLM  # noqa: E402
+
+
+def main():
+    model_dir = sys.argv[1]
+    ref = load_file(os.path.join(model_dir, "anchor_logits.safetensors"))
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    mask = ref["attention_mask"]
+    position_ids = (mask.cumsum(1) - 1).clamp(min=0)
+    with torch.no_grad():
+        logits = model(input_ids=ref["input_ids"], attention_mask=mask, position_ids=position_ids).logits
+    assert logits.shape == ref["logits"].shape, (logits.shape, ref["logits"].shape)
+    diff = (logits - ref["logits"]).abs().amax(-1)[mask.bool()].max().item()
+    print(f"max |logits(transformers) - logits(anchor-rl)| = {diff:.3g}")
+    if diff > 1e-4:
+        print("FAIL: transformers disagrees with anchor-rl on the checkpoint anchor-rl wrote")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

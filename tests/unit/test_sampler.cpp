@@ -1,0 +1,174 @@
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "tests/unit/test_util.h"
+#include "trainer/model/pretrained.h"
+#include "trainer/rollout/sampler.h"
+
+namespace anchor {
+namespace {
+
+namespace fs = std::filesystem;
+
+Pretrained fixture_model() {
+  return load_pretrained((fs::path(test::fixtures_dir()) / "llama_gqa_tied").string(),
+                         torch::TensorOptions().dtype(torch::kFloat));
+}
+
+std::vector<std::vector<int64_t>> prompts(const Tokenizer& tok) {
+  return {tok.encode("Count down: 12 + 7", true), tok.encode("Hello", true), tok.encode("The quick brown fox", true)};
+}
+
+std::vector<int64_t> row(const RolloutBatch& b, int64_t i) {
+  const int64_t n = b.response_mask[i].sum().item<int64_t>();
+  at::Tensor r = b.response_ids[i].slice(0, 0, n).contiguous();
+  return {r.data_ptr<int64_t>(), r.data_ptr<int64_t>() + n};
+}
+
+TEST(Sampler, SameSeedSameSamplesOtherSeedOtherSamples) {
+  ANCHOR_REQUIRE_FIXTURES();
+  Pretrained p = fixture_model();
+  SamplingParams params;
+  params.max_new_tokens = 16;
+  params.seed = 11;
+  RolloutBatch a = generate(p.model, p.tokenizer, prompts(p.tokenizer), params);
+  RolloutBatch b = generate(p.model, p.tokenizer, prompts(p.tokenizer), params);
+  EXPECT_TRUE(torch::equal(a.response_ids, b.response_ids));
+  EXPECT_TRUE(torch::equal(a.sampling_logprobs, b.sampling_logprobs));
+  params.seed = 12;
+  RolloutBatch c = generate(p.model, p.tokenizer, prompts(p.tokenizer), params);
+  EXPECT_FALSE(a.response_ids.sizes() == c.response_ids.sizes() && torch::equal(a.response_ids, c.response_ids));
+}
+
+TEST(Sampler, KvCacheEqualsFullRecompute) {
+  ANCHOR_REQUIRE_FIXTURES();
+  Pretrained p = fixture_model();
+  SamplingParams params;
+  params.max_new_tokens = 20;
+  params.top_p = 0.9;
+  params.seed = 5;
+  RolloutBatch cached = generate(p.model, p.tokenizer, prompts(p.tokenizer), params);
+  params.use_cache = false;
+  RolloutBatch recomputed = generate(p.model, p.tokenizer, prompts(p.tokenizer), params);
+  ASSERT_TRUE(torch::equal(cached.response_ids, recomputed.response_ids));
+  EXPECT_TRUE(torch::equal(cached.response_mask, recomputed.response_mask));
+  EXPECT_LT((cached.sampling_logprobs - recomputed.sampling_logprobs).abs().max().item<double>(), 1e-5);
+}
+
+TEST(Sampler, LogprobsAreThoseOfTheModelAtTemperature) {
+  ANCHOR_REQUIRE_FIXTURES();
+  Pretrained p = fixture_model();
+  SamplingParams params;
+  params.max_new_tokens = 12;
+  params.temperature = 0.7;
+  params.seed = 2;
+  const auto prompt = prompts(p.tokenizer);
+  RolloutBatch out = generate(p.model, p.tokenizer, {prompt[0]}, params);
+  // Rescore prompt + response in one forward and compare with the recorded logprobs.
+  std::vector<int64_t> ids = prompt[0];
+  const auto response = row(out, 0);
+  ids.insert(ids.end(), response.begin(), response.end());
+  at::Tensor seq = torch::tensor(ids, torch::kLong).unsqueeze(0);
+  torch::NoGradGuard no_grad;
+  at::Tensor logits = p.model.forward(padded_batch_inputs(seq, torch::ones_like(seq, torch::kBool)));
+  const int64_t P = static_cast<int64_t>(prompt[0].size()), R = static_cast<int64_t>(response.size());
+  at::Tensor lp = torch::log_softmax(logits[0].slice(0, P - 1, P - 1 + R) / 0.7, -1)
+                      .gather(-1, seq[0].slice(0, P).unsqueeze(-1)).squeeze(-1);
+  EXPECT_LT((lp - out.sampling_logprobs[0].slice(0, 0, R)).abs().max().item<double>(), 1e-4);
+}
+
+TEST(Sampler, RowsFinishIndependentlyAndMatchSingleRuns) {
+  ANCHOR_REQUIRE_FIXTURES();
+  Pretrained p = fixture_model();
+  SamplingParams params;
+  params.temperature = 0.0;
+  params.max_new_tokens = 24;
+  const auto all = prompts(p.tokenizer);
+  RolloutBatch batch = generate(p.model, p.tokenizer, all, params);
+  for (size_t i = 0; i < all.size(); ++i) {
+    RolloutBatch alone = generate(p.model, p.tokenizer, {all[i]}, params);
+    EXPECT_EQ(row(batch, static_cast<int64_t>(i)), row(alone, 0)) << "prompt " << i;
+    EXPECT_EQ(batch.finish_reasons[i], alone.finish_reasons[0]);
+  }
+  // Padding after a finished row is masked and holds pad_id.
+  for (int64_t i = 0; i < batch.response_ids.size(0); ++i) {
+    const int64_t n = batch.response_mask[i].sum().item<int64_t>();
+    if (batch.finish_reasons[static_cast<size_t>(i)] == FinishReason::length) EXPECT_EQ(n, 24);
+    EXPECT_TRUE((batch.response_ids[i].slice(0, n) == batch.pad_id).all().item<bool>());
+    EXPECT_TRUE((batch.sampling_logprobs[i].slice(0, n) == 0).all().item<bool>());
+  }
+}
+
+TEST(Sampler, TopKOneIsGreedyAndBannedTokensNeverAppear) {
+  ANCHOR_REQUIRE_FIXTURES();
+  Pretrained p = fixture_model();
+  SamplingParams greedy;
+  greedy.temperature = 0.0;
+  greedy.max_new_tokens = 16;
+  SamplingParams top1 = greedy;
+  top1.temperature = 1.3;
+  top1.top_k = 1;
+  top1.seed = 99;
+  const auto all = prompts(p.tokenizer);
+  RolloutBatch a = generate(p.model, p.tokenizer, all, greedy);
+  RolloutBatch b = generate(p.model, p.tokenizer, all, top1);
+  EXPECT_TRUE(torch::equal(a.response_ids, b.response_ids));
+
+  // Ban the greedy path's first token of every row: it must never be produced again.
+  SamplingParams banned = greedy;
+  for (int64_t i = 0; i < a.response_ids.size(0); ++i) banned.banned_token_ids.push_back(a.response_ids[i][0].item<int64_t>());
+  banned.temperature = 1.0;
+  banned.max_new_tokens = 32;
+  RolloutBatch c = generate(p.model, p.tokenizer, all, banned);
+  for (int64_t id : banned.banned_token_ids)
+    EXPECT_FALSE((c.response_ids.masked_select(c.response_mask) == id).any().item<bool>()) << id;
+}
+
+TEST(Sampler, StopStringsAndMaxNewTokens) {
+  ANCHOR_REQUIRE_FIXTURES();
+  Pretrained p = fixture_model();
+  SamplingParams params;
+  params.temperature = 0.0;
+  params.max_new_tokens = 24;
+  params.stop_token_ids = {-1};  // nothing stops early but the stop string
+  const auto prompt = p.tokenizer.encode("Hello", true);
+  RolloutBatch free_run = generate(p.model, p.tokenizer, {prompt}, params);
+  const std::string text = free_run.response_texts[0];
+  ASSERT_GE(text.size(), 12u);
+  EXPECT_EQ(free_run.finish_reasons[0], FinishReason::length);
+  const std::string stop = text.substr(6, 3);
+  params.stop_strings = {stop, "never-appears"};
+  RolloutBatch stopped = generate(p.model, p.tokenizer, {prompt}, params);
+  EXPECT_EQ(stopped.finish_reasons[0], FinishReason::stop_string);
+  const std::string cut = stopped.response_texts[0];
+  EXPECT_EQ(cut, text.substr(0, text.find(stop) + stop.size()));
+  EXPECT_LT(stopped.response_ids.size(1), 24);
+  params.stop_strings.clear();
+  params.max_new_tokens = 3;
+  RolloutBatch short_run = generate(p.model, p.tokenizer, {prompt}, params);
+  EXPECT_EQ(short_run.response_ids.size(1), 3);
+  EXPECT_EQ(short_run.generated_tokens, 3);
+}
+
+TEST(Sampler, TopPKeepsSmallestPrefixReachingMass) {
+  // probs (0.5, 0.3, 0.15, 0.05): top_p 0.7 keeps tokens 0 and 1 only, renormalised 5/8, 3/8.
+  at::Tensor probs = torch::tensor({0.5f, 0.3f, 0.15f, 0.05f});
+  at::Tensor logits = probs.log().unsqueeze(0).repeat({4000, 1});
+  SamplingParams params;
+  params.top_p = 0.7;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(0);
+  auto [tokens, logprobs] = sample_next_tokens(logits, params, gen);
+  EXPECT_TRUE((tokens <= 1).all().item<bool>());
+  const double share0 = (tokens == 0).to(torch::kFloat).mean().item<double>();
+  EXPECT_NEAR(share0, 5.0 / 8.0, 0.03);
+  // Logprobs are under the untruncated distribution.
+  EXPECT_NEAR(logprobs[0].item<float>(), std::log(tokens[0].item<int64_t>() == 0 ? 0.5 : 0.3), 1e-5);
+  // Ids beyond the tokenizer's vocabulary are never drawn.
+  auto [limited, _] = sample_next_tokens(torch::zeros({200, 4}), SamplingParams{}, gen, 2);
+  EXPECT_TRUE((limited < 2).all().item<bool>());
+}
+
+}  // namespace
+}  // namespace anchor

@@ -1,0 +1,17 @@
+// Subcommands of the `anchor-rl` executable. Each registers its options on the CLI11 app
+// and returns the action to run once parsing succeeded.
+#pragma once
+
+#include <functional>
+
+namespace CLI {
+class App;
+}
+
+namespace anchor::cli {
+
+using Action = std::function<int()>;
+
+Action register_generate(CLI::App& app);
+
+}  // namespace anchor::cli

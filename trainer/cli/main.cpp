@@ -1,0 +1,34 @@
+// anchor-rl: RL fine-tuning of language models with attention-derived credit maps.
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+
+#include "trainer/cli/commands.h"
+#include "trainer/common/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"anchor-rl: reinforcement-learning fine-tuning with attention credit maps"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "anchor-rl 0.1.0");
+  std::vector<anchor::cli::Action> actions;
+  actions.push_back(anchor::cli::register_generate(app));
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    // Each action returns -1 unless its subcommand was the one given.
+    for (auto& action : actions) {
+      const int rc = action();
+      if (rc >= 0) return rc;
+    }
+    return 0;
+  } catch (const anchor::Error& e) {
+    std::cerr << "anchor-rl: error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "anchor-rl: internal error: " << e.what() << "\n";
+    return 2;
+  }
+}

@@ -1,0 +1,52 @@
+#include "trainer/common/file_util.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "trainer/common/error.h"
+
+namespace anchor {
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  AR_CHECK(in.good(), path, ": cannot open for reading (", std::strerror(errno), ")");
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+nlohmann::json read_json_file(const std::string& path) {
+  const std::string text = read_text_file(path);
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const nlohmann::json::parse_error& e) {
+    // e.byte is the offset of the error; turn it into line:column for the user.
+    size_t line = 1, column = 1;
+    for (size_t i = 0; i + 1 < e.byte && i < text.size(); ++i) {
+      if (text[i] == '\n') { ++line; column = 1; } else { ++column; }
+    }
+    AR_FAIL(path, ":", line, ":", column, ": invalid JSON (", e.what(), ")");
+  }
+}
+
+void write_text_file_atomic(const std::string& path, const std::string& contents) {
+  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    AR_CHECK(out.good(), tmp, ": cannot open for writing (", std::strerror(errno), ")");
+    out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
+    out.flush();
+    AR_CHECK(out.good(), tmp, ": write failed (disk full?)");
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  AR_CHECK(!ec, "cannot rename ", tmp, " to ", path, ": ", ec.message());
+}
+
+}  // namespace anchor

@@ -1,0 +1,34 @@
+// AttentionObserver: lets a caller see the softmax attention probabilities of chosen layers,
+// chunk of query rows by chunk, while the forward pass runs. The model never keeps them:
+// each chunk tensor is released as soon as on_chunk returns, so an observer that reduces
+// into O(N) accumulators keeps peak memory at O(heads x chunk x N) for one layer
+// (DESIGN 5.4). The same probabilities produce the layer's output, so observing is exact.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+
+namespace anchor {
+
+struct AttentionChunk {
+  int64_t layer = 0;
+  // Rows [query_begin, query_begin + rows) of this forward call's T query tokens.
+  int64_t query_begin = 0;
+  // Key index of query row 0: the number of cached tokens before this call. Query row r
+  // sits at key index key_offset + r.
+  int64_t key_offset = 0;
+  // [B, num_attention_heads, rows, key_offset + T] float probabilities; masked keys are 0.
+  at::Tensor probs;
+};
+
+class AttentionObserver {
+ public:
+  virtual ~AttentionObserver() = default;
+  virtual bool observes_layer(int64_t layer) const = 0;
+  // Query rows per chunk; trades peak memory against per-chunk overhead.
+  virtual int64_t chunk_rows() const { return 128; }
+  virtual void on_chunk(const AttentionChunk& chunk) = 0;
+};
+
+}  // namespace anchor

@@ -1,0 +1,299 @@
+#include "trainer/model/llama_model.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "trainer/common/error.h"
+
+namespace anchor {
+
+void KVCache::select_rows(const at::Tensor& rows) {
+  for (auto& k : keys) k = k.index_select(0, rows);
+  for (auto& v : values) v = v.index_select(0, rows);
+}
+
+ForwardInputs padded_batch_inputs(const at::Tensor& input_ids, const at::Tensor& attention_mask) {
+  AR_CHECK(input_ids.dim() == 2 && attention_mask.sizes() == input_ids.sizes(),
+           "padded_batch_inputs: input_ids and attention_mask must both be [B, T], got ", input_ids.sizes(),
+           " and ", attention_mask.sizes());
+  ForwardInputs in;
+  in.input_ids = input_ids;
+  in.key_mask = attention_mask.to(torch::kBool);
+  in.position_ids = (in.key_mask.to(torch::kLong).cumsum(1) - 1).clamp_min(0);
+  return in;
+}
+
+at::Tensor rope_inverse_frequencies(const LlamaConfig& c) {
+  const int64_t dim = c.head_dim;
+  auto exponents = torch::arange(0, dim, 2, torch::kLong).to(torch::kFloat) / static_cast<double>(dim);
+  at::Tensor inv_freq = 1.0 / torch::pow(c.rope.theta, exponents);
+  switch (c.rope.type) {
+    case RopeType::default_rope: break;
+    case RopeType::linear: inv_freq = inv_freq / c.rope.factor; break;
+    case RopeType::llama3: {
+      // Llama 3.1 frequency-dependent scaling: long wavelengths are divided by `factor`,
+      // short ones kept, and the band between is interpolated smoothly.
+      const double old_ctx = static_cast<double>(c.rope.original_max_position_embeddings);
+      const double low_freq_wavelen = old_ctx / c.rope.low_freq_factor;
+      const double high_freq_wavelen = old_ctx / c.rope.high_freq_factor;
+      at::Tensor wavelen = 2 * M_PI / inv_freq;
+      at::Tensor scaled = torch::where(wavelen > low_freq_wavelen, inv_freq / c.rope.factor, inv_freq);
+      at::Tensor smooth = (old_ctx / wavelen - c.rope.low_freq_factor) /
+                          (c.rope.high_freq_factor - c.rope.low_freq_factor);
+      at::Tensor smoothed = (1 - smooth) * scaled / c.rope.factor + smooth * scaled;
+      at::Tensor medium = (wavelen >= high_freq_wavelen).logical_and(wavelen <= low_freq_wavelen);
+      inv_freq = torch::where(medium, smoothed, scaled);
+      break;
+    }
+  }
+  return inv_freq.to(torch::kFloat);
+}
+
+LlamaModel::LlamaModel(LlamaConfig config, const at::TensorOptions& options, uint64_t seed)
+    : config_(std::move(config)) {
+  const LlamaConfig& c = config_;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  const auto cpu = torch::TensorOptions().dtype(torch::kFloat);
+  auto normal = [&](std::vector<int64_t> shape) { return at::normal(0.0, 0.02, shape, gen, cpu); };
+  auto ones = [&](int64_t n) { return torch::ones({n}, cpu); };
+  auto zeros = [&](int64_t n) { return torch::zeros({n}, cpu); };
+  const int64_t q_dim = c.num_attention_heads * c.head_dim;
+  const int64_t kv_dim = c.num_key_value_heads * c.head_dim;
+
+  embed_tokens_ = normal({c.vocab_size, c.hidden_size});
+  layers_.resize(static_cast<size_t>(c.num_hidden_layers));
+  for (Layer& l : layers_) {
+    l.input_norm = ones(c.hidden_size);
+    l.post_attention_norm = ones(c.hidden_size);
+    l.q_proj = normal({q_dim, c.hidden_size});
+    l.k_proj = normal({kv_dim, c.hidden_size});
+    l.v_proj = normal({kv_dim, c.hidden_size});
+    l.o_proj = normal({c.hidden_size, q_dim});
+    if (c.qkv_bias) {
+      l.q_bias = zeros(q_dim);
+      l.k_bias = zeros(kv_dim);
+      l.v_bias = zeros(kv_dim);
+    }
+    if (c.o_proj_bias) l.o_bias = zeros(c.hidden_size);
+    l.gate_proj = normal({c.intermediate_size, c.hidden_size});
+    l.up_proj = normal({c.intermediate_size, c.hidden_size});
+    l.down_proj = normal({c.hidden_size, c.intermediate_size});
+    if (c.mlp_bias) {
+      l.gate_bias = zeros(c.intermediate_size);
+      l.up_bias = zeros(c.intermediate_size);
+      l.down_bias = zeros(c.hidden_size);
+    }
+  }
+  final_norm_ = ones(c.hidden_size);
+  if (!c.tie_word_embeddings) lm_head_ = normal({c.vocab_size, c.hidden_size});
+  inv_freq_ = rope_inverse_frequencies(c);
+  to(options);
+}
+
+at::Device LlamaModel::device() const { return embed_tokens_.device(); }
+
+void LlamaModel::for_each_parameter(const std::function<void(const std::string&, at::Tensor&)>& fn) {
+  fn("model.embed_tokens.weight", embed_tokens_);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    Layer& l = layers_[i];
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    fn(p + "input_layernorm.weight", l.input_norm);
+    fn(p + "self_attn.q_proj.weight", l.q_proj);
+    if (l.q_bias.defined()) fn(p + "self_attn.q_proj.bias", l.q_bias);
+    fn(p + "self_attn.k_proj.weight", l.k_proj);
+    if (l.k_bias.defined()) fn(p + "self_attn.k_proj.bias", l.k_bias);
+    fn(p + "self_attn.v_proj.weight", l.v_proj);
+    if (l.v_bias.defined()) fn(p + "self_attn.v_proj.bias", l.v_bias);
+    fn(p + "self_attn.o_proj.weight", l.o_proj);
+    if (l.o_bias.defined()) fn(p + "self_attn.o_proj.bias", l.o_bias);
+    fn(p + "post_attention_layernorm.weight", l.post_attention_norm);
+    fn(p + "mlp.gate_proj.weight", l.gate_proj);
+    if (l.gate_bias.defined()) fn(p + "mlp.gate_proj.bias", l.gate_bias);
+    fn(p + "mlp.up_proj.weight", l.up_proj);
+    if (l.up_bias.defined()) fn(p + "mlp.up_proj.bias", l.up_bias);
+    fn(p + "mlp.down_proj.weight", l.down_proj);
+    if (l.down_bias.defined()) fn(p + "mlp.down_proj.bias", l.down_bias);
+  }
+  fn("model.norm.weight", final_norm_);
+  if (lm_head_.defined()) fn("lm_head.weight", lm_head_);
+}
+
+std::vector<std::pair<std::string, at::Tensor>> LlamaModel::named_parameters() const {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  // for_each_parameter only hands out references; the tensors share storage with ours.
+  const_cast<LlamaModel*>(this)->for_each_parameter(
+      [&](const std::string& name, at::Tensor& t) { out.emplace_back(name, t); });
+  return out;
+}
+
+std::vector<at::Tensor> LlamaModel::parameters() const {
+  std::vector<at::Tensor> out;
+  for (auto& [_, t] : named_parameters()) out.push_back(t);
+  return out;
+}
+
+int64_t LlamaModel::num_parameters() const {
+  int64_t n = 0;
+  for (const auto& t : parameters()) n += t.numel();
+  return n;
+}
+
+void LlamaModel::to(const at::TensorOptions& options) {
+  for_each_parameter([&](const std::string&, at::Tensor& t) {
+    const bool grad = t.requires_grad();
+    t = t.detach().to(options.device(), options.dtype().toScalarType()).set_requires_grad(grad);
+  });
+  inv_freq_ = inv_freq_.to(options.device());
+}
+
+void LlamaModel::resize_vocab(int64_t new_size, double noise_std, uint64_t seed) {
+  const int64_t old_size = config_.vocab_size;
+  AR_CHECK(new_size >= old_size, "resize_vocab: cannot shrink the vocabulary from ", old_size, " to ", new_size);
+  if (new_size == old_size) return;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  auto grow = [&](at::Tensor& table) {
+    const bool grad = table.requires_grad();
+    at::Tensor old = table.detach();
+    at::Tensor mean = old.to(torch::kFloat).mean(0, /*keepdim=*/true).cpu();
+    at::Tensor noise = at::normal(0.0, noise_std, {new_size - old_size, old.size(1)}, gen,
+                                  torch::TensorOptions().dtype(torch::kFloat));
+    at::Tensor rows = (mean + noise).to(old.options());
+    table = torch::cat({old, rows}, 0).set_requires_grad(grad);
+  };
+  grow(embed_tokens_);
+  if (lm_head_.defined()) grow(lm_head_);
+  config_.vocab_size = new_size;
+}
+
+void LlamaModel::set_requires_grad(bool requires_grad) {
+  for_each_parameter([&](const std::string&, at::Tensor& t) { t.set_requires_grad(requires_grad); });
+}
+
+KVCache LlamaModel::make_cache(int64_t batch, int64_t capacity) const {
+  KVCache cache;
+  const auto options = embed_tokens_.options().requires_grad(false);
+  for (int64_t i = 0; i < config_.num_hidden_layers; ++i) {
+    cache.keys.push_back(torch::zeros({batch, config_.num_key_value_heads, capacity, config_.head_dim}, options));
+    cache.values.push_back(torch::zeros_like(cache.keys.back()));
+  }
+  return cache;
+}
+
+namespace {
+
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  // Normalise in float32 like transformers, then scale in the parameter dtype.
+  at::Tensor xf = x.to(torch::kFloat);
+  at::Tensor normed = xf * torch::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
+  return weight * normed.to(x.scalar_type());
+}
+
+at::Tensor rotate_half(const at::Tensor& x) {
+  const int64_t half = x.size(-1) / 2;
+  return torch::cat({-x.slice(-1, half), x.slice(-1, 0, half)}, -1);
+}
+
+at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+  return b.defined() ? at::linear(x, w, b) : at::linear(x, w);
+}
+
+}  // namespace
+
+at::Tensor LlamaModel::attention(const Layer& l, int64_t index, const at::Tensor& x, const at::Tensor& cos,
+                                 const at::Tensor& sin, const at::Tensor& allowed,
+                                 const ForwardInputs& in) const {
+  const LlamaConfig& c = config_;
+  const int64_t B = x.size(0), T = x.size(1), D = c.head_dim;
+  const int64_t H = c.num_attention_heads, Hkv = c.num_key_value_heads;
+  at::Tensor q = linear(x, l.q_proj, l.q_bias).view({B, T, H, D}).transpose(1, 2);      // [B,H,T,D]
+  at::Tensor k = linear(x, l.k_proj, l.k_bias).view({B, T, Hkv, D}).transpose(1, 2);    // [B,Hkv,T,D]
+  at::Tensor v = linear(x, l.v_proj, l.v_bias).view({B, T, Hkv, D}).transpose(1, 2);
+  q = q * cos + rotate_half(q) * sin;
+  k = k * cos + rotate_half(k) * sin;
+
+  const int64_t past = in.cache ? in.cache->length : 0;
+  if (in.cache) {
+    KVCache& cache = *in.cache;
+    cache.keys[index].slice(2, past, past + T).copy_(k);
+    cache.values[index].slice(2, past, past + T).copy_(v);
+    k = cache.keys[index].slice(2, 0, past + T);
+    v = cache.values[index].slice(2, 0, past + T);
+  }
+  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+  at::Tensor out;
+  if (in.observer && in.observer->observes_layer(index)) {
+    // Observed layer: explicit softmax, chunk of query rows by chunk; each chunk's
+    // probabilities are shown to the observer and dropped.
+    const int64_t G = H / Hkv, S = k.size(2);
+    at::Tensor kx = k.unsqueeze(2).expand({B, Hkv, G, S, D}).reshape({B, H, S, D});
+    at::Tensor vx = v.unsqueeze(2).expand({B, Hkv, G, S, D}).reshape({B, H, S, D});
+    out = torch::empty_like(q);
+    const int64_t rows = std::max<int64_t>(1, in.observer->chunk_rows());
+    for (int64_t r0 = 0; r0 < T; r0 += rows) {
+      const int64_t r1 = std::min(T, r0 + rows);
+      at::Tensor scores = torch::matmul(q.slice(2, r0, r1), kx.transpose(-1, -2)) * scale;
+      scores = scores.to(torch::kFloat).masked_fill(allowed.slice(2, r0, r1).logical_not(),
+                                                     -std::numeric_limits<float>::infinity());
+      at::Tensor probs = torch::softmax(scores, -1);
+      out.slice(2, r0, r1).copy_(torch::matmul(probs.to(q.scalar_type()), vx));
+      in.observer->on_chunk(AttentionChunk{index, r0, past, probs});
+    }
+  } else {
+    out = at::scaled_dot_product_attention(q, k, v, allowed, 0.0, false, scale, /*enable_gqa=*/Hkv != H);
+  }
+  out = out.transpose(1, 2).reshape({B, T, H * D});
+  return linear(out, l.o_proj, l.o_bias);
+}
+
+at::Tensor LlamaModel::hidden_states(const ForwardInputs& in) const {
+  const LlamaConfig& c = config_;
+  AR_CHECK(in.input_ids.dim() == 2, "forward: input_ids must be [B, T], got ", in.input_ids.sizes());
+  const int64_t B = in.input_ids.size(0), T = in.input_ids.size(1);
+  const int64_t past = in.cache ? in.cache->length : 0;
+  AR_CHECK(in.position_ids.sizes() == in.input_ids.sizes(), "forward: position_ids must be [", B, ", ", T,
+           "], got ", in.position_ids.sizes());
+  AR_CHECK(in.key_mask.dim() == 2 && in.key_mask.size(0) == B && in.key_mask.size(1) == past + T,
+           "forward: key_mask must be [", B, ", ", past + T, "] (cached + new tokens), got ", in.key_mask.sizes());
+  if (in.cache) {
+    AR_CHECK(in.cache->batch_size() == B, "forward: KV cache holds ", in.cache->batch_size(), " rows, batch has ", B);
+    AR_CHECK(past + T <= in.cache->capacity(), "forward: KV cache capacity ", in.cache->capacity(),
+             " exceeded (", past, " cached + ", T, " new tokens)");
+  }
+  const auto dev = embed_tokens_.device();
+
+  // allowed[b, 0, t, s]: key s is a real token at or before query t. The diagonal is always
+  // allowed so that padded query rows have one finite score (their outputs are ignored).
+  at::Tensor key_pos = torch::arange(past + T, torch::TensorOptions().dtype(torch::kLong).device(dev));
+  at::Tensor query_pos = key_pos.slice(0, past).unsqueeze(1);  // [T, 1]
+  at::Tensor causal = key_pos.unsqueeze(0) <= query_pos;        // [T, S]
+  at::Tensor diagonal = key_pos.unsqueeze(0) == query_pos;
+  at::Tensor allowed = (causal.unsqueeze(0) & in.key_mask.to(dev, torch::kBool).unsqueeze(1)) | diagonal.unsqueeze(0);
+  allowed = allowed.unsqueeze(1);  // [B, 1, T, S]
+
+  at::Tensor freqs = in.position_ids.to(dev, torch::kFloat).unsqueeze(-1) * inv_freq_;  // [B,T,D/2]
+  at::Tensor emb = torch::cat({freqs, freqs}, -1);
+  const auto dtype = embed_tokens_.scalar_type();
+  at::Tensor cos = emb.cos().to(dtype).unsqueeze(1);  // [B,1,T,D]
+  at::Tensor sin = emb.sin().to(dtype).unsqueeze(1);
+
+  at::Tensor x = at::embedding(embed_tokens_, in.input_ids.to(dev));
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const Layer& l = layers_[i];
+    x = x + attention(l, static_cast<int64_t>(i), rms_norm(x, l.input_norm, c.rms_norm_eps), cos, sin, allowed, in);
+    at::Tensor h = rms_norm(x, l.post_attention_norm, c.rms_norm_eps);
+    x = x + linear(torch::silu(linear(h, l.gate_proj, l.gate_bias)) * linear(h, l.up_proj, l.up_bias),
+                   l.down_proj, l.down_bias);
+  }
+  if (in.cache) in.cache->length = past + T;
+  return rms_norm(x, final_norm_, c.rms_norm_eps);
+}
+
+at::Tensor LlamaModel::logits(const at::Tensor& hidden) const {
+  const at::Tensor& head = lm_head_.defined() ? lm_head_ : embed_tokens_;
+  return at::linear(hidden, head).to(torch::kFloat);
+}
+
+at::Tensor LlamaModel::forward(const ForwardInputs& in) const { return logits(hidden_states(in)); }
+
+}  // namespace anchor

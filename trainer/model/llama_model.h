@@ -1,0 +1,92 @@
+// LlamaModel: a Llama-family decoder (RMSNorm, rotary embeddings with default / linear /
+// llama3 scaling, grouped-query attention, SwiGLU, optional tied embeddings and q/k/v bias)
+// written with plain ATen ops over parameter tensors named exactly as in Hugging Face
+// checkpoints, so loading and saving are a name-for-name copy.
+//
+// One forward serves every use: a padded batch (position ids and a key mask), incremental
+// decoding with a KVCache, and attention observation for the credit maps.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "trainer/model/attention_observer.h"
+#include "trainer/model/kv_cache.h"
+#include "trainer/model/llama_config.h"
+
+namespace anchor {
+
+struct ForwardInputs {
+  at::Tensor input_ids;     // [B, T] int64
+  at::Tensor position_ids;  // [B, T] int64: rotary positions (left padding => per-row offsets)
+  // [B, past + T] bool, true for real tokens; padding keys are never attended to.
+  at::Tensor key_mask;
+  KVCache* cache = nullptr;              // if set: keys/values are appended, length advances
+  AttentionObserver* observer = nullptr;  // if set: observed layers run the chunked path
+};
+
+// Builds ForwardInputs for a whole padded batch (no cache): positions count real tokens
+// only, so a left-padded row gets the same positions as the row alone.
+ForwardInputs padded_batch_inputs(const at::Tensor& input_ids, const at::Tensor& attention_mask);
+
+class LlamaModel {
+ public:
+  // Parameters initialised like transformers (normal(0, 0.02), norms 1, biases 0) from `seed`.
+  LlamaModel(LlamaConfig config, const at::TensorOptions& options, uint64_t seed = 0);
+  LlamaModel(const LlamaModel&) = delete;
+  LlamaModel& operator=(const LlamaModel&) = delete;
+  LlamaModel(LlamaModel&&) = default;
+
+  const LlamaConfig& config() const { return config_; }
+  at::Device device() const;
+
+  // Logits [B, T, vocab] in float32.
+  at::Tensor forward(const ForwardInputs& inputs) const;
+  // Final-norm hidden states [B, T, hidden]; logits() maps them to the vocabulary.
+  at::Tensor hidden_states(const ForwardInputs& inputs) const;
+  at::Tensor logits(const at::Tensor& hidden) const;
+
+  // A KV cache for `batch` rows and `capacity` positions on the model's device.
+  KVCache make_cache(int64_t batch, int64_t capacity) const;
+
+  // Every parameter under its Hugging Face name, in checkpoint order. When embeddings are
+  // tied, lm_head.weight is not a separate parameter and is not listed.
+  void for_each_parameter(const std::function<void(const std::string&, at::Tensor&)>& fn);
+  std::vector<std::pair<std::string, at::Tensor>> named_parameters() const;
+  std::vector<at::Tensor> parameters() const;
+  int64_t num_parameters() const;
+
+  // Grows the vocabulary to new_size (for added special tokens). New rows of the embedding
+  // (and of an untied lm_head) are the mean of the existing rows plus N(0, noise_std) noise.
+  void resize_vocab(int64_t new_size, double noise_std = 1e-3, uint64_t seed = 0);
+
+  // Moves/converts every parameter (and the rotary table) in place.
+  void to(const at::TensorOptions& options);
+  void set_requires_grad(bool requires_grad);
+
+ private:
+  struct Layer {
+    at::Tensor input_norm, post_attention_norm;
+    at::Tensor q_proj, k_proj, v_proj, o_proj;
+    at::Tensor q_bias, k_bias, v_bias, o_bias;   // undefined when the config has no bias
+    at::Tensor gate_proj, up_proj, down_proj;
+    at::Tensor gate_bias, up_bias, down_bias;
+  };
+
+  at::Tensor attention(const Layer& layer, int64_t index, const at::Tensor& x, const at::Tensor& cos,
+                       const at::Tensor& sin, const at::Tensor& allowed, const ForwardInputs& in) const;
+
+  LlamaConfig config_;
+  at::Tensor embed_tokens_, final_norm_, lm_head_;  // lm_head_ undefined when tied
+  std::vector<Layer> layers_;
+  at::Tensor inv_freq_;  // [head_dim / 2] float32, rope scaling applied
+};
+
+// Rotary inverse frequencies with the configured scaling, as transformers computes them.
+at::Tensor rope_inverse_frequencies(const LlamaConfig& config);
+
+}  // namespace anchor

@@ -1,0 +1,77 @@
+#include "trainer/model/pretrained.h"
+
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <set>
+
+#include "trainer/common/error.h"
+#include "trainer/model/safetensors.h"
+
+namespace anchor {
+
+LlamaModel load_model(const std::string& model_dir, const at::TensorOptions& options) {
+  namespace fs = std::filesystem;
+  AR_CHECK(fs::is_directory(model_dir), model_dir, ": not a model directory");
+  const LlamaConfig config = read_llama_config((fs::path(model_dir) / "config.json").string());
+  const SafetensorsCheckpoint checkpoint(model_dir);
+
+  // Build on CPU in float32, fill from the checkpoint, then move once.
+  LlamaModel model(config, torch::TensorOptions().dtype(torch::kFloat));
+  std::set<std::string> expected;
+  model.for_each_parameter([&](const std::string& name, at::Tensor& param) {
+    expected.insert(name);
+    AR_CHECK(checkpoint.contains(name), model_dir, ": missing tensor '", name, "' (config.json describes a ",
+             config.model_type, " model with ", config.num_hidden_layers, " layers",
+             config.tie_word_embeddings ? ", tied embeddings" : "", ")");
+    const SafetensorsEntry& entry = checkpoint.entry(name);
+    AR_CHECK(entry.shape == param.sizes().vec(), checkpoint.file_of(name), ": tensor '", name, "' has shape ",
+             at::IntArrayRef(entry.shape), " but config.json implies ", param.sizes());
+    AR_CHECK(entry.dtype == "F32" || entry.dtype == "F16" || entry.dtype == "BF16", checkpoint.file_of(name),
+             ": tensor '", name, "' has dtype ", entry.dtype, " (expected F32, F16 or BF16)");
+    param.copy_(checkpoint.load(name).to(torch::kFloat));
+  });
+  for (const std::string& name : checkpoint.names()) {
+    if (expected.count(name)) continue;
+    // Tied checkpoints may still carry lm_head.weight (a copy of the embedding), and old
+    // transformers versions saved the rotary table as a buffer: both are redundant.
+    const bool redundant = (name == "lm_head.weight" && config.tie_word_embeddings) ||
+                           name.find("rotary_emb.inv_freq") != std::string::npos;
+    AR_CHECK(redundant, checkpoint.file_of(name), ": unexpected tensor '", name, "' (not part of a ",
+             config.model_type, " model with this config.json)");
+  }
+  model.to(options);
+  return model;
+}
+
+void save_model(const LlamaModel& model, const std::string& model_dir, uint64_t max_shard_bytes,
+                std::optional<at::ScalarType> save_dtype) {
+  namespace fs = std::filesystem;
+  fs::create_directories(model_dir);
+  NamedTensors tensors;
+  for (auto& [name, t] : model.named_parameters()) {
+    at::Tensor out = save_dtype ? t.detach().to(*save_dtype) : t.detach();
+    tensors.emplace_back(name, out);
+  }
+  write_safetensors_checkpoint(model_dir, tensors, max_shard_bytes);
+  LlamaConfig config = model.config();
+  const auto type = tensors.empty() ? at::kFloat : tensors[0].second.scalar_type();
+  const char* dtype = type == at::kBFloat16 ? "bfloat16" : type == at::kHalf ? "float16" : "float32";
+  config.raw["dtype"] = dtype;        // transformers 5.x
+  config.raw["torch_dtype"] = dtype;  // transformers 4.x
+  write_llama_config(config, (fs::path(model_dir) / "config.json").string());
+}
+
+Pretrained load_pretrained(const std::string& model_dir, const at::TensorOptions& options) {
+  Pretrained p{load_model(model_dir, options), Tokenizer::load(model_dir)};
+  AR_CHECK(p.tokenizer.vocab_size() <= p.model.config().vocab_size, model_dir, ": tokenizer has ",
+           p.tokenizer.vocab_size(), " tokens but config.json vocab_size is ", p.model.config().vocab_size);
+  return p;
+}
+
+void save_pretrained(const Pretrained& p, const std::string& model_dir, uint64_t max_shard_bytes) {
+  save_model(p.model, model_dir, max_shard_bytes);
+  p.tokenizer.save(model_dir);
+}
+
+}  // namespace anchor

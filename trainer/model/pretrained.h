@@ -1,0 +1,33 @@
+// Hugging Face model directories: config.json + model.safetensors (or shards with
+// model.safetensors.index.json) + tokenizer.model (+ tokenizer_config.json).
+// Loading checks every tensor name and shape against the config before copying anything.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "trainer/model/llama_model.h"
+#include "trainer/model/tokenizer.h"
+
+namespace anchor {
+
+// Weights are converted to options' dtype (f32/f16/bf16 on disk are all accepted).
+LlamaModel load_model(const std::string& model_dir, const at::TensorOptions& options);
+
+// Writes config.json and the weights (in their current dtype unless save_dtype is given);
+// sharded when the weights exceed max_shard_bytes (0 = one file).
+void save_model(const LlamaModel& model, const std::string& model_dir, uint64_t max_shard_bytes = 0,
+                std::optional<at::ScalarType> save_dtype = std::nullopt);
+
+// Model + tokenizer together: what `anchor-rl generate` and the trainers open.
+struct Pretrained {
+  LlamaModel model;
+  Tokenizer tokenizer;
+};
+Pretrained load_pretrained(const std::string& model_dir, const at::TensorOptions& options);
+void save_pretrained(const Pretrained& pretrained, const std::string& model_dir, uint64_t max_shard_bytes = 0);
+
+}  // namespace anchor

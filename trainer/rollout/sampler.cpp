@@ -1,0 +1,206 @@
+#include "trainer/rollout/sampler.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <limits>
+
+#include "trainer/common/error.h"
+
+namespace anchor {
+
+const char* finish_reason_name(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::stop_token: return "stop_token";
+    case FinishReason::stop_string: return "stop_string";
+    case FinishReason::length: return "length";
+  }
+  return "?";
+}
+
+std::pair<at::Tensor, at::Tensor> sample_next_tokens(const at::Tensor& logits_in, const SamplingParams& params,
+                                                     at::Generator& generator, int64_t sampleable_vocab) {
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  at::Tensor logits = logits_in.to(torch::kCPU, torch::kFloat).clone();  // [B, V]
+  const int64_t V = logits.size(1);
+  // Rows of the embedding beyond the tokenizer's vocabulary (padding) are not tokens.
+  if (sampleable_vocab > 0 && sampleable_vocab < V) logits.slice(1, sampleable_vocab).fill_(kNegInf);
+  if (!params.banned_token_ids.empty()) {
+    std::vector<int64_t> banned;
+    for (int64_t id : params.banned_token_ids)
+      if (id >= 0 && id < V) banned.push_back(id);
+    logits.index_fill_(1, torch::tensor(banned, torch::kLong), kNegInf);
+  }
+  const bool greedy = params.temperature <= 0.0;
+  at::Tensor scaled = greedy ? logits : logits / params.temperature;
+  at::Tensor logprobs = torch::log_softmax(scaled, -1);
+  at::Tensor tokens;
+  if (greedy) {
+    tokens = logits.argmax(-1);
+  } else {
+    at::Tensor filtered = scaled;
+    if (params.top_k > 0 && params.top_k < V) {
+      at::Tensor kth = std::get<0>(filtered.topk(params.top_k, -1)).select(-1, params.top_k - 1).unsqueeze(-1);
+      filtered = filtered.masked_fill(filtered < kth, kNegInf);
+    }
+    if (params.top_p < 1.0) {
+      // Keep the smallest prefix of tokens (by probability) whose mass reaches top_p.
+      auto [sorted, order] = filtered.sort(-1, /*descending=*/true);
+      at::Tensor probs = torch::softmax(sorted, -1);
+      at::Tensor mass_before = probs.cumsum(-1) - probs;
+      at::Tensor drop_sorted = mass_before >= params.top_p;
+      drop_sorted.select(-1, 0).fill_(false);
+      at::Tensor drop = torch::zeros_like(drop_sorted).scatter(-1, order, drop_sorted);
+      filtered = filtered.masked_fill(drop, kNegInf);
+    }
+    tokens = torch::multinomial(torch::softmax(filtered, -1), 1, /*replacement=*/false, generator).squeeze(-1);
+  }
+  return {tokens, logprobs.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)};
+}
+
+RolloutBatch generate(const LlamaModel& model, const Tokenizer& tokenizer,
+                      const std::vector<std::vector<int64_t>>& prompts, const SamplingParams& params) {
+  AR_CHECK(!prompts.empty(), "generate: no prompts");
+  AR_CHECK(params.max_new_tokens >= 1, "generate: max_new_tokens must be at least 1, got ", params.max_new_tokens);
+  AR_CHECK(params.top_p > 0.0 && params.top_p <= 1.0, "generate: top_p must be in (0, 1], got ", params.top_p);
+  AR_CHECK(params.top_k >= 0, "generate: top_k must be >= 0, got ", params.top_k);
+  AR_CHECK(params.temperature >= 0.0, "generate: temperature must be >= 0, got ", params.temperature);
+  const LlamaConfig& config = model.config();
+  const int64_t B = static_cast<int64_t>(prompts.size());
+  int64_t P = 0;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    AR_CHECK(!prompts[i].empty(), "generate: prompt ", i, " is empty (add BOS or text)");
+    for (int64_t id : prompts[i])
+      AR_CHECK(id >= 0 && id < config.vocab_size, "generate: prompt ", i, " has token id ", id,
+               " outside the model vocabulary [0, ", config.vocab_size, ")");
+    P = std::max<int64_t>(P, static_cast<int64_t>(prompts[i].size()));
+  }
+  std::vector<int64_t> stop_ids = params.stop_token_ids;
+  if (stop_ids.empty()) {
+    stop_ids = config.eos_token_ids;
+    if (tokenizer.eos_id() >= 0) stop_ids.push_back(tokenizer.eos_id());
+  }
+  const int64_t pad_id = tokenizer.pad_id() >= 0 ? tokenizer.pad_id() : std::max<int64_t>(tokenizer.eos_id(), 0);
+  const at::Device device = model.device();
+  const auto long_cpu = torch::TensorOptions().dtype(torch::kLong);
+
+  // Left-pad the prompts so every row's last prompt token sits in the last column.
+  at::Tensor prompt_ids = torch::full({B, P}, pad_id, long_cpu);
+  at::Tensor prompt_mask = torch::zeros({B, P}, torch::kBool);
+  for (int64_t b = 0; b < B; ++b) {
+    const auto& p = prompts[static_cast<size_t>(b)];
+    const int64_t n = static_cast<int64_t>(p.size());
+    prompt_ids[b].slice(0, P - n).copy_(torch::tensor(p, long_cpu));
+    prompt_mask[b].slice(0, P - n).fill_(true);
+  }
+
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(params.seed);
+  const int64_t R = params.max_new_tokens;
+  at::Tensor out_ids = torch::full({B, R}, pad_id, long_cpu);
+  at::Tensor out_logprobs = torch::zeros({B, R}, torch::kFloat);
+  std::vector<int64_t> lengths(static_cast<size_t>(B), 0);
+  std::vector<FinishReason> reasons(static_cast<size_t>(B), FinishReason::length);
+  std::vector<std::string> texts(static_cast<size_t>(B));
+
+  // State of the rows still running; `rows[i]` is the original batch index of active row i.
+  std::vector<int64_t> rows(static_cast<size_t>(B));
+  for (int64_t b = 0; b < B; ++b) rows[static_cast<size_t>(b)] = b;
+  at::Tensor key_mask = prompt_mask.to(device);                                 // [B_active, S]
+  at::Tensor next_pos = prompt_mask.to(torch::kLong).sum(1).to(device);         // [B_active]
+  at::Tensor sequence = prompt_ids.to(device);                                  // full-recompute path
+  KVCache cache;
+  at::Tensor logits;
+  torch::NoGradGuard no_grad;
+  if (params.use_cache) {
+    cache = model.make_cache(B, P + R);
+    ForwardInputs in = padded_batch_inputs(prompt_ids.to(device), prompt_mask.to(device));
+    in.cache = &cache;
+    logits = model.forward(in).select(1, P - 1);
+  } else {
+    logits = model.forward(padded_batch_inputs(sequence, key_mask)).select(1, P - 1);
+  }
+
+  for (int64_t step = 0; step < R && !rows.empty(); ++step) {
+    auto [tokens, logprobs] = sample_next_tokens(logits, params, generator, tokenizer.vocab_size());
+    const int64_t* tok = tokens.data_ptr<int64_t>();
+    const float* lp = logprobs.data_ptr<float>();
+    int64_t* ids_out = out_ids.data_ptr<int64_t>();
+    float* logprobs_out = out_logprobs.data_ptr<float>();
+    std::vector<int64_t> keep;
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const int64_t b = rows[i];
+      ids_out[b * R + step] = tok[i];
+      logprobs_out[b * R + step] = lp[i];
+      lengths[static_cast<size_t>(b)] = step + 1;
+      bool done = false;
+      if (std::find(stop_ids.begin(), stop_ids.end(), tok[i]) != stop_ids.end()) {
+        reasons[static_cast<size_t>(b)] = FinishReason::stop_token;
+        done = true;
+      } else if (!params.stop_strings.empty()) {
+        const std::string text =
+            tokenizer.decode(std::vector<int64_t>(ids_out + b * R, ids_out + b * R + step + 1));
+        for (const std::string& stop : params.stop_strings) {
+          const size_t at = text.find(stop);
+          if (at == std::string::npos) continue;
+          if (!done || at + stop.size() < texts[static_cast<size_t>(b)].size())
+            texts[static_cast<size_t>(b)] = text.substr(0, at + stop.size());
+          reasons[static_cast<size_t>(b)] = FinishReason::stop_string;
+          done = true;
+        }
+      }
+      if (!done) keep.push_back(static_cast<int64_t>(i));
+    }
+    if (step + 1 == R || keep.empty()) break;
+
+    at::Tensor next = tokens.to(device).unsqueeze(1);  // [B_active, 1]
+    if (keep.size() != rows.size()) {
+      at::Tensor sel = torch::tensor(keep, long_cpu).to(device);
+      next = next.index_select(0, sel);
+      key_mask = key_mask.index_select(0, sel);
+      next_pos = next_pos.index_select(0, sel);
+      sequence = sequence.index_select(0, sel);
+      if (params.use_cache) cache.select_rows(sel);
+      std::vector<int64_t> kept_rows;
+      for (int64_t i : keep) kept_rows.push_back(rows[static_cast<size_t>(i)]);
+      rows = std::move(kept_rows);
+    }
+    key_mask = torch::cat({key_mask, torch::ones({key_mask.size(0), 1}, key_mask.options())}, 1);
+    if (params.use_cache) {
+      ForwardInputs in;
+      in.input_ids = next;
+      in.position_ids = next_pos.unsqueeze(1);
+      in.key_mask = key_mask;
+      in.cache = &cache;
+      logits = model.forward(in).select(1, 0);
+    } else {
+      sequence = torch::cat({sequence, next}, 1);
+      logits = model.forward(padded_batch_inputs(sequence, key_mask)).select(1, -1);
+    }
+    next_pos = next_pos + 1;
+  }
+
+  RolloutBatch batch;
+  int64_t max_len = 0;
+  for (int64_t n : lengths) max_len = std::max(max_len, n);
+  batch.prompt_ids = prompt_ids;
+  batch.prompt_mask = prompt_mask;
+  batch.response_ids = out_ids.slice(1, 0, max_len).contiguous();
+  batch.sampling_logprobs = out_logprobs.slice(1, 0, max_len).contiguous();
+  batch.response_mask = torch::zeros({B, max_len}, torch::kBool);
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t n = lengths[static_cast<size_t>(b)];
+    batch.response_mask[b].slice(0, 0, n).fill_(true);
+    if (reasons[static_cast<size_t>(b)] != FinishReason::stop_string) {
+      const auto ids = batch.response_ids[b];
+      texts[static_cast<size_t>(b)] =
+          tokenizer.decode(std::vector<int64_t>(ids.data_ptr<int64_t>(), ids.data_ptr<int64_t>() + n));
+    }
+    batch.generated_tokens += n;
+  }
+  batch.response_texts = std::move(texts);
+  batch.finish_reasons = std::move(reasons);
+  batch.pad_id = pad_id;
+  return batch;
+}
+
+}  // namespace anchor

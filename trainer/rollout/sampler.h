@@ -1,0 +1,63 @@
+// Batched autoregressive sampling with a KV cache: the rollout engine.
+//
+// Prompts are left-padded into one batch and prefilled in one forward; then one token per
+// step is drawn for every unfinished row. Rows finish independently (EOS / stop token, stop
+// string, or max_new_tokens) and are dropped from the batch (and the cache) as they finish,
+// so late steps only pay for the rows still running.
+#pragma once
+
+#include <ATen/core/Generator.h>
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "trainer/model/llama_model.h"
+#include "trainer/model/tokenizer.h"
+
+namespace anchor {
+
+struct SamplingParams {
+  int64_t max_new_tokens = 128;
+  double temperature = 1.0;  // 0 = greedy (argmax)
+  int64_t top_k = 0;         // 0 = off
+  double top_p = 1.0;        // 1 = off
+  std::vector<std::string> stop_strings;   // finish once the response text contains one
+  std::vector<int64_t> stop_token_ids;     // empty = config.json eos_token_id(s) + tokenizer EOS
+  std::vector<int64_t> banned_token_ids;   // never sampled (e.g. SFT control tokens)
+  uint64_t seed = 0;
+  // false: recompute the whole sequence each step instead of using the KV cache. Same
+  // results, O(T^2) work; kept as the reference the cache path is tested against.
+  bool use_cache = true;
+};
+
+enum class FinishReason { stop_token, stop_string, length };
+const char* finish_reason_name(FinishReason reason);
+
+struct RolloutBatch {
+  at::Tensor prompt_ids;         // [B, P] int64, left-padded with pad_id
+  at::Tensor prompt_mask;        // [B, P] bool, true on real prompt tokens
+  at::Tensor response_ids;       // [B, R] int64, right-padded with pad_id
+  at::Tensor response_mask;      // [B, R] bool, true on generated tokens (stop token included)
+  // [B, R] float32: log-prob of each sampled token under softmax(logits / temperature) with
+  // banned tokens removed (before top-k / top-p truncation; temperature 1 for greedy).
+  // 0 where response_mask is false.
+  at::Tensor sampling_logprobs;
+  std::vector<std::string> response_texts;  // decoded, cut after the stop string if one hit
+  std::vector<FinishReason> finish_reasons;
+  int64_t pad_id = 0;
+  int64_t generated_tokens = 0;  // sum of response_mask
+};
+
+// Samples one response per prompt (token ids, BOS included if wanted).
+RolloutBatch generate(const LlamaModel& model, const Tokenizer& tokenizer,
+                      const std::vector<std::vector<int64_t>>& prompts, const SamplingParams& params);
+
+// Applies banned tokens, temperature, top-k and top-p to logits [B, V] and draws one token
+// per row with `generator` (CPU). Ids >= sampleable_vocab (embedding rows the tokenizer does
+// not know; 0 = no limit) are never drawn. Returns {tokens [B] int64, logprobs [B] float32}.
+std::pair<at::Tensor, at::Tensor> sample_next_tokens(const at::Tensor& logits, const SamplingParams& params,
+                                                     at::Generator& generator, int64_t sampleable_vocab = 0);
+
+}  // namespace anchor

@@ -30,6 +30,7 @@ struct GenerateOptions {
   int64_t batch_size = 0;
   DeviceOptions device;
   bool bench = false;
+  bool ignore_eos = false;
 };
 
 std::vector<std::string> read_prompt_file(const std::string& path) {
@@ -67,6 +68,7 @@ int run_generate(GenerateOptions& o) {
     for (auto& t : read_prompt_file(o.prompt_file)) texts.push_back(t);
   AR_CHECK(!texts.empty(), "generate: give --prompt TEXT (repeatable) or --prompt-file FILE");
   if (o.greedy) o.sampling.temperature = 0.0;
+  if (o.ignore_eos) o.sampling.stop_token_ids = {-1};  // no id matches: run to max_new_tokens
   for (const std::string& token : o.banned_tokens) {
     const int64_t id = p.tokenizer.token_id(token);
     AR_CHECK(id >= 0, "--ban: '", token, "' is not a token of ", o.model_dir);
@@ -163,6 +165,7 @@ Action register_generate(CLI::App& app) {
   sub->add_option("--output", o->output, "Output format")->check(CLI::IsMember({"text", "jsonl"}))
       ->capture_default_str();
   sub->add_flag("--bench", o->bench, "Print only a JSON line with timing (tokens/s)");
+  sub->add_flag("--ignore-eos", o->ignore_eos, "Do not stop at EOS (benchmarks: fixed length)");
   add_device_options(*sub, o->device);
   return [sub, o]() -> int { return sub->parsed() ? run_generate(*o) : -1; };
 }

@@ -183,7 +183,8 @@ KVCache LlamaModel::make_cache(int64_t batch, int64_t capacity) const {
 namespace {
 
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
-  // Normalise in float32 like transformers, then scale in the parameter dtype.
+  if (x.scalar_type() == torch::kFloat) return at::rms_norm(x, {x.size(-1)}, weight, eps);  // one fused op
+  // Reduced precision: normalise in float32 like transformers, then scale in the model dtype.
   at::Tensor xf = x.to(torch::kFloat);
   at::Tensor normed = xf * torch::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
   return weight * normed.to(x.scalar_type());
@@ -196,6 +197,27 @@ at::Tensor rotate_half(const at::Tensor& x) {
 
 at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
   return b.defined() ? at::linear(x, w, b) : at::linear(x, w);
+}
+
+// Decode steps up to this many query rows use the explicit attention path.
+constexpr int64_t kExplicitAttentionMaxRows = 8;
+
+// Grouped-query attention without repeating keys: the G query heads that share a key/value
+// head are stacked along the row axis, so one matmul per kv head serves all of them.
+// q [B, H, R, D], k [B, Hkv, S, D], allowed [B, 1, R, S] -> float32 probabilities [B, H, R, S].
+at::Tensor attention_probabilities(const at::Tensor& q, const at::Tensor& k, const at::Tensor& allowed, double scale) {
+  const int64_t B = q.size(0), H = q.size(1), R = q.size(2), D = q.size(3), Hkv = k.size(1), S = k.size(2);
+  const int64_t G = H / Hkv;
+  at::Tensor scores = torch::matmul(q.reshape({B, Hkv, G * R, D}), k.transpose(-1, -2)).view({B, H, R, S});
+  scores = (scores.to(torch::kFloat) * scale)
+               .masked_fill(allowed.logical_not(), -std::numeric_limits<float>::infinity());
+  return torch::softmax(scores, -1);
+}
+
+// probs [B, H, R, S] (model dtype), v [B, Hkv, S, D] -> [B, H, R, D].
+at::Tensor attend(const at::Tensor& probs, const at::Tensor& v) {
+  const int64_t B = probs.size(0), H = probs.size(1), R = probs.size(2), S = probs.size(3), Hkv = v.size(1);
+  return torch::matmul(probs.reshape({B, Hkv, (H / Hkv) * R, S}), v).view({B, H, R, v.size(3)});
 }
 
 }  // namespace
@@ -221,23 +243,19 @@ at::Tensor LlamaModel::attention(const Layer& l, int64_t index, const at::Tensor
     v = cache.values[index].slice(2, 0, past + T);
   }
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+  const bool observed = in.observer && in.observer->observes_layer(index);
   at::Tensor out;
-  if (in.observer && in.observer->observes_layer(index)) {
-    // Observed layer: explicit softmax, chunk of query rows by chunk; each chunk's
-    // probabilities are shown to the observer and dropped.
-    const int64_t G = H / Hkv, S = k.size(2);
-    at::Tensor kx = k.unsqueeze(2).expand({B, Hkv, G, S, D}).reshape({B, H, S, D});
-    at::Tensor vx = v.unsqueeze(2).expand({B, Hkv, G, S, D}).reshape({B, H, S, D});
+  if (observed || T <= kExplicitAttentionMaxRows) {
+    // Explicit softmax, chunk of query rows by chunk. Observed layers show each chunk's
+    // probabilities to the observer and drop them; short decode steps take this path too,
+    // since it needs no copy of the cache for grouped-query heads.
     out = torch::empty_like(q);
-    const int64_t rows = std::max<int64_t>(1, in.observer->chunk_rows());
+    const int64_t rows = observed ? std::max<int64_t>(1, in.observer->chunk_rows()) : T;
     for (int64_t r0 = 0; r0 < T; r0 += rows) {
       const int64_t r1 = std::min(T, r0 + rows);
-      at::Tensor scores = torch::matmul(q.slice(2, r0, r1), kx.transpose(-1, -2)) * scale;
-      scores = scores.to(torch::kFloat).masked_fill(allowed.slice(2, r0, r1).logical_not(),
-                                                     -std::numeric_limits<float>::infinity());
-      at::Tensor probs = torch::softmax(scores, -1);
-      out.slice(2, r0, r1).copy_(torch::matmul(probs.to(q.scalar_type()), vx));
-      in.observer->on_chunk(AttentionChunk{index, r0, past, probs});
+      at::Tensor probs = attention_probabilities(q.slice(2, r0, r1), k, allowed.slice(2, r0, r1), scale);
+      out.slice(2, r0, r1).copy_(attend(probs.to(q.scalar_type()), v));
+      if (observed) in.observer->on_chunk(AttentionChunk{index, r0, past, probs});
     }
   } else {
     out = at::scaled_dot_product_attention(q, k, v, allowed, 0.0, false, scale, /*enable_gqa=*/Hkv != H);

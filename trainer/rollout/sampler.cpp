@@ -110,7 +110,10 @@ RolloutBatch generate(const LlamaModel& model, const Tokenizer& tokenizer,
   at::Tensor sequence = prompt_ids.to(device);                                  // full-recompute path
   KVCache cache;
   at::Tensor logits;
-  torch::NoGradGuard no_grad;
+  // Inference mode skips autograd bookkeeping (version counters, views) on every op of the
+  // decode loop. Tensors made here are cloned before they leave (see below), because the
+  // trainer later feeds them to autograd, which refuses inference tensors.
+  std::optional<c10::InferenceMode> inference_mode(std::in_place);
   if (params.use_cache) {
     cache = model.make_cache(B, P + R);
     ForwardInputs in = padded_batch_inputs(prompt_ids.to(device), prompt_mask.to(device));
@@ -179,13 +182,14 @@ RolloutBatch generate(const LlamaModel& model, const Tokenizer& tokenizer,
     next_pos = next_pos + 1;
   }
 
+  inference_mode.reset();
   RolloutBatch batch;
   int64_t max_len = 0;
   for (int64_t n : lengths) max_len = std::max(max_len, n);
-  batch.prompt_ids = prompt_ids;
-  batch.prompt_mask = prompt_mask;
-  batch.response_ids = out_ids.slice(1, 0, max_len).contiguous();
-  batch.sampling_logprobs = out_logprobs.slice(1, 0, max_len).contiguous();
+  batch.prompt_ids = prompt_ids.clone();
+  batch.prompt_mask = prompt_mask.clone();
+  batch.response_ids = out_ids.slice(1, 0, max_len).clone();
+  batch.sampling_logprobs = out_logprobs.slice(1, 0, max_len).clone();
   batch.response_mask = torch::zeros({B, max_len}, torch::kBool);
   for (int64_t b = 0; b < B; ++b) {
     const int64_t n = lengths[static_cast<size_t>(b)];

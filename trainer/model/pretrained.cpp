@@ -13,6 +13,8 @@ namespace anchor {
 LlamaModel load_model(const std::string& model_dir, const at::TensorOptions& options) {
   namespace fs = std::filesystem;
   AR_CHECK(fs::is_directory(model_dir), model_dir, ": not a model directory");
+  AR_CHECK(fs::exists(fs::path(model_dir) / "config.json"), model_dir,
+           ": no config.json (expected a Hugging Face model directory: config.json, *.safetensors, tokenizer.model)");
   const LlamaConfig config = read_llama_config((fs::path(model_dir) / "config.json").string());
   const SafetensorsCheckpoint checkpoint(model_dir);
 

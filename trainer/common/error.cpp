@@ -1,14 +1,15 @@
 #include "trainer/common/error.h"
 
-#include <cstring>
+#include <string_view>
 
 namespace anchor {
 
 void throw_error(const char* file, int line, const std::string& message) {
   // Report the path relative to the source tree: shorter and stable across checkouts.
-  const char* rel = std::strstr(file, "trainer/");
-  if (rel == nullptr) rel = std::strstr(file, "tests/");
-  throw Error(str_cat(rel ? rel : file, ":", line, ": ", message));
+  const std::string_view root = ANCHOR_SOURCE_DIR;
+  std::string_view path = file;
+  if (path.substr(0, root.size()) == root) path.remove_prefix(root.size());
+  throw Error(str_cat(path, ":", line, ": ", message));
 }
 
 }  // namespace anchor

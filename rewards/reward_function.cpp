@@ -1,0 +1,146 @@
+#include "rewards/reward_function.h"
+
+#include <cmath>
+
+#include "rewards/answer_extraction.h"
+#include "rewards/countdown.h"
+#include "trainer/common/error.h"
+
+namespace anchor::rewards {
+namespace {
+
+using nlohmann::json;
+
+void reject_unknown(const json& params, const std::string& key, std::initializer_list<const char*> allowed) {
+  if (params.is_null()) return;
+  AR_CHECK(params.is_object(), key, ": parameters must be a mapping");
+  for (const auto& [name, _] : params.items()) {
+    bool ok = false;
+    for (const char* a : allowed) ok = ok || name == a;
+    std::string list;
+    for (const char* a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+    AR_CHECK(ok, key, ".", name, ": unknown parameter (allowed: ", list.empty() ? "none" : list, ")");
+  }
+}
+
+class MathAnswer : public RewardComponent {
+ public:
+  MathAnswer(const json& p, const std::string& key) {
+    reject_unknown(p, key, {"answer_key"});
+    answer_key_ = p.is_object() ? p.value("answer_key", "answer") : "answer";
+  }
+  double score(const RewardInput& in) const override {
+    if (!in.example.contains(answer_key_)) return 0.0;
+    const json& ref = in.example.at(answer_key_);
+    const std::string reference = ref.is_string() ? ref.get<std::string>() : ref.dump();
+    const auto predicted = extract_answer(in.response);
+    return predicted && answers_equivalent(*predicted, reference) ? 1.0 : 0.0;
+  }
+  bool measures_correctness() const override { return true; }
+
+ private:
+  std::string answer_key_;
+};
+
+class Countdown : public RewardComponent {
+ public:
+  Countdown(const json& p, const std::string& key) { reject_unknown(p, key, {}); }
+  double score(const RewardInput& in) const override {
+    const json& ex = in.example;
+    if (!ex.contains("numbers") || !ex.at("numbers").is_array() || !ex.contains("target") ||
+        !ex.at("target").is_number_integer())
+      return 0.0;
+    std::vector<int64_t> numbers;
+    for (const auto& n : ex.at("numbers")) {
+      if (!n.is_number_integer()) return 0.0;
+      numbers.push_back(n.get<int64_t>());
+    }
+    const std::string expression = extract_countdown_expression(in.response);
+    return verify_countdown(expression, numbers, ex.at("target").get<int64_t>()).correct ? 1.0 : 0.0;
+  }
+  bool measures_correctness() const override { return true; }
+};
+
+class Format : public RewardComponent {
+ public:
+  Format(const json& p, const std::string& key) {
+    reject_unknown(p, key, {"marker"});
+    marker_ = p.is_object() ? p.value("marker", "Answer:") : "Answer:";
+    AR_CHECK(!marker_.empty(), key, ".marker: must not be empty");
+  }
+  double score(const RewardInput& in) const override {
+    return in.response.find(marker_) != std::string::npos ? 1.0 : 0.0;
+  }
+
+ private:
+  std::string marker_;
+};
+
+class LengthPenalty : public RewardComponent {
+ public:
+  LengthPenalty(const json& p, const std::string& key) {
+    reject_unknown(p, key, {"cache_length"});
+    cache_length_ = p.is_object() ? p.value("cache_length", int64_t{16}) : 16;
+    AR_CHECK(cache_length_ > 0, key, ".cache_length: must be positive, got ", cache_length_);
+  }
+  double score(const RewardInput& in) const override {
+    const int64_t soft_limit = in.max_new_tokens - cache_length_;
+    if (in.response_tokens <= soft_limit) return 0.0;
+    const double over = static_cast<double>(in.response_tokens - soft_limit) / static_cast<double>(cache_length_);
+    return -std::min(1.0, over);
+  }
+
+ private:
+  int64_t cache_length_ = 16;
+};
+
+template <typename T>
+RewardFactory factory() {
+  return [](const json& params, const std::string& key) -> std::unique_ptr<RewardComponent> {
+    return std::make_unique<T>(params, key);
+  };
+}
+
+}  // namespace
+
+const Registry<RewardFactory>& reward_components() {
+  static const Registry<RewardFactory> registry = [] {
+    Registry<RewardFactory> r("reward component");
+    r.add("math_answer", factory<MathAnswer>());
+    r.add("countdown", factory<Countdown>());
+    r.add("format", factory<Format>());
+    r.add("length", factory<LengthPenalty>());
+    return r;
+  }();
+  return registry;
+}
+
+CompositeReward::CompositeReward(const std::vector<Entry>& entries) {
+  AR_CHECK(!entries.empty(), "reward.components: at least one component is needed");
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const std::string key = "reward.components[" + std::to_string(i) + "]";
+    AR_CHECK(std::isfinite(entries[i].weight), key, ".weight: must be a finite number");
+    components_.push_back(reward_components().get(entries[i].name)(entries[i].params, key));
+    names_.push_back(entries[i].name);
+    weights_.push_back(entries[i].weight);
+  }
+}
+
+RewardBreakdown CompositeReward::score(const RewardInput& input) const {
+  RewardBreakdown out;
+  bool any_correctness = false;
+  out.correct = true;
+  for (size_t i = 0; i < components_.size(); ++i) {
+    const double value = components_[i]->score(input);
+    out.components.push_back({names_[i], weights_[i], value});
+    out.total += weights_[i] * value;
+    if (components_[i]->measures_correctness()) {
+      any_correctness = true;
+      out.correct = out.correct && value >= 1.0;
+    }
+  }
+  out.correct = any_correctness && out.correct;
+  return out;
+}
+
+}  // namespace anchor::rewards

@@ -1,0 +1,78 @@
+// Reward functions: each scores one completion; a weighted composite (from the config's
+// reward.components) sums them and reports every component for logging.
+// Every component gives a finite score for any text (garbage, huge, deeply nested).
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "trainer/common/registry.h"
+
+namespace anchor::rewards {
+
+struct RewardInput {
+  const std::string& prompt;
+  const std::string& response;
+  const nlohmann::json& example;  // the dataset row: answer and any extra fields
+  int64_t response_tokens = 0;
+  int64_t max_new_tokens = 0;     // the generation budget
+  bool truncated = false;         // stopped by max_new_tokens, not by EOS / stop string
+};
+
+class RewardComponent {
+ public:
+  virtual ~RewardComponent() = default;
+  virtual double score(const RewardInput& input) const = 0;
+  // True for components that judge correctness (used for the accuracy metric).
+  virtual bool measures_correctness() const { return false; }
+};
+
+// Builds a component from its config parameters; `key` (e.g. "reward.components[1]") is
+// named in errors; unknown parameters are errors.
+using RewardFactory = std::function<std::unique_ptr<RewardComponent>(const nlohmann::json& params, const std::string& key)>;
+
+// Built-in components:
+//   math_answer  1 if the extracted answer equals example[answer_key] numerically, else 0.
+//                params: answer_key (default "answer").
+//   countdown    1 if the extracted expression is a correct countdown solution for
+//                example["numbers"] and example["target"], else 0.
+//   format       1 if the response contains the answer marker (params: marker, default
+//                "Answer:"), else 0.
+//   length       DAPO's soft over-length penalty: 0 up to max_new_tokens - cache_length,
+//                then falling linearly to -1 at max_new_tokens (params: cache_length, default 16).
+const Registry<RewardFactory>& reward_components();
+
+struct ComponentScore {
+  std::string name;
+  double weight = 1.0;
+  double value = 0.0;
+};
+
+struct RewardBreakdown {
+  double total = 0.0;
+  bool correct = false;  // every correctness component scored 1
+  std::vector<ComponentScore> components;
+};
+
+class CompositeReward {
+ public:
+  struct Entry {
+    std::string name;
+    double weight = 1.0;
+    nlohmann::json params = nlohmann::json::object();
+  };
+  explicit CompositeReward(const std::vector<Entry>& entries);
+  RewardBreakdown score(const RewardInput& input) const;
+  const std::vector<std::string>& names() const { return names_; }
+
+ private:
+  std::vector<std::string> names_;
+  std::vector<double> weights_;
+  std::vector<std::unique_ptr<RewardComponent>> components_;
+};
+
+}  // namespace anchor::rewards

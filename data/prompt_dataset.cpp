@@ -1,0 +1,90 @@
+#include "data/prompt_dataset.h"
+
+#include <fstream>
+#include <random>
+
+#include "trainer/common/error.h"
+
+namespace anchor::data {
+
+PromptDataset PromptDataset::load_jsonl(const std::string& path, const std::string& prompt_key) {
+  std::ifstream in(path);
+  AR_CHECK(in.good(), path, ": cannot open dataset");
+  PromptDataset ds;
+  ds.path_ = path;
+  std::string line;
+  int64_t line_no = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;  // blank lines are allowed
+    nlohmann::json row;
+    try {
+      row = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::parse_error& e) {
+      AR_FAIL(path, ":", line_no, ": not valid JSON (", e.what(), ")");
+    }
+    AR_CHECK(row.is_object(), path, ":", line_no, ": expected a JSON object per line");
+    AR_CHECK(row.contains(prompt_key) && row.at(prompt_key).is_string(), path, ":", line_no,
+             ": missing string field '", prompt_key, "'");
+    ds.examples_.push_back(Example{row.at(prompt_key).get<std::string>(), std::move(row), line_no});
+  }
+  AR_CHECK(!ds.examples_.empty(), path, ": dataset is empty");
+  return ds;
+}
+
+PromptTemplate::PromptTemplate(const std::string& spec, const std::string& key) {
+  if (spec == "plain") format_ = "{prompt}";
+  else if (spec == "chatml") format_ = "<|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n";
+  else if (spec == "llama3")
+    format_ = "<|start_header_id|>user<|end_header_id|>\n\n{prompt}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n";
+  else format_ = spec;
+  AR_CHECK(format_.find("{prompt}") != std::string::npos, key, ": '", spec,
+           "' is neither a preset (plain, chatml, llama3) nor a template containing {prompt}");
+}
+
+std::string PromptTemplate::apply(const std::string& prompt) const {
+  std::string out = format_;
+  out.replace(out.find("{prompt}"), 8, prompt);
+  return out;
+}
+
+DataCursor::DataCursor(size_t dataset_size, uint64_t seed, bool shuffle)
+    : size_(dataset_size), seed_(seed), shuffle_(shuffle) {
+  AR_CHECK(size_ > 0, "DataCursor: empty dataset");
+  build_order();
+}
+
+void DataCursor::build_order() {
+  order_.resize(size_);
+  for (size_t i = 0; i < size_; ++i) order_[i] = i;
+  if (!shuffle_) return;
+  std::mt19937_64 rng(seed_ * 1000003ull + static_cast<uint64_t>(epoch_));
+  for (size_t i = size_ - 1; i > 0; --i) {
+    const size_t j = static_cast<size_t>(rng() % (i + 1));
+    std::swap(order_[i], order_[j]);
+  }
+}
+
+std::vector<size_t> DataCursor::next(size_t n) {
+  std::vector<size_t> out;
+  out.reserve(n);
+  while (out.size() < n) {
+    if (position_ >= static_cast<int64_t>(size_)) {
+      ++epoch_;
+      position_ = 0;
+      build_order();
+    }
+    out.push_back(order_[static_cast<size_t>(position_++)]);
+  }
+  return out;
+}
+
+void DataCursor::restore(int64_t epoch, int64_t position) {
+  AR_CHECK(epoch >= 0 && position >= 0 && position <= static_cast<int64_t>(size_),
+           "data cursor: cannot restore epoch ", epoch, " position ", position, " on a dataset of ", size_);
+  epoch_ = epoch;
+  position_ = position;
+  build_order();
+}
+
+}  // namespace anchor::data

@@ -1,0 +1,102 @@
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "data/prompt_dataset.h"
+#include "tests/unit/test_util.h"
+#include "trainer/config/train_config.h"
+
+namespace anchor {
+namespace {
+
+using test::error_of;
+using ::testing::HasSubstr;
+
+const char* kMinimal = R"(
+model:
+  path: some/model
+data:
+  train: train.jsonl
+reward:
+  components:
+    - name: countdown
+    - name: format
+      weight: 0.1
+      marker: "Answer:"
+algo:
+  clip_high: 0.28
+)";
+
+TEST(TrainConfig, DefaultsOverridesAndRoundTrip) {
+  TrainConfig c = parse_train_config(kMinimal, "demo.yaml", {"optim.lr=3e-4", "rollout.stop=[\"\\n\", \"END\"]"});
+  EXPECT_EQ(c.model.path, "some/model");
+  EXPECT_DOUBLE_EQ(c.algo.clip_high, 0.28);
+  EXPECT_DOUBLE_EQ(c.algo.clip_low, 0.2);  // default
+  EXPECT_DOUBLE_EQ(c.optim.lr, 3e-4);
+  EXPECT_EQ(c.rollout.stop, (std::vector<std::string>{"\n", "END"}));
+  ASSERT_EQ(c.reward.components.size(), 2u);
+  EXPECT_EQ(c.reward.components[1].params["marker"], "Answer:");
+  EXPECT_DOUBLE_EQ(c.reward.components[1].weight, 0.1);
+  // The resolved YAML parses back to the same configuration.
+  const std::string yaml = train_config_to_yaml(c);
+  TrainConfig again = parse_train_config(yaml, "resolved.yaml");
+  EXPECT_EQ(train_config_to_yaml(again), yaml);
+  EXPECT_EQ(again.rollout.stop, c.rollout.stop);
+  EXPECT_DOUBLE_EQ(again.optim.lr, 3e-4);
+}
+
+TEST(TrainConfig, ErrorsNameTheKeyPath) {
+  EXPECT_THAT(error_of([] { parse_train_config(std::string(kMinimal) + "optim:\n  learning_rate: 1\n", "x.yaml"); }),
+              HasSubstr("x.yaml: unknown key 'optim.learning_rate' (line 15)"));
+  EXPECT_THAT(error_of([] { parse_train_config(kMinimal, "x.yaml", {"rollout.max_new_tokens=lots"}); }),
+              HasSubstr("x.yaml: rollout.max_new_tokens must be an integer, got 'lots'"));
+  EXPECT_THAT(error_of([] { parse_train_config(kMinimal, "x.yaml", {"algo.advantage=ppo"}); }),
+              HasSubstr("algo.advantage: 'ppo' is not allowed (expected one of: grpo, rloo, reinforce_pp, reinforce)"));
+  EXPECT_THAT(error_of([] { parse_train_config(kMinimal, "x.yaml", {"rollout.samples_per_prompt=1"}); }),
+              HasSubstr("grpo needs at least 2 samples per prompt"));
+  EXPECT_THAT(error_of([] { parse_train_config(kMinimal, "x.yaml", {"algo.mini_batches=3"}); }),
+              HasSubstr("must divide the sequences per step"));
+  EXPECT_THAT(error_of([] { parse_train_config(kMinimal, "x.yaml", {"lr=1"}); }), HasSubstr("section.key"));
+  EXPECT_THAT(error_of([] { parse_train_config(kMinimal, "x.yaml", {"bogus.key=1"}); }),
+              HasSubstr("unknown key 'bogus'"));
+  EXPECT_THAT(error_of([] { parse_train_config("model: [1, 2", "bad.yaml"); }), HasSubstr("bad.yaml:1:"));
+  EXPECT_THAT(error_of([] { parse_train_config("model:\n  path: m\n", "x.yaml"); }), HasSubstr("data.train: required"));
+}
+
+TEST(PromptDataset, ReadsJsonlAndNamesBadLines) {
+  const auto dir = test::scratch_dir("dataset");
+  const auto path = (dir / "d.jsonl").string();
+  std::ofstream(path) << R"({"prompt": "a", "answer": "1", "numbers": [1, 2]})" << "\n\n"
+                      << R"({"prompt": "b", "answer": 2})" << "\n";
+  data::PromptDataset ds = data::PromptDataset::load_jsonl(path);
+  ASSERT_EQ(ds.size(), 2u);
+  EXPECT_EQ(ds[0].row["numbers"][1], 2);
+  EXPECT_EQ(ds[1].line, 3);
+  std::ofstream(path, std::ios::app) << "{\"prompt\": \"c\",\n";
+  EXPECT_THAT(error_of([&] { data::PromptDataset::load_jsonl(path); }), HasSubstr(path + ":4: not valid JSON"));
+  std::ofstream(path) << R"({"question": "a"})" << "\n";
+  EXPECT_THAT(error_of([&] { data::PromptDataset::load_jsonl(path); }), HasSubstr(":1: missing string field 'prompt'"));
+}
+
+TEST(PromptDataset, CursorIsReproducibleAndResumable) {
+  data::DataCursor a(10, 7, true);
+  std::vector<size_t> first = a.next(6), second = a.next(6);  // crosses into epoch 1
+  EXPECT_EQ(a.epoch(), 1);
+  EXPECT_EQ(a.position(), 2);
+  std::vector<size_t> epoch0(first);
+  epoch0.insert(epoch0.end(), second.begin(), second.begin() + 4);
+  std::sort(epoch0.begin(), epoch0.end());
+  for (size_t i = 0; i < 10; ++i) EXPECT_EQ(epoch0[i], i);  // each example once per epoch
+  data::DataCursor b(10, 7, true);
+  b.restore(1, 2);
+  data::DataCursor c(10, 7, true);
+  c.next(12);
+  EXPECT_EQ(b.next(5), c.next(5));
+  data::PromptTemplate t("chatml", "data.template");
+  EXPECT_EQ(t.apply("hi"), "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n");
+  EXPECT_THAT(error_of([] { data::PromptTemplate("Q: ...", "data.template"); }), HasSubstr("data.template:"));
+}
+
+}  // namespace
+}  // namespace anchor

@@ -1,0 +1,310 @@
+#include "trainer/config/train_config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <set>
+
+#include "trainer/common/error.h"
+#include "trainer/common/file_util.h"
+
+namespace anchor {
+namespace {
+
+nlohmann::json yaml_to_json(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Null: return nullptr;
+    case YAML::NodeType::Sequence: {
+      nlohmann::json out = nlohmann::json::array();
+      for (const auto& item : node) out.push_back(yaml_to_json(item));
+      return out;
+    }
+    case YAML::NodeType::Map: {
+      nlohmann::json out = nlohmann::json::object();
+      for (const auto& kv : node) out[kv.first.as<std::string>()] = yaml_to_json(kv.second);
+      return out;
+    }
+    default: {
+      const std::string s = node.Scalar();
+      if (node.Tag() != "!") {  // unquoted scalars: try bool, integer, float
+        bool b;
+        int64_t i;
+        double d;
+        if (YAML::convert<bool>::decode(node, b)) return b;
+        if (YAML::convert<int64_t>::decode(node, i)) return i;
+        if (YAML::convert<double>::decode(node, d)) return d;
+      }
+      return s;
+    }
+  }
+}
+
+void json_to_yaml(YAML::Emitter& out, const nlohmann::json& j) {
+  if (j.is_object()) {
+    out << YAML::BeginMap;
+    for (const auto& [k, v] : j.items()) {
+      out << YAML::Key << k << YAML::Value;
+      json_to_yaml(out, v);
+    }
+    out << YAML::EndMap;
+  } else if (j.is_array()) {
+    out << YAML::Flow << YAML::BeginSeq;
+    for (const auto& v : j) json_to_yaml(out, v);
+    out << YAML::EndSeq;
+  } else if (j.is_string()) {
+    out << YAML::DoubleQuoted << j.get<std::string>();
+  } else if (j.is_null()) {
+    out << YAML::Null;
+  } else {
+    out << j.dump();
+  }
+}
+
+std::string mark_of(const YAML::Node& node) {
+  const YAML::Mark m = node.Mark();
+  return m.line >= 0 ? str_cat(" (line ", m.line + 1, ")") : "";
+}
+
+// Fills config fields from a YAML mapping; remembers which keys it used.
+class Reader {
+ public:
+  Reader(const YAML::Node& node, std::string path, std::string source)
+      : node_(node), path_(std::move(path)), source_(std::move(source)) {
+    AR_CHECK(!node_.IsDefined() || node_.IsNull() || node_.IsMap(), source_, ": '", path_,
+             "' must be a mapping of keys to values", mark_of(node_));
+  }
+
+  template <class Section>
+  void section(const char* key, Section& section) {
+    used_.insert(key);
+    Reader inner(node_.IsMap() ? node_[key] : YAML::Node(), key, source_);
+    section.visit(inner);
+    inner.finish();
+  }
+
+  template <class T>
+  void operator()(const char* key, T& field) {
+    used_.insert(key);
+    if (!node_.IsMap()) return;
+    const YAML::Node value = node_[key];
+    if (!value.IsDefined() || value.IsNull()) return;
+    read(value, path_ + "." + key, field);
+  }
+
+  void finish() const {
+    if (!node_.IsMap()) return;
+    for (const auto& kv : node_) {
+      const std::string key = kv.first.as<std::string>();
+      if (used_.count(key)) continue;
+      std::string allowed;
+      for (const auto& k : used_) allowed += (allowed.empty() ? "" : ", ") + k;
+      AR_FAIL(source_, ": unknown key '", path_.empty() ? key : path_ + "." + key, "'", mark_of(kv.first),
+              " (allowed: ", allowed, ")");
+    }
+  }
+
+ private:
+  template <class T>
+  void scalar(const YAML::Node& value, const std::string& key, T& field, const char* expected) {
+    AR_CHECK(value.IsScalar(), source_, ": ", key, " must be ", expected, mark_of(value));
+    try {
+      field = value.as<T>();
+    } catch (const YAML::Exception&) {
+      AR_FAIL(source_, ": ", key, " must be ", expected, ", got '", value.Scalar(), "'", mark_of(value));
+    }
+  }
+  void read(const YAML::Node& v, const std::string& key, bool& f) { scalar(v, key, f, "true or false"); }
+  void read(const YAML::Node& v, const std::string& key, int64_t& f) { scalar(v, key, f, "an integer"); }
+  void read(const YAML::Node& v, const std::string& key, uint64_t& f) { scalar(v, key, f, "a non-negative integer"); }
+  void read(const YAML::Node& v, const std::string& key, double& f) { scalar(v, key, f, "a number"); }
+  void read(const YAML::Node& v, const std::string& key, std::string& f) { scalar(v, key, f, "a string"); }
+  void read(const YAML::Node& v, const std::string& key, std::vector<std::string>& f) {
+    AR_CHECK(v.IsSequence(), source_, ": ", key, " must be a list of strings", mark_of(v));
+    f.clear();
+    for (size_t i = 0; i < v.size(); ++i) {
+      std::string s;
+      scalar(v[i], key + "[" + std::to_string(i) + "]", s, "a string");
+      f.push_back(s);
+    }
+  }
+  void read(const YAML::Node& v, const std::string& key, std::vector<RewardComponentConfig>& f) {
+    AR_CHECK(v.IsSequence(), source_, ": ", key, " must be a list of {name, weight, ...params}", mark_of(v));
+    f.clear();
+    for (size_t i = 0; i < v.size(); ++i) {
+      const std::string item = key + "[" + std::to_string(i) + "]";
+      AR_CHECK(v[i].IsMap() && v[i]["name"], source_, ": ", item, " needs a 'name'", mark_of(v[i]));
+      RewardComponentConfig c;
+      scalar(v[i]["name"], item + ".name", c.name, "a string");
+      if (v[i]["weight"]) scalar(v[i]["weight"], item + ".weight", c.weight, "a number");
+      for (const auto& kv : v[i]) {
+        const std::string k = kv.first.as<std::string>();
+        if (k != "name" && k != "weight") c.params[k] = yaml_to_json(kv.second);
+      }
+      f.push_back(std::move(c));
+    }
+  }
+
+  YAML::Node node_;
+  std::string path_;
+  std::string source_;
+  std::set<std::string> used_;
+};
+
+// Emits every field (defaults included) in visit() order.
+class Writer {
+ public:
+  explicit Writer(YAML::Emitter& out) : out_(out) {}
+  template <class Section>
+  void section(const char* key, Section& section) {
+    out_ << YAML::Key << key << YAML::Value << YAML::BeginMap;
+    section.visit(*this);
+    out_ << YAML::EndMap;
+  }
+  template <class T>
+  void operator()(const char* key, const T& field) {
+    out_ << YAML::Key << key << YAML::Value;
+    write(field);
+  }
+
+ private:
+  void write(bool v) { out_ << (v ? "true" : "false"); }
+  void write(int64_t v) { out_ << v; }
+  void write(uint64_t v) { out_ << v; }
+  void write(double v) { out_ << nlohmann::json(v).dump(); }  // shortest round-trip form
+  void write(const std::string& v) { out_ << YAML::DoubleQuoted << v; }
+  void write(const std::vector<std::string>& v) {
+    out_ << YAML::Flow << YAML::BeginSeq;
+    for (const auto& s : v) out_ << YAML::DoubleQuoted << s;
+    out_ << YAML::EndSeq;
+  }
+  void write(const std::vector<RewardComponentConfig>& v) {
+    out_ << YAML::BeginSeq;
+    for (const auto& c : v) {
+      out_ << YAML::BeginMap << YAML::Key << "name" << YAML::Value << c.name << YAML::Key << "weight"
+           << YAML::Value << nlohmann::json(c.weight).dump();
+      for (const auto& [k, p] : c.params.items()) {
+        out_ << YAML::Key << k << YAML::Value;
+        json_to_yaml(out_, p);
+      }
+      out_ << YAML::EndMap;
+    }
+    out_ << YAML::EndSeq;
+  }
+  YAML::Emitter& out_;
+};
+
+void apply_override(YAML::Node& root, const std::string& assignment) {
+  const size_t eq = assignment.find('=');
+  AR_CHECK(eq != std::string::npos && eq > 0, "--set '", assignment, "': expected section.key=value");
+  const std::string path = assignment.substr(0, eq);
+  const std::string value = assignment.substr(eq + 1);
+  const size_t dot = path.find('.');
+  AR_CHECK(dot != std::string::npos && dot > 0 && dot + 1 < path.size() && path.find('.', dot + 1) == std::string::npos,
+           "--set '", assignment, "': the key must be section.key (e.g. optim.lr=1e-4)");
+  YAML::Node parsed;
+  try {
+    parsed = YAML::Load(value);
+  } catch (const YAML::Exception& e) {
+    AR_FAIL("--set '", assignment, "': the value is not valid YAML (", e.what(), ")");
+  }
+  const std::string section = path.substr(0, dot), key = path.substr(dot + 1);
+  if (!root[section] || root[section].IsNull()) root[section] = YAML::Node(YAML::NodeType::Map);
+  AR_CHECK(root[section].IsMap(), "--set '", assignment, "': section '", section, "' is not a mapping");
+  root[section][key] = parsed;
+}
+
+void check_one_of(const std::string& key, const std::string& value, std::initializer_list<const char*> allowed) {
+  std::string list;
+  for (const char* a : allowed) {
+    if (value == a) return;
+    list += (list.empty() ? "" : ", ") + std::string(a);
+  }
+  AR_FAIL(key, ": '", value, "' is not allowed (expected one of: ", list, ")");
+}
+
+}  // namespace
+
+TrainConfig parse_train_config(const std::string& yaml_text, const std::string& source,
+                               const std::vector<std::string>& overrides) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::ParserException& e) {
+    AR_FAIL(source, ":", e.mark.line + 1, ":", e.mark.column + 1, ": invalid YAML (", e.msg, ")");
+  }
+  if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
+  AR_CHECK(root.IsMap(), source, ": the top level must be a mapping of sections");
+  for (const auto& o : overrides) apply_override(root, o);
+  TrainConfig config;
+  Reader reader(root, "", source);
+  config.visit(reader);
+  reader.finish();
+  validate_train_config(config);
+  return config;
+}
+
+TrainConfig load_train_config(const std::string& path, const std::vector<std::string>& overrides) {
+  return parse_train_config(read_text_file(path), path, overrides);
+}
+
+std::string train_config_to_yaml(const TrainConfig& config) {
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  Writer writer(out);
+  const_cast<TrainConfig&>(config).visit(writer);
+  out << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
+}
+
+void validate_train_config(const TrainConfig& c) {
+  AR_CHECK(!c.model.path.empty(), "model.path: required (a Hugging Face model directory)");
+  check_one_of("model.dtype", c.model.dtype, {"auto", "float32", "bfloat16"});
+  AR_CHECK(c.model.threads >= 0, "model.threads: must be >= 0, got ", c.model.threads);
+  AR_CHECK(!c.data.train.empty(), "data.train: required (a JSONL file of prompts)");
+  AR_CHECK(c.data.eval_limit >= 0, "data.eval_limit: must be >= 0");
+  AR_CHECK(c.rollout.prompts_per_step >= 1, "rollout.prompts_per_step: must be >= 1, got ", c.rollout.prompts_per_step);
+  AR_CHECK(c.rollout.samples_per_prompt >= 1, "rollout.samples_per_prompt: must be >= 1");
+  AR_CHECK(c.rollout.max_new_tokens >= 1, "rollout.max_new_tokens: must be >= 1");
+  AR_CHECK(c.rollout.temperature > 0, "rollout.temperature: must be > 0 for RL sampling, got ", c.rollout.temperature);
+  AR_CHECK(c.rollout.top_p > 0 && c.rollout.top_p <= 1, "rollout.top_p: must be in (0, 1], got ", c.rollout.top_p);
+  AR_CHECK(c.rollout.top_k >= 0, "rollout.top_k: must be >= 0");
+  AR_CHECK(!c.reward.components.empty(), "reward.components: at least one component is required");
+  check_one_of("algo.advantage", c.algo.advantage, {"grpo", "rloo", "reinforce_pp", "reinforce"});
+  if (c.algo.advantage == "grpo" || c.algo.advantage == "rloo")
+    AR_CHECK(c.rollout.samples_per_prompt >= 2, "rollout.samples_per_prompt: ", c.algo.advantage,
+             " needs at least 2 samples per prompt, got ", c.rollout.samples_per_prompt);
+  check_one_of("algo.policy_loss", c.algo.policy_loss, {"ppo_clip"});
+  check_one_of("algo.loss_agg", c.algo.loss_agg, {"token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"});
+  AR_CHECK(c.algo.clip_low > 0 && c.algo.clip_low < 1, "algo.clip_low: must be in (0, 1), got ", c.algo.clip_low);
+  AR_CHECK(c.algo.clip_high > 0, "algo.clip_high: must be > 0, got ", c.algo.clip_high);
+  AR_CHECK(c.algo.dual_clip == 0 || c.algo.dual_clip > 1, "algo.dual_clip: 0 (off) or > 1, got ", c.algo.dual_clip);
+  AR_CHECK(c.algo.kl_coef >= 0, "algo.kl_coef: must be >= 0");
+  check_one_of("algo.kl_estimator", c.algo.kl_estimator, {"k1", "k2", "k3"});
+  check_one_of("algo.kl_in", c.algo.kl_in, {"loss", "reward"});
+  AR_CHECK(c.algo.ppo_epochs >= 1, "algo.ppo_epochs: must be >= 1");
+  AR_CHECK(c.algo.mini_batches >= 1, "algo.mini_batches: must be >= 1");
+  AR_CHECK(c.algo.micro_batch_size >= 1, "algo.micro_batch_size: must be >= 1");
+  AR_CHECK(c.algo.max_sampling_rounds >= 1, "algo.max_sampling_rounds: must be >= 1");
+  const int64_t sequences = c.rollout.prompts_per_step * c.rollout.samples_per_prompt;
+  AR_CHECK(sequences % c.algo.mini_batches == 0, "algo.mini_batches: ", c.algo.mini_batches,
+           " must divide the sequences per step (rollout.prompts_per_step x rollout.samples_per_prompt = ",
+           sequences, ")");
+  check_one_of("credit.strategy", c.credit.strategy, {"none"});
+  AR_CHECK(c.optim.lr > 0, "optim.lr: must be > 0, got ", c.optim.lr);
+  AR_CHECK(c.optim.beta1 >= 0 && c.optim.beta1 < 1 && c.optim.beta2 >= 0 && c.optim.beta2 < 1,
+           "optim.beta1 / optim.beta2: must be in [0, 1)");
+  AR_CHECK(c.optim.eps > 0, "optim.eps: must be > 0");
+  AR_CHECK(c.optim.weight_decay >= 0, "optim.weight_decay: must be >= 0");
+  AR_CHECK(c.optim.grad_clip >= 0, "optim.grad_clip: must be >= 0 (0 = off)");
+  AR_CHECK(c.optim.warmup_steps >= 0, "optim.warmup_steps: must be >= 0");
+  check_one_of("optim.schedule", c.optim.schedule, {"constant", "cosine"});
+  AR_CHECK(c.optim.min_lr_ratio >= 0 && c.optim.min_lr_ratio <= 1, "optim.min_lr_ratio: must be in [0, 1]");
+  AR_CHECK(c.train.steps >= 1, "train.steps: must be >= 1");
+  AR_CHECK(c.train.eval_every >= 0, "train.eval_every: must be >= 0");
+  AR_CHECK(c.train.eval_samples >= 1, "train.eval_samples: must be >= 1");
+  AR_CHECK(c.train.eval_temperature >= 0, "train.eval_temperature: must be >= 0 (0 = greedy)");
+  AR_CHECK(c.checkpoint.every >= 0, "checkpoint.every: must be >= 0");
+  AR_CHECK(c.checkpoint.keep_last >= 1, "checkpoint.keep_last: must be >= 1");
+  AR_CHECK(!c.logging.run_dir.empty(), "logging.run_dir: required");
+}
+
+}  // namespace anchor

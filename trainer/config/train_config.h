@@ -1,0 +1,165 @@
+// TrainConfig: the YAML run configuration, one struct per section (DESIGN 2 / issue 3), with
+// in-class defaults. Each section lists its fields once, in visit(); the same list drives
+// reading (unknown keys and wrong types are errors naming the key path), --set overrides and
+// writing the resolved config into the run directory. validate() holds every static check.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace anchor {
+
+struct ModelSection {
+  std::string path;             // HF model directory (config.json, safetensors, tokenizer.model)
+  std::string device = "cpu";   // cpu | cuda | cuda:N
+  std::string dtype = "auto";   // auto (fp32 on CPU, bf16 compute on CUDA) | float32
+  int64_t threads = 0;          // CPU threads, 0 = one per core
+  template <class V> void visit(V& v) {
+    v("path", path); v("device", device); v("dtype", dtype); v("threads", threads);
+  }
+};
+
+struct DataSection {
+  std::string train;                // JSONL with a prompt field (+ answer / extra fields)
+  std::string eval;                 // JSONL for held-out evaluation ("" = none)
+  std::string prompt_key = "prompt";
+  std::string template_ = "plain";  // plain | chatml | llama3 | any string with {prompt}
+  bool shuffle = true;
+  int64_t eval_limit = 200;         // evaluate on the first N eval prompts (0 = all)
+  template <class V> void visit(V& v) {
+    v("train", train); v("eval", eval); v("prompt_key", prompt_key); v("template", template_);
+    v("shuffle", shuffle); v("eval_limit", eval_limit);
+  }
+};
+
+struct RolloutSection {
+  int64_t prompts_per_step = 16;
+  int64_t samples_per_prompt = 8;   // the group size G
+  int64_t max_new_tokens = 64;
+  double temperature = 1.0;
+  double top_p = 1.0;
+  int64_t top_k = 0;
+  std::vector<std::string> stop;    // stop strings
+  template <class V> void visit(V& v) {
+    v("prompts_per_step", prompts_per_step); v("samples_per_prompt", samples_per_prompt);
+    v("max_new_tokens", max_new_tokens); v("temperature", temperature); v("top_p", top_p); v("top_k", top_k);
+    v("stop", stop);
+  }
+};
+
+struct RewardComponentConfig {
+  std::string name;
+  double weight = 1.0;
+  nlohmann::json params = nlohmann::json::object();  // every other key of the entry
+};
+
+struct RewardSection {
+  std::vector<RewardComponentConfig> components;
+  template <class V> void visit(V& v) { v("components", components); }
+};
+
+struct AlgoSection {
+  std::string advantage = "grpo";        // grpo | rloo | reinforce_pp | reinforce
+  bool normalize_std = true;             // grpo: off = Dr. GRPO
+  std::string policy_loss = "ppo_clip";
+  std::string loss_agg = "token_mean";   // token_mean | seq_mean_token_mean | seq_mean_token_sum_norm
+  double clip_low = 0.2;
+  double clip_high = 0.2;                // > clip_low = DAPO clip-higher
+  double dual_clip = 0.0;                // 0 = off, else > 1
+  double kl_coef = 0.0;                  // 0 = no reference model is loaded
+  std::string kl_estimator = "k3";       // k1 | k2 | k3
+  std::string kl_in = "loss";            // loss | reward
+  double entropy_coef = 0.0;             // bonus on the policy entropy (token_mean)
+  int64_t ppo_epochs = 1;
+  int64_t mini_batches = 1;              // optimizer steps per PPO epoch
+  int64_t micro_batch_size = 32;         // sequences per forward/backward
+  bool dynamic_sampling = false;         // drop groups whose rewards are all equal, refill
+  int64_t max_sampling_rounds = 4;       // rollout rounds per step when refilling
+  template <class V> void visit(V& v) {
+    v("advantage", advantage); v("normalize_std", normalize_std); v("policy_loss", policy_loss);
+    v("loss_agg", loss_agg); v("clip_low", clip_low); v("clip_high", clip_high); v("dual_clip", dual_clip);
+    v("kl_coef", kl_coef); v("kl_estimator", kl_estimator); v("kl_in", kl_in); v("entropy_coef", entropy_coef);
+    v("ppo_epochs", ppo_epochs); v("mini_batches", mini_batches); v("micro_batch_size", micro_batch_size);
+    v("dynamic_sampling", dynamic_sampling); v("max_sampling_rounds", max_sampling_rounds);
+  }
+};
+
+struct CreditSection {
+  std::string strategy = "none";  // credit maps arrive with the credit issue
+  template <class V> void visit(V& v) { v("strategy", strategy); }
+};
+
+struct OptimSection {
+  double lr = 1e-5;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.0;
+  double grad_clip = 1.0;          // max global grad norm, 0 = off
+  int64_t warmup_steps = 0;
+  std::string schedule = "constant";  // constant | cosine (after warmup)
+  double min_lr_ratio = 0.0;       // cosine floor as a fraction of lr
+  template <class V> void visit(V& v) {
+    v("lr", lr); v("beta1", beta1); v("beta2", beta2); v("eps", eps); v("weight_decay", weight_decay);
+    v("grad_clip", grad_clip); v("warmup_steps", warmup_steps); v("schedule", schedule);
+    v("min_lr_ratio", min_lr_ratio);
+  }
+};
+
+struct TrainSection {
+  int64_t steps = 100;
+  uint64_t seed = 0;
+  int64_t eval_every = 0;          // steps between evaluations (0 = only before and after)
+  int64_t eval_samples = 4;        // samples per eval prompt (pass@k uses all of them)
+  double eval_temperature = 1.0;
+  template <class V> void visit(V& v) {
+    v("steps", steps); v("seed", seed); v("eval_every", eval_every); v("eval_samples", eval_samples);
+    v("eval_temperature", eval_temperature);
+  }
+};
+
+struct CheckpointSection {
+  int64_t every = 0;      // steps between checkpoints (0 = only at the end)
+  int64_t keep_last = 3;  // complete checkpoints kept (older ones are deleted)
+  template <class V> void visit(V& v) { v("every", every); v("keep_last", keep_last); }
+};
+
+struct LoggingSection {
+  std::string run_dir = "runs/default";
+  bool progress = true;   // one progress line per step on stderr
+  template <class V> void visit(V& v) { v("run_dir", run_dir); v("progress", progress); }
+};
+
+struct TrainConfig {
+  ModelSection model;
+  DataSection data;
+  RolloutSection rollout;
+  RewardSection reward;
+  AlgoSection algo;
+  CreditSection credit;
+  OptimSection optim;
+  TrainSection train;
+  CheckpointSection checkpoint;
+  LoggingSection logging;
+  template <class V> void visit(V& v) {
+    v.section("model", model); v.section("data", data); v.section("rollout", rollout);
+    v.section("reward", reward); v.section("algo", algo); v.section("credit", credit);
+    v.section("optim", optim); v.section("train", train); v.section("checkpoint", checkpoint);
+    v.section("logging", logging);
+  }
+};
+
+// Reads YAML text (`source` names it in errors), applies "section.key=value" overrides (values
+// are YAML), then fills and validates a TrainConfig. Relative data/model paths stay as given.
+TrainConfig parse_train_config(const std::string& yaml_text, const std::string& source,
+                               const std::vector<std::string>& overrides = {});
+TrainConfig load_train_config(const std::string& path, const std::vector<std::string>& overrides = {});
+// The resolved config as YAML (every key, defaults included).
+std::string train_config_to_yaml(const TrainConfig& config);
+// Static checks; each error names the key path and what is allowed.
+void validate_train_config(const TrainConfig& config);
+
+}  // namespace anchor

@@ -13,5 +13,8 @@ namespace anchor::cli {
 using Action = std::function<int()>;
 
 Action register_generate(CLI::App& app);
+Action register_train(CLI::App& app);
+Action register_eval(CLI::App& app);
+Action register_sft(CLI::App& app);
 
 }  // namespace anchor::cli

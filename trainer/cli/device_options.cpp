@@ -1,10 +1,7 @@
 #include "trainer/cli/device_options.h"
 
 #include <CLI/CLI.hpp>
-#include <torch/cuda.h>
-#include <torch/torch.h>
-
-#include "trainer/common/error.h"
+#include "trainer/common/device.h"
 
 namespace anchor::cli {
 
@@ -17,25 +14,7 @@ void add_device_options(CLI::App& app, DeviceOptions& o) {
 }
 
 at::TensorOptions resolve_device(const DeviceOptions& o) {
-  if (o.threads > 0) at::set_num_threads(o.threads);
-  at::Device device(at::kCPU);
-  try {
-    device = at::Device(o.device);
-  } catch (const std::exception&) {
-    AR_FAIL("--device: '", o.device, "' is not a device (expected cpu, cuda or cuda:N)");
-  }
-  AR_CHECK(device.is_cpu() || device.is_cuda(), "--device: only cpu and cuda are supported, got '", o.device, "'");
-  if (device.is_cuda()) {
-    AR_CHECK(torch::cuda::is_available(), "--device ", o.device,
-             ": CUDA is not available on this machine (no GPU or driver); use --device cpu");
-    AR_CHECK(!device.has_index() || device.index() < static_cast<int>(torch::cuda::device_count()), "--device ",
-             o.device, ": only ", torch::cuda::device_count(), " CUDA device(s) present");
-  }
-  at::ScalarType dtype = at::kFloat;
-  if (o.dtype == "auto") dtype = device.is_cuda() ? at::kBFloat16 : at::kFloat;
-  else if (o.dtype == "bfloat16") dtype = at::kBFloat16;
-  else if (o.dtype == "float16") dtype = at::kHalf;
-  return torch::TensorOptions().device(device).dtype(dtype);
+  return anchor::resolve_device(o.device, o.dtype, o.threads, "-");
 }
 
 }  // namespace anchor::cli

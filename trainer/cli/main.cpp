@@ -11,6 +11,9 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "anchor-rl 0.1.0");
   std::vector<anchor::cli::Action> actions;
+  actions.push_back(anchor::cli::register_train(app));
+  actions.push_back(anchor::cli::register_sft(app));
+  actions.push_back(anchor::cli::register_eval(app));
   actions.push_back(anchor::cli::register_generate(app));
   try {
     app.parse(argc, argv);

@@ -224,7 +224,7 @@ void check_one_of(const std::string& key, const std::string& value, std::initial
 }  // namespace
 
 TrainConfig parse_train_config(const std::string& yaml_text, const std::string& source,
-                               const std::vector<std::string>& overrides) {
+                               const std::vector<std::string>& overrides, ConfigUse use) {
   YAML::Node root;
   try {
     root = YAML::Load(yaml_text);
@@ -238,12 +238,12 @@ TrainConfig parse_train_config(const std::string& yaml_text, const std::string& 
   Reader reader(root, "", source);
   config.visit(reader);
   reader.finish();
-  validate_train_config(config);
+  validate_train_config(config, use);
   return config;
 }
 
-TrainConfig load_train_config(const std::string& path, const std::vector<std::string>& overrides) {
-  return parse_train_config(read_text_file(path), path, overrides);
+TrainConfig load_train_config(const std::string& path, const std::vector<std::string>& overrides, ConfigUse use) {
+  return parse_train_config(read_text_file(path), path, overrides, use);
 }
 
 std::string train_config_to_yaml(const TrainConfig& config) {
@@ -255,7 +255,7 @@ std::string train_config_to_yaml(const TrainConfig& config) {
   return std::string(out.c_str()) + "\n";
 }
 
-void validate_train_config(const TrainConfig& c) {
+void validate_train_config(const TrainConfig& c, ConfigUse use) {
   AR_CHECK(!c.model.path.empty(), "model.path: required (a Hugging Face model directory)");
   check_one_of("model.dtype", c.model.dtype, {"auto", "float32", "bfloat16"});
   AR_CHECK(c.model.threads >= 0, "model.threads: must be >= 0, got ", c.model.threads);
@@ -267,7 +267,8 @@ void validate_train_config(const TrainConfig& c) {
   AR_CHECK(c.rollout.temperature > 0, "rollout.temperature: must be > 0 for RL sampling, got ", c.rollout.temperature);
   AR_CHECK(c.rollout.top_p > 0 && c.rollout.top_p <= 1, "rollout.top_p: must be in (0, 1], got ", c.rollout.top_p);
   AR_CHECK(c.rollout.top_k >= 0, "rollout.top_k: must be >= 0");
-  AR_CHECK(!c.reward.components.empty(), "reward.components: at least one component is required");
+  if (use == ConfigUse::rl)
+    AR_CHECK(!c.reward.components.empty(), "reward.components: at least one component is required");
   check_one_of("algo.advantage", c.algo.advantage, {"grpo", "rloo", "reinforce_pp", "reinforce"});
   if (c.algo.advantage == "grpo" || c.algo.advantage == "rloo")
     AR_CHECK(c.rollout.samples_per_prompt >= 2, "rollout.samples_per_prompt: ", c.algo.advantage,
@@ -305,6 +306,9 @@ void validate_train_config(const TrainConfig& c) {
   AR_CHECK(c.checkpoint.every >= 0, "checkpoint.every: must be >= 0");
   AR_CHECK(c.checkpoint.keep_last >= 1, "checkpoint.keep_last: must be >= 1");
   AR_CHECK(!c.logging.run_dir.empty(), "logging.run_dir: required");
+  check_one_of("sft.mode", c.sft.mode, {"plain"});
+  AR_CHECK(c.sft.batch_size >= 1, "sft.batch_size: must be >= 1");
+  AR_CHECK(!c.sft.response_key.empty(), "sft.response_key: required");
 }
 
 }  // namespace anchor

@@ -133,6 +133,17 @@ struct LoggingSection {
   template <class V> void visit(V& v) { v("run_dir", run_dir); v("progress", progress); }
 };
 
+struct SftSection {
+  std::string mode = "plain";             // plain (conditional / context_indicator: SFT-modes issue)
+  std::string response_key = "response";  // JSONL field holding the target text
+  int64_t batch_size = 32;                // sequences per optimizer step
+  bool loss_on_prompt = false;            // false: next-token loss on the response only
+  template <class V> void visit(V& v) {
+    v("mode", mode); v("response_key", response_key); v("batch_size", batch_size);
+    v("loss_on_prompt", loss_on_prompt);
+  }
+};
+
 struct TrainConfig {
   ModelSection model;
   DataSection data;
@@ -144,22 +155,27 @@ struct TrainConfig {
   TrainSection train;
   CheckpointSection checkpoint;
   LoggingSection logging;
+  SftSection sft;
   template <class V> void visit(V& v) {
     v.section("model", model); v.section("data", data); v.section("rollout", rollout);
     v.section("reward", reward); v.section("algo", algo); v.section("credit", credit);
     v.section("optim", optim); v.section("train", train); v.section("checkpoint", checkpoint);
-    v.section("logging", logging);
+    v.section("logging", logging); v.section("sft", sft);
   }
 };
+
+// What the config drives: `anchor-rl train` (RL) or `anchor-rl sft`; they validate differently.
+enum class ConfigUse { rl, sft };
 
 // Reads YAML text (`source` names it in errors), applies "section.key=value" overrides (values
 // are YAML), then fills and validates a TrainConfig. Relative data/model paths stay as given.
 TrainConfig parse_train_config(const std::string& yaml_text, const std::string& source,
-                               const std::vector<std::string>& overrides = {});
-TrainConfig load_train_config(const std::string& path, const std::vector<std::string>& overrides = {});
+                               const std::vector<std::string>& overrides = {}, ConfigUse use = ConfigUse::rl);
+TrainConfig load_train_config(const std::string& path, const std::vector<std::string>& overrides = {},
+                              ConfigUse use = ConfigUse::rl);
 // The resolved config as YAML (every key, defaults included).
 std::string train_config_to_yaml(const TrainConfig& config);
 // Static checks; each error names the key path and what is allowed.
-void validate_train_config(const TrainConfig& config);
+void validate_train_config(const TrainConfig& config, ConfigUse use = ConfigUse::rl);
 
 }  // namespace anchor

@@ -1,0 +1,56 @@
+// Run directories and checkpoints (DESIGN 8).
+//
+//   RUN_DIR/config.yaml           resolved config (after --set)
+//   RUN_DIR/run.json              where the run came from (--init-from / --resume), command line
+//   RUN_DIR/metrics.jsonl         one line per step
+//   RUN_DIR/train.log             the log
+//   RUN_DIR/checkpoints/step-00000010/
+//       config.json, model*.safetensors, tokenizer.model, tokenizer_config.json  (HF format)
+//       trainer_state.safetensors  optimizer moments and steps, RNG states
+//       trainer_state.json         step, data cursor, schema version, config hash, world size
+//       DONE                       written last: only checkpoints with DONE are complete
+//   RUN_DIR/checkpoints/latest     name of the newest complete checkpoint
+//
+// A checkpoint is written into a temporary directory and renamed into place, so a crash
+// never leaves a half-written step-* directory; keep_last prunes the oldest complete ones.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+
+#include "trainer/model/pretrained.h"
+#include "trainer/model/safetensors.h"
+
+namespace anchor {
+
+constexpr int kCheckpointSchemaVersion = 1;
+
+// Keys of trainer_state.json; each has a resume rule in load_trainer_state's comment.
+struct TrainerState {
+  int64_t step = 0;             // optimizer steps completed
+  int64_t data_epoch = 0;       // DataCursor position after `step` steps
+  int64_t data_position = 0;
+  std::string config_hash;      // of the resolved config; a mismatch on resume is logged
+  int64_t world_size = 1;
+  nlohmann::json extra = nlohmann::json::object();  // e.g. running credit statistics
+};
+
+std::string checkpoint_name(int64_t step);
+
+// Saves policy + state + tensors (optimizer, RNG) as RUN_DIR/checkpoints/step-XXXXXXXX and
+// returns its path. Updates `latest`, then deletes all but the newest keep_last checkpoints.
+std::string save_checkpoint(const std::string& run_dir, const TrainerState& state, const Pretrained& policy,
+                            const NamedTensors& state_tensors, int64_t keep_last);
+
+// "latest" -> RUN_DIR/checkpoints/<latest>; otherwise a checkpoint directory path. It must be
+// complete (DONE present) and of a schema version this build reads.
+std::string resolve_checkpoint(const std::string& run_dir, const std::string& spec);
+
+TrainerState load_trainer_state(const std::string& checkpoint_dir);
+
+// Deterministic hash (hex) of a text, for config hashes.
+std::string stable_hash(const std::string& text);
+
+}  // namespace anchor

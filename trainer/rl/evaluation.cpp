@@ -1,0 +1,89 @@
+#include "trainer/rl/evaluation.h"
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+
+#include "trainer/common/error.h"
+#include "trainer/common/log.h"
+
+#include "trainer/rollout/sampler.h"
+
+namespace anchor {
+
+EvalResult evaluate(const LlamaModel& model, const Tokenizer& tokenizer, const data::PromptDataset& dataset,
+                    const data::PromptTemplate& prompt_template, const rewards::CompositeReward& reward,
+                    const EvalOptions& o) {
+  const size_t n_prompts = o.limit > 0 ? std::min<size_t>(dataset.size(), static_cast<size_t>(o.limit)) : dataset.size();
+  const size_t k = static_cast<size_t>(o.samples_per_prompt);
+  const size_t prompts_per_batch = std::max<size_t>(1, static_cast<size_t>(o.batch_sequences) / k);
+  EvalResult r;
+  int64_t correct = 0, prompts_solved = 0, tokens = 0;
+  double reward_sum = 0;
+  for (size_t start = 0; start < n_prompts; start += prompts_per_batch) {
+    const size_t end = std::min(n_prompts, start + prompts_per_batch);
+    std::vector<std::vector<int64_t>> prompts;
+    std::vector<std::string> texts;
+    for (size_t i = start; i < end; ++i) {
+      texts.push_back(prompt_template.apply(dataset[i].prompt));
+      const auto ids = tokenizer.encode(texts.back(), true);
+      for (size_t s = 0; s < k; ++s) prompts.push_back(ids);
+    }
+    SamplingParams params;
+    params.max_new_tokens = o.max_new_tokens;
+    params.temperature = o.temperature;
+    params.top_p = o.top_p;
+    params.stop_strings = o.stop;
+    params.seed = o.seed * 7919 + start;
+    const RolloutBatch batch = generate(model, tokenizer, prompts, params);
+    const at::Tensor lengths = batch.response_mask.sum(1);
+    for (size_t i = start; i < end; ++i) {
+      bool any = false;
+      for (size_t s = 0; s < k; ++s) {
+        const size_t row = (i - start) * k + s;
+        const int64_t len = lengths[static_cast<int64_t>(row)].item<int64_t>();
+        const auto b = reward.score({texts[i - start], batch.response_texts[row], dataset[i].row, len,
+                                     o.max_new_tokens, batch.finish_reasons[row] == FinishReason::length});
+        correct += b.correct;
+        any = any || b.correct;
+        reward_sum += b.total;
+        tokens += len;
+      }
+      prompts_solved += any;
+    }
+  }
+  r.prompts = static_cast<int64_t>(n_prompts);
+  r.samples = r.prompts * static_cast<int64_t>(k);
+  if (r.samples == 0) return r;
+  r.accuracy = static_cast<double>(correct) / static_cast<double>(r.samples);
+  r.accuracy_stderr = std::sqrt(r.accuracy * (1 - r.accuracy) / static_cast<double>(r.samples));
+  r.pass_at_k = static_cast<double>(prompts_solved) / static_cast<double>(r.prompts);
+  r.mean_reward = reward_sum / static_cast<double>(r.samples);
+  r.mean_response_tokens = static_cast<double>(tokens) / static_cast<double>(r.samples);
+  return r;
+}
+
+nlohmann::json evaluate_for_run(const Pretrained& policy, const data::PromptDataset& dataset,
+                                const data::PromptTemplate& prompt_template, const rewards::CompositeReward& reward,
+                                const TrainConfig& cfg, int64_t step) {
+  torch::NoGradGuard no_grad;
+  EvalOptions eo;
+  eo.samples_per_prompt = cfg.train.eval_samples;
+  eo.temperature = cfg.train.eval_temperature;
+  eo.top_p = cfg.rollout.top_p;
+  eo.max_new_tokens = cfg.rollout.max_new_tokens;
+  eo.stop = cfg.rollout.stop;
+  eo.seed = cfg.train.seed + 1;
+  eo.limit = cfg.data.eval_limit;
+  const auto start = std::chrono::steady_clock::now();
+  const EvalResult r = evaluate(policy.model, policy.tokenizer, dataset, prompt_template, reward, eo);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  log::info(str_cat("eval @ step ", step, ": accuracy ", r.accuracy, " +- ", r.accuracy_stderr, " (", r.samples,
+                    " samples), pass@", eo.samples_per_prompt, " ", r.pass_at_k, ", ", seconds, " s"));
+  return {{"accuracy", r.accuracy}, {"accuracy_stderr", r.accuracy_stderr}, {"pass_at_k", r.pass_at_k},
+          {"k", eo.samples_per_prompt}, {"mean_reward", r.mean_reward}, {"samples", r.samples},
+          {"mean_response_tokens", r.mean_response_tokens}};
+}
+
+}  // namespace anchor

@@ -1,0 +1,60 @@
+// The policy-gradient update of one mini-batch: forward with gradients, PPO loss, optional KL
+// and entropy terms, aggregated with the mini-batch's global denominator, backward —
+// micro-batch by micro-batch. Gradients accumulate in the parameters' .grad; the caller
+// owns zero_grad, clipping and the optimizer step. Because every micro-batch is normalised
+// by the same global denominator, any micro-batch size gives the full-batch gradient.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <functional>
+
+#include "trainer/algo/kl_penalty.h"
+#include "trainer/algo/loss_aggregation.h"
+#include "trainer/algo/policy_loss.h"
+#include "trainer/model/llama_model.h"
+
+namespace anchor {
+
+// The step's sequences, padded: prompts left, responses right.
+struct StepBatch {
+  at::Tensor prompt_ids, prompt_mask;      // [N, P] int64 / bool
+  at::Tensor response_ids, response_mask;  // [N, R] int64 / bool
+};
+
+// Rows `rows` of a step batch, with columns that are padding in every selected row trimmed.
+StepBatch select_rows(const StepBatch& batch, const at::Tensor& rows);
+
+struct UpdateInputs {
+  StepBatch batch;
+  at::Tensor old_logprobs;      // [N, R] from the no-grad pass (sampling policy)
+  at::Tensor ref_logprobs;      // [N, R] frozen reference, undefined when KL is off
+  at::Tensor token_advantages;  // [N, R] credit-shaped advantages, 0 on padding
+};
+
+struct UpdateOptions {
+  const PolicyLoss* policy_loss = nullptr;
+  PolicyLossOptions loss;
+  LossAggregation aggregation = LossAggregation::token_mean;
+  int64_t norm_length = 1;          // Dr. GRPO constant (rollout.max_new_tokens)
+  double temperature = 1.0;
+  const KlEstimator* kl = nullptr;  // KL in the loss when set (and ref_logprobs defined)
+  double kl_coef = 0.0;
+  double entropy_coef = 0.0;
+  int64_t micro_batch_size = 32;
+};
+
+struct UpdateStats {
+  double loss = 0;            // sum of micro-batch losses = the mini-batch loss
+  double clipped_tokens = 0;
+  double entropy_sum = 0;
+  int64_t tokens = 0;
+  double forward_seconds = 0, backward_seconds = 0;
+};
+
+// Accumulates d(loss)/d(params) of the mini-batch `rows` into .grad.
+UpdateStats accumulate_policy_gradients(const LlamaModel& model, const UpdateInputs& inputs, const at::Tensor& rows,
+                                        const UpdateOptions& options);
+
+}  // namespace anchor

@@ -1,0 +1,403 @@
+#include "trainer/rl/rl_trainer.h"
+
+#include <sys/resource.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+
+#include "data/prompt_dataset.h"
+#include "rewards/reward_function.h"
+#include "trainer/algo/advantage.h"
+#include "trainer/algo/kl_penalty.h"
+#include "trainer/algo/loss_aggregation.h"
+#include "trainer/algo/policy_loss.h"
+#include "trainer/checkpoint/checkpoint.h"
+#include "trainer/checkpoint/run_directory.h"
+#include "trainer/checkpoint/training_checkpoint.h"
+#include "trainer/common/device.h"
+#include "trainer/common/error.h"
+#include "trainer/common/file_util.h"
+#include "trainer/common/log.h"
+#include "trainer/config/train_config.h"
+#include "trainer/optim/lr_schedule.h"
+#include "trainer/rl/evaluation.h"
+#include "trainer/rl/policy_forward.h"
+#include "trainer/rl/ppo_update.h"
+#include "trainer/rollout/sampler.h"
+
+namespace anchor {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+double peak_memory_mb() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;
+}
+
+// Seeds derived from (run seed, step, stream) only: resuming needs no generator state.
+uint64_t derive_seed(uint64_t seed, int64_t step, uint64_t stream) {
+  uint64_t x = seed * 0x9E3779B97F4A7C15ull ^ (static_cast<uint64_t>(step) + 1) * 0xBF58476D1CE4E5B9ull ^
+               (stream + 1) * 0x94D049BB133111EBull;
+  x ^= x >> 31;
+  return x * 0xD6E8FEB86659FD93ull;
+}
+
+// One sampled completion with everything the update needs.
+struct Sample {
+  std::vector<int64_t> prompt;    // token ids (BOS included)
+  std::vector<int64_t> response;  // token ids (stop token included)
+  std::vector<float> sampling_logprobs;
+  size_t example = 0;
+  double reward = 0;
+  bool correct = false;
+  bool truncated = false;
+  std::vector<double> components;
+};
+
+StepBatch pad_samples(const std::vector<Sample>& samples, int64_t pad_id) {
+  const int64_t N = static_cast<int64_t>(samples.size());
+  int64_t P = 1, R = 1;
+  for (const auto& s : samples) {
+    P = std::max<int64_t>(P, static_cast<int64_t>(s.prompt.size()));
+    R = std::max<int64_t>(R, static_cast<int64_t>(s.response.size()));
+  }
+  StepBatch b;
+  b.prompt_ids = torch::full({N, P}, pad_id, torch::kLong);
+  b.prompt_mask = torch::zeros({N, P}, torch::kBool);
+  b.response_ids = torch::full({N, R}, pad_id, torch::kLong);
+  b.response_mask = torch::zeros({N, R}, torch::kBool);
+  auto pid = b.prompt_ids.accessor<int64_t, 2>();
+  auto pm = b.prompt_mask.accessor<bool, 2>();
+  auto rid = b.response_ids.accessor<int64_t, 2>();
+  auto rm = b.response_mask.accessor<bool, 2>();
+  for (int64_t i = 0; i < N; ++i) {
+    const auto& s = samples[static_cast<size_t>(i)];
+    const int64_t off = P - static_cast<int64_t>(s.prompt.size());
+    for (size_t t = 0; t < s.prompt.size(); ++t) {
+      pid[i][off + static_cast<int64_t>(t)] = s.prompt[t];
+      pm[i][off + static_cast<int64_t>(t)] = true;
+    }
+    for (size_t t = 0; t < s.response.size(); ++t) {
+      rid[i][static_cast<int64_t>(t)] = s.response[t];
+      rm[i][static_cast<int64_t>(t)] = true;
+    }
+  }
+  return b;
+}
+
+// Per-token statistics of the whole step batch in micro-batches, without gradients.
+at::Tensor batched_logprobs(const LlamaModel& model, const StepBatch& b, double temperature, int64_t micro) {
+  torch::NoGradGuard no_grad;
+  const int64_t N = b.response_ids.size(0), R = b.response_ids.size(1);
+  at::Tensor out = torch::zeros({N, R}, torch::kFloat);
+  for (int64_t s = 0; s < N; s += micro) {
+    at::Tensor rows = torch::arange(s, std::min(N, s + micro), torch::kLong);
+    StepBatch mb = select_rows(b, rows);
+    ResponseStatistics st = response_statistics(model, mb.prompt_ids, mb.prompt_mask, mb.response_ids,
+                                                mb.response_mask, temperature, false);
+    out.slice(0, s, s + rows.size(0)).slice(1, 0, st.logprobs.size(1)).copy_(st.logprobs.cpu());
+  }
+  return out;
+}
+
+std::string format_duration(double seconds) {
+  const int64_t s = static_cast<int64_t>(seconds + 0.5);
+  return s >= 3600 ? str_cat(s / 3600, "h", (s % 3600) / 60, "m") : str_cat(s / 60, "m", s % 60, "s");
+}
+
+}  // namespace
+
+int run_rl_training(const TrainRunOptions& opt) {
+  // ---- configuration and run directory ------------------------------------------------------
+  TrainConfig cfg = load_train_config(opt.config_path, opt.overrides);
+  if (!opt.run_dir.empty()) cfg.logging.run_dir = opt.run_dir;
+  const std::string run_dir = cfg.logging.run_dir;
+  const bool resuming = !opt.resume.empty();
+  AR_CHECK(!(resuming && !opt.init_from.empty()), "--resume and --init-from exclude each other");
+  const std::string resolved_yaml = train_config_to_yaml(cfg);
+  const std::string config_hash = stable_hash(resolved_yaml);
+
+  // ---- components, each from its config section ---------------------------------------------
+  const at::TensorOptions options = resolve_device(cfg.model.device, cfg.model.dtype, cfg.model.threads, "model");
+  AR_CHECK(options.device().is_cpu() || cfg.model.dtype != "float16", "model.dtype: float16 training is not supported");
+  const at::TensorOptions master = options.dtype(torch::kFloat);  // fp32 master weights
+  std::string checkpoint_dir;
+  TrainerState state;
+  std::string weights_from = cfg.model.path;
+  if (resuming) {
+    checkpoint_dir = resolve_checkpoint(run_dir, opt.resume);
+    state = load_trainer_state(checkpoint_dir);
+    AR_CHECK(state.world_size == 1, checkpoint_dir, ": saved with world size ", state.world_size, ", running with 1");
+    if (state.config_hash != config_hash)
+      log::warn("resuming with a config that differs from the checkpoint's (ablation branch); see config.yaml");
+    weights_from = checkpoint_dir;
+  } else if (!opt.init_from.empty()) {
+    weights_from = opt.init_from;
+  }
+  RunDirectory run(run_dir, resuming, resolved_yaml,
+                   {{"command", "train"}, {"config", opt.config_path}, {"overrides", opt.overrides},
+                    {"weights_from", weights_from}, {"resumed_from", checkpoint_dir}, {"init_from", opt.init_from},
+                    {"config_hash", config_hash}});
+  log::info(str_cat("run directory ", run_dir, "\n", resolved_yaml));
+  Pretrained policy = load_pretrained(weights_from, master);
+  policy.model.set_requires_grad(true);
+  std::optional<LlamaModel> reference;
+  if (cfg.algo.kl_coef > 0) {
+    const std::string ref_path = opt.init_from.empty() ? cfg.model.path : opt.init_from;
+    reference.emplace(load_model(ref_path, master));
+    reference->set_requires_grad(false);
+  }
+
+  const data::PromptDataset train_set = data::PromptDataset::load_jsonl(cfg.data.train, cfg.data.prompt_key);
+  std::optional<data::PromptDataset> eval_set;
+  if (!cfg.data.eval.empty()) eval_set = data::PromptDataset::load_jsonl(cfg.data.eval, cfg.data.prompt_key);
+  const data::PromptTemplate prompt_template(cfg.data.template_, "data.template");
+  std::vector<rewards::CompositeReward::Entry> reward_entries;
+  for (const auto& c : cfg.reward.components) reward_entries.push_back({c.name, c.weight, c.params});
+  const rewards::CompositeReward reward(reward_entries);
+  const AdvantageEstimator& estimator = advantage_estimators().get(cfg.algo.advantage);
+  const PolicyLoss& policy_loss = policy_losses().get(cfg.algo.policy_loss);
+  const KlEstimator& kl_estimator = kl_estimators().get(cfg.algo.kl_estimator);
+  const LossAggregation aggregation = parse_loss_aggregation(cfg.algo.loss_agg, "algo.loss_agg");
+  const PolicyLossOptions loss_options{cfg.algo.clip_low, cfg.algo.clip_high, cfg.algo.dual_clip};
+
+  data::DataCursor cursor(train_set.size(), cfg.train.seed, cfg.data.shuffle);
+  torch::optim::AdamW optimizer(policy.model.parameters(),
+                                torch::optim::AdamWOptions(cfg.optim.lr)
+                                    .betas({cfg.optim.beta1, cfg.optim.beta2})
+                                    .eps(cfg.optim.eps)
+                                    .weight_decay(cfg.optim.weight_decay));
+  if (resuming) {
+    cursor.restore(state.data_epoch, state.data_position);
+    restore_training_checkpoint(checkpoint_dir, policy, optimizer);
+    log::info(str_cat("resumed from ", checkpoint_dir, " at step ", state.step));
+  }
+  run.open_metrics(state.step);
+
+  const int64_t G = cfg.rollout.samples_per_prompt;
+  const int64_t pad_id = policy.tokenizer.pad_id() >= 0 ? policy.tokenizer.pad_id() : std::max<int64_t>(policy.tokenizer.eos_id(), 0);
+  auto run_eval = [&](int64_t step) -> nlohmann::json {
+    if (!eval_set) return nullptr;
+    torch::NoGradGuard no_grad;
+    return evaluate_for_run(policy, *eval_set, prompt_template, reward, cfg, step);
+  };
+  auto save = [&](int64_t step) {
+    state.step = step;
+    state.data_epoch = cursor.epoch();
+    state.data_position = cursor.position();
+    state.config_hash = config_hash;
+    const std::string path = save_training_checkpoint(run_dir, state, policy, optimizer, cfg.checkpoint.keep_last);
+    log::info(str_cat("checkpoint ", path));
+  };
+
+  if (state.step == 0) {
+    nlohmann::json line = {{"step", 0}};
+    if (auto e = run_eval(0); !e.is_null()) line["eval"] = e;
+    run.write_metrics(line);
+  }
+
+  // ---- the loop ------------------------------------------------------------------------------
+  const auto run_start = Clock::now();
+  const int64_t first_step = state.step;
+  for (int64_t step = state.step + 1; step <= cfg.train.steps; ++step) {
+    const auto step_start = Clock::now();
+    double t_rollout = 0, t_reward = 0, t_forward = 0, t_backward = 0;
+    int64_t generated_tokens = 0;
+
+    // 1. rollout + 2. score: G samples for each of P prompts; with dynamic sampling, groups
+    //    whose rewards are all equal carry no signal and are replaced by fresh prompts.
+    std::vector<Sample> samples;
+    int64_t groups_seen = 0, groups_kept = 0;
+    for (int64_t round = 0; round < cfg.algo.max_sampling_rounds; ++round) {
+      const int64_t need = cfg.rollout.prompts_per_step - groups_kept;
+      if (need <= 0) break;
+      const std::vector<size_t> examples = cursor.next(static_cast<size_t>(need));
+      std::vector<std::vector<int64_t>> prompts;
+      std::vector<std::string> prompt_texts;
+      for (size_t e : examples) {
+        prompt_texts.push_back(prompt_template.apply(train_set[e].prompt));
+        const auto ids = policy.tokenizer.encode(prompt_texts.back(), true);
+        for (int64_t g = 0; g < G; ++g) prompts.push_back(ids);
+      }
+      SamplingParams params;
+      params.max_new_tokens = cfg.rollout.max_new_tokens;
+      params.temperature = cfg.rollout.temperature;
+      params.top_p = cfg.rollout.top_p;
+      params.top_k = cfg.rollout.top_k;
+      params.stop_strings = cfg.rollout.stop;
+      params.seed = derive_seed(cfg.train.seed, step, static_cast<uint64_t>(round));
+      auto t0 = Clock::now();
+      const RolloutBatch rollout = generate(policy.model, policy.tokenizer, prompts, params);
+      t_rollout += seconds_since(t0);
+      generated_tokens += rollout.generated_tokens;
+
+      t0 = Clock::now();
+      const at::Tensor lengths = rollout.response_mask.sum(1);
+      for (size_t p = 0; p < examples.size(); ++p) {
+        std::vector<Sample> group;
+        for (int64_t g = 0; g < G; ++g) {
+          const int64_t row = static_cast<int64_t>(p) * G + g;
+          const int64_t len = lengths[row].item<int64_t>();
+          Sample s;
+          s.prompt = prompts[static_cast<size_t>(row)];
+          const int64_t* ids = rollout.response_ids[row].data_ptr<int64_t>();
+          const float* lps = rollout.sampling_logprobs[row].data_ptr<float>();
+          s.response.assign(ids, ids + len);
+          s.sampling_logprobs.assign(lps, lps + len);
+          s.example = examples[p];
+          s.truncated = rollout.finish_reasons[static_cast<size_t>(row)] == FinishReason::length;
+          const auto b = reward.score({prompt_texts[p], rollout.response_texts[static_cast<size_t>(row)],
+                                       train_set[examples[p]].row, len, cfg.rollout.max_new_tokens, s.truncated});
+          s.reward = b.total;
+          s.correct = b.correct;
+          for (const auto& c : b.components) s.components.push_back(c.value);
+          group.push_back(std::move(s));
+        }
+        ++groups_seen;
+        bool informative = false;
+        for (const auto& s : group) informative = informative || s.reward != group.front().reward;
+        if (!cfg.algo.dynamic_sampling || informative) {
+          for (auto& s : group) samples.push_back(std::move(s));
+          ++groups_kept;
+        }
+      }
+      t_reward += seconds_since(t0);
+      if (!cfg.algo.dynamic_sampling) break;
+    }
+
+    nlohmann::json line = {{"step", step}, {"epoch", cursor.epoch()}};
+    const double lr = learning_rate_at(step - 1, cfg.train.steps, cfg.optim);
+    line["lr"] = lr;
+    line["groups_kept"] = groups_kept;
+    line["groups_seen"] = groups_seen;
+    double reward_mean = 0, accuracy = 0, mean_len = 0;
+    if (!samples.empty()) {
+      const int64_t N = static_cast<int64_t>(samples.size());
+      std::vector<float> reward_values;
+      double correct = 0, len_sum = 0;
+      std::vector<double> component_sums(reward.names().size(), 0.0);
+      for (const auto& s : samples) {
+        reward_values.push_back(static_cast<float>(s.reward));
+        correct += s.correct;
+        len_sum += static_cast<double>(s.response.size());
+        for (size_t c = 0; c < s.components.size(); ++c) component_sums[c] += s.components[c];
+      }
+      at::Tensor rewards = torch::tensor(reward_values);
+      reward_mean = rewards.mean().item<double>();
+      accuracy = correct / static_cast<double>(N);
+      mean_len = len_sum / static_cast<double>(N);
+      line["reward_mean"] = reward_mean;
+      line["reward_std"] = N > 1 ? rewards.std().item<double>() : 0.0;
+      for (size_t c = 0; c < component_sums.size(); ++c)
+        line["reward_components"][reward.names()[c]] = component_sums[c] / static_cast<double>(N);
+      line["accuracy"] = accuracy;
+      line["response_length"] = mean_len;
+
+      // 3. old logprobs (current policy, no grad) and reference logprobs.
+      const StepBatch batch = pad_samples(samples, pad_id);
+      auto t0 = Clock::now();
+      const int64_t micro = cfg.algo.micro_batch_size;
+      const at::Tensor old_logprobs = batched_logprobs(policy.model, batch, cfg.rollout.temperature, micro);
+      at::Tensor ref_logprobs;
+      if (reference) ref_logprobs = batched_logprobs(*reference, batch, cfg.rollout.temperature, micro);
+      t_forward += seconds_since(t0);
+      const at::Tensor valid = batch.response_mask;
+
+      // 4. advantages: group-normalised sequence advantages broadcast to tokens.
+      at::Tensor shaped_rewards = rewards;
+      if (reference) {
+        at::Tensor kl_tokens = kl_estimator(old_logprobs, ref_logprobs).masked_fill(valid.logical_not(), 0.0);
+        line["kl_ref"] = (kl_tokens.sum() / valid.sum().clamp_min(1)).item<double>();
+        if (cfg.algo.kl_in == "reward") shaped_rewards = rewards - cfg.algo.kl_coef * kl_tokens.sum(1);
+      }
+      const at::Tensor advantages = estimator(shaped_rewards, AdvantageOptions{G, cfg.algo.normalize_std, 1e-6});
+      const at::Tensor token_advantages = advantages.unsqueeze(1) * valid.to(torch::kFloat);  // credit: none (gamma = 1)
+
+      // 5. PPO update: epochs x mini-batches; micro-batches accumulate gradients normalised by
+      //    the mini-batch's global denominator, so accumulation equals the full mini-batch.
+      for (auto& group_opts : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group_opts.options()).lr(lr);
+      const UpdateInputs update_inputs{batch, old_logprobs, ref_logprobs, token_advantages};
+      UpdateOptions update_options;
+      update_options.policy_loss = &policy_loss;
+      update_options.loss = loss_options;
+      update_options.aggregation = aggregation;
+      update_options.norm_length = cfg.rollout.max_new_tokens;
+      update_options.temperature = cfg.rollout.temperature;
+      update_options.kl = reference && cfg.algo.kl_in == "loss" ? &kl_estimator : nullptr;
+      update_options.kl_coef = cfg.algo.kl_coef;
+      update_options.entropy_coef = cfg.algo.entropy_coef;
+      update_options.micro_batch_size = micro;
+      double loss_sum = 0, clip_sum = 0, entropy_sum = 0, grad_norm = 0;
+      int64_t token_count = 0, updates = 0;
+      const int64_t per_mini = N / cfg.algo.mini_batches;
+      for (int64_t epoch = 0; epoch < cfg.algo.ppo_epochs; ++epoch) {
+        auto gen = at::make_generator<at::CPUGeneratorImpl>(derive_seed(cfg.train.seed, step, 1000 + epoch));
+        const at::Tensor order = cfg.algo.ppo_epochs * cfg.algo.mini_batches > 1
+                                     ? torch::randperm(N, gen, torch::kLong)
+                                     : torch::arange(N, torch::kLong);
+        for (int64_t m = 0; per_mini > 0 && m + per_mini <= N; m += per_mini) {
+          optimizer.zero_grad();
+          const UpdateStats u = accumulate_policy_gradients(policy.model, update_inputs, order.slice(0, m, m + per_mini),
+                                                            update_options);
+          if (u.tokens == 0) continue;
+          t_forward += u.forward_seconds;
+          t_backward += u.backward_seconds;
+          const auto tb = Clock::now();
+          if (cfg.optim.grad_clip > 0)
+            grad_norm = torch::nn::utils::clip_grad_norm_(policy.model.parameters(), cfg.optim.grad_clip);
+          optimizer.step();
+          t_backward += seconds_since(tb);
+          loss_sum += u.loss;
+          clip_sum += u.clipped_tokens;
+          entropy_sum += u.entropy_sum;
+          token_count += u.tokens;
+          ++updates;
+        }
+      }
+      line["pg_loss"] = updates > 0 ? loss_sum / static_cast<double>(updates) : 0.0;
+      line["clip_fraction"] = token_count > 0 ? clip_sum / static_cast<double>(token_count) : 0.0;
+      line["entropy"] = token_count > 0 ? entropy_sum / static_cast<double>(token_count) : 0.0;
+      line["grad_norm"] = grad_norm;
+      line["optimizer_updates"] = updates;
+    } else {
+      log::warn(str_cat("step ", step, ": every group had equal rewards; no update"));
+    }
+
+    const double step_time = seconds_since(step_start);
+    line["perf"] = {{"step_seconds", step_time},
+                    {"rollout_seconds", t_rollout},
+                    {"reward_seconds", t_reward},
+                    {"forward_seconds", t_forward},
+                    {"backward_seconds", t_backward},
+                    {"tokens_per_second", t_rollout > 0 ? static_cast<double>(generated_tokens) / t_rollout : 0.0},
+                    {"peak_memory_mb", peak_memory_mb()}};
+    const bool last = step == cfg.train.steps;
+    if (cfg.train.eval_every > 0 && step % cfg.train.eval_every == 0 && !last) line["eval"] = run_eval(step);
+    if (last) line["eval"] = run_eval(step);
+    if (line.contains("eval") && line["eval"].is_null()) line.erase("eval");
+    run.write_metrics(line);
+    if (cfg.logging.progress) {
+      const double per_step = seconds_since(run_start) / static_cast<double>(step - first_step);
+      log::info(str_cat("step ", step, "/", cfg.train.steps, " | reward ", reward_mean, " | acc ", accuracy, " | len ",
+                        mean_len, " | ", static_cast<int64_t>(line["perf"]["tokens_per_second"].get<double>()),
+                        " tok/s | ", step_time, " s/step | ETA ",
+                        format_duration(per_step * static_cast<double>(cfg.train.steps - step))));
+    }
+    const bool stop_now = opt.stop_after_step > 0 && step == opt.stop_after_step;
+    if (last || (cfg.checkpoint.every > 0 && step % cfg.checkpoint.every == 0) || stop_now) save(step);
+    if (stop_now) {
+      log::info(str_cat("stopping after step ", step, " (--stop-after-step)"));
+      return 0;
+    }
+  }
+  return 0;
+}
+
+}  // namespace anchor

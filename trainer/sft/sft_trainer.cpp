@@ -1,0 +1,166 @@
+#include "trainer/sft/sft_trainer.h"
+
+#include <torch/torch.h>
+
+#include <chrono>
+
+#include "data/prompt_dataset.h"
+#include "rewards/reward_function.h"
+#include "trainer/algo/loss_aggregation.h"
+#include "trainer/checkpoint/run_directory.h"
+#include "trainer/checkpoint/training_checkpoint.h"
+#include "trainer/common/device.h"
+#include "trainer/common/error.h"
+#include "trainer/common/log.h"
+#include "trainer/config/train_config.h"
+#include "trainer/optim/lr_schedule.h"
+#include "trainer/rl/evaluation.h"
+#include "trainer/rl/policy_forward.h"
+
+namespace anchor {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+}  // namespace
+
+int run_sft_training(const TrainRunOptions& opt) {
+  TrainConfig cfg = load_train_config(opt.config_path, opt.overrides, ConfigUse::sft);
+  if (!opt.run_dir.empty()) cfg.logging.run_dir = opt.run_dir;
+  const std::string run_dir = cfg.logging.run_dir;
+  const bool resuming = !opt.resume.empty();
+  AR_CHECK(!(resuming && !opt.init_from.empty()), "--resume and --init-from exclude each other");
+  const std::string resolved_yaml = train_config_to_yaml(cfg);
+  const std::string config_hash = stable_hash(resolved_yaml);
+
+  const at::TensorOptions options = resolve_device(cfg.model.device, cfg.model.dtype, cfg.model.threads, "model");
+  std::string checkpoint_dir, weights_from = opt.init_from.empty() ? cfg.model.path : opt.init_from;
+  TrainerState state;
+  if (resuming) {
+    checkpoint_dir = resolve_checkpoint(run_dir, opt.resume);
+    state = load_trainer_state(checkpoint_dir);
+    weights_from = checkpoint_dir;
+  }
+  RunDirectory run(run_dir, resuming, resolved_yaml,
+                   {{"command", "sft"}, {"config", opt.config_path}, {"overrides", opt.overrides},
+                    {"weights_from", weights_from}, {"resumed_from", checkpoint_dir}, {"config_hash", config_hash}});
+  log::info(str_cat("run directory ", run_dir, "\n", resolved_yaml));
+  Pretrained policy = load_pretrained(weights_from, options.dtype(torch::kFloat));
+  policy.model.set_requires_grad(true);
+
+  const data::PromptDataset train_set = data::PromptDataset::load_jsonl(cfg.data.train, cfg.data.prompt_key);
+  for (size_t i = 0; i < train_set.size(); ++i) {
+    const auto& row = train_set[i].row;
+    AR_CHECK(row.contains(cfg.sft.response_key) && row.at(cfg.sft.response_key).is_string(), cfg.data.train, ":",
+             train_set[i].line, ": missing string field '", cfg.sft.response_key, "' (sft.response_key)");
+  }
+  const data::PromptTemplate prompt_template(cfg.data.template_, "data.template");
+  std::optional<data::PromptDataset> eval_set;
+  std::optional<rewards::CompositeReward> reward;
+  if (!cfg.data.eval.empty() && !cfg.reward.components.empty()) {
+    eval_set = data::PromptDataset::load_jsonl(cfg.data.eval, cfg.data.prompt_key);
+    std::vector<rewards::CompositeReward::Entry> entries;
+    for (const auto& c : cfg.reward.components) entries.push_back({c.name, c.weight, c.params});
+    reward.emplace(entries);
+  }
+
+  data::DataCursor cursor(train_set.size(), cfg.train.seed, cfg.data.shuffle);
+  torch::optim::AdamW optimizer(policy.model.parameters(),
+                                torch::optim::AdamWOptions(cfg.optim.lr)
+                                    .betas({cfg.optim.beta1, cfg.optim.beta2})
+                                    .eps(cfg.optim.eps)
+                                    .weight_decay(cfg.optim.weight_decay));
+  if (resuming) {
+    cursor.restore(state.data_epoch, state.data_position);
+    restore_training_checkpoint(checkpoint_dir, policy, optimizer);
+  }
+  run.open_metrics(state.step);
+  auto run_eval = [&](int64_t step) -> nlohmann::json {
+    if (!eval_set) return nullptr;
+    return evaluate_for_run(policy, *eval_set, prompt_template, *reward, cfg, step);
+  };
+  if (state.step == 0) {
+    nlohmann::json line = {{"step", 0}};
+    if (auto e = run_eval(0); !e.is_null()) line["eval"] = e;
+    run.write_metrics(line);
+  }
+
+  const int64_t pad_id = std::max<int64_t>(policy.tokenizer.eos_id(), 0);
+  const auto run_start = Clock::now();
+  const int64_t first_step = state.step;
+  for (int64_t step = state.step + 1; step <= cfg.train.steps; ++step) {
+    const auto step_start = Clock::now();
+    // Batch: prompt tokens (BOS + templated prompt) and target tokens (response + EOS).
+    const std::vector<size_t> rows = cursor.next(static_cast<size_t>(cfg.sft.batch_size));
+    std::vector<std::vector<int64_t>> prompts, targets;
+    int64_t P = 1, R = 1;
+    for (size_t r : rows) {
+      std::vector<int64_t> prompt = policy.tokenizer.encode(prompt_template.apply(train_set[r].prompt), true);
+      std::vector<int64_t> target =
+          policy.tokenizer.encode(train_set[r].row.at(cfg.sft.response_key).get<std::string>(), false);
+      target.push_back(policy.tokenizer.eos_id());
+      if (cfg.sft.loss_on_prompt) {  // every token after BOS is a target
+        target.insert(target.begin(), prompt.begin() + 1, prompt.end());
+        prompt.resize(1);
+      }
+      P = std::max<int64_t>(P, static_cast<int64_t>(prompt.size()));
+      R = std::max<int64_t>(R, static_cast<int64_t>(target.size()));
+      prompts.push_back(std::move(prompt));
+      targets.push_back(std::move(target));
+    }
+    const int64_t B = static_cast<int64_t>(rows.size());
+    at::Tensor prompt_ids = torch::full({B, P}, pad_id, torch::kLong), prompt_mask = torch::zeros({B, P}, torch::kBool);
+    at::Tensor target_ids = torch::full({B, R}, pad_id, torch::kLong), target_mask = torch::zeros({B, R}, torch::kBool);
+    for (int64_t b = 0; b < B; ++b) {
+      const auto& p = prompts[static_cast<size_t>(b)];
+      const auto& t = targets[static_cast<size_t>(b)];
+      const int64_t np = static_cast<int64_t>(p.size()), nt = static_cast<int64_t>(t.size());
+      prompt_ids[b].slice(0, P - np).copy_(torch::tensor(p, torch::kLong));
+      prompt_mask[b].slice(0, P - np).fill_(true);
+      target_ids[b].slice(0, 0, nt).copy_(torch::tensor(t, torch::kLong));
+      target_mask[b].slice(0, 0, nt).fill_(true);
+    }
+    const double lr = learning_rate_at(step - 1, cfg.train.steps, cfg.optim);
+    for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+    optimizer.zero_grad();
+    const ResponseStatistics st =
+        response_statistics(policy.model, prompt_ids, prompt_mask, target_ids, target_mask, 1.0, false);
+    const at::Tensor mask = target_mask.to(st.logprobs.device());
+    const double tokens = mask.sum().item<double>();
+    at::Tensor loss = aggregate_loss(-st.logprobs, mask, LossAggregation::token_mean, tokens, 0);
+    loss.backward();
+    double grad_norm = 0;
+    if (cfg.optim.grad_clip > 0)
+      grad_norm = torch::nn::utils::clip_grad_norm_(policy.model.parameters(), cfg.optim.grad_clip);
+    optimizer.step();
+    const double step_time = seconds_since(step_start);
+
+    nlohmann::json line = {{"step", step}, {"epoch", cursor.epoch()}, {"lr", lr}, {"loss", loss.item<double>()},
+                           {"tokens", tokens}, {"grad_norm", grad_norm},
+                           {"perf", {{"step_seconds", step_time}, {"tokens_per_second", tokens / step_time}}}};
+    const bool last = step == cfg.train.steps;
+    if ((cfg.train.eval_every > 0 && step % cfg.train.eval_every == 0) || last) {
+      if (auto e = run_eval(step); !e.is_null()) line["eval"] = e;
+    }
+    run.write_metrics(line);
+    if (cfg.logging.progress && (step % 10 == 0 || last)) {
+      const double per_step = seconds_since(run_start) / static_cast<double>(step - first_step);
+      log::info(str_cat("sft step ", step, "/", cfg.train.steps, " | loss ", line["loss"].get<double>(), " | lr ", lr,
+                        " | ", static_cast<int64_t>(tokens / step_time), " tok/s | ETA ",
+                        static_cast<int64_t>(per_step * static_cast<double>(cfg.train.steps - step)), " s"));
+    }
+    const bool stop_now = opt.stop_after_step > 0 && step == opt.stop_after_step;
+    if (last || (cfg.checkpoint.every > 0 && step % cfg.checkpoint.every == 0) || stop_now) {
+      state.step = step;
+      state.data_epoch = cursor.epoch();
+      state.data_position = cursor.position();
+      state.config_hash = config_hash;
+      log::info(str_cat("checkpoint ", save_training_checkpoint(run_dir, state, policy, optimizer, cfg.checkpoint.keep_last)));
+    }
+    if (stop_now) return 0;
+  }
+  return 0;
+}
+
+}  // namespace anchor

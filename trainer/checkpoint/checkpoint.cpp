@@ -19,14 +19,6 @@ std::string checkpoint_name(int64_t step) {
   return name;
 }
 
-std::string stable_hash(const std::string& text) {
-  uint64_t h = 1469598103934665603ull;  // FNV-1a 64
-  for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;
-  char out[17];
-  std::snprintf(out, sizeof(out), "%016llx", static_cast<unsigned long long>(h));
-  return out;
-}
-
 namespace {
 
 std::vector<fs::path> complete_checkpoints(const fs::path& dir) {

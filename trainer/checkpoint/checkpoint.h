@@ -6,7 +6,7 @@
 //   RUN_DIR/train.log             the log
 //   RUN_DIR/checkpoints/step-00000010/
 //       config.json, model*.safetensors, tokenizer.model, tokenizer_config.json  (HF format)
-//       trainer_state.safetensors  optimizer moments and steps, RNG states
+//       trainer_state.safetensors  optimizer moments and step counts
 //       trainer_state.json         step, data cursor, schema version, config hash, world size
 //       DONE                       written last: only checkpoints with DONE are complete
 //   RUN_DIR/checkpoints/latest     name of the newest complete checkpoint
@@ -39,7 +39,7 @@ struct TrainerState {
 
 std::string checkpoint_name(int64_t step);
 
-// Saves policy + state + tensors (optimizer, RNG) as RUN_DIR/checkpoints/step-XXXXXXXX and
+// Saves policy + state + tensors (optimizer moments) as RUN_DIR/checkpoints/step-XXXXXXXX and
 // returns its path. Updates `latest`, then deletes all but the newest keep_last checkpoints.
 std::string save_checkpoint(const std::string& run_dir, const TrainerState& state, const Pretrained& policy,
                             const NamedTensors& state_tensors, int64_t keep_last);
@@ -49,8 +49,5 @@ std::string save_checkpoint(const std::string& run_dir, const TrainerState& stat
 std::string resolve_checkpoint(const std::string& run_dir, const std::string& spec);
 
 TrainerState load_trainer_state(const std::string& checkpoint_dir);
-
-// Deterministic hash (hex) of a text, for config hashes.
-std::string stable_hash(const std::string& text);
 
 }  // namespace anchor

@@ -8,25 +8,16 @@
 
 namespace anchor {
 
-namespace {
-constexpr const char* kCpuGeneratorKey = "rng.torch_cpu";
-}
-
 std::string save_training_checkpoint(const std::string& run_dir, const TrainerState& state, const Pretrained& policy,
                                      torch::optim::AdamW& optimizer, int64_t keep_last) {
-  NamedTensors tensors = adamw_state_tensors(optimizer, policy.model.named_parameters());
-  tensors.emplace_back(kCpuGeneratorKey, at::detail::getDefaultCPUGenerator().get_state());
-  return save_checkpoint(run_dir, state, policy, tensors, keep_last);
+  return save_checkpoint(run_dir, state, policy, adamw_state_tensors(optimizer, policy.model.named_parameters()),
+                         keep_last);
 }
 
 void restore_training_checkpoint(const std::string& checkpoint_dir, const Pretrained& policy,
                                  torch::optim::AdamW& optimizer) {
   SafetensorsFile saved((std::filesystem::path(checkpoint_dir) / "trainer_state.safetensors").string());
   load_adamw_state(optimizer, policy.model.named_parameters(), saved);
-  if (saved.contains(kCpuGeneratorKey)) {
-    at::Generator cpu_generator = at::detail::getDefaultCPUGenerator();
-    cpu_generator.set_state(saved.load(kCpuGeneratorKey));
-  }
 }
 
 }  // namespace anchor

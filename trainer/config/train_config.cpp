@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cstdio>
 #include <set>
 
 #include "trainer/common/error.h"
@@ -253,6 +254,16 @@ std::string train_config_to_yaml(const TrainConfig& config) {
   const_cast<TrainConfig&>(config).visit(writer);
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
+}
+
+std::string train_config_hash(const TrainConfig& config) {
+  TrainConfig copy = config;
+  copy.logging = LoggingSection{};  // where a run writes does not change what it computes
+  uint64_t h = 1469598103934665603ull;  // FNV-1a 64
+  for (unsigned char c : train_config_to_yaml(copy)) h = (h ^ c) * 1099511628211ull;
+  char out[17];
+  std::snprintf(out, sizeof(out), "%016llx", static_cast<unsigned long long>(h));
+  return out;
 }
 
 void validate_train_config(const TrainConfig& c, ConfigUse use) {

@@ -175,6 +175,8 @@ TrainConfig load_train_config(const std::string& path, const std::vector<std::st
                               ConfigUse use = ConfigUse::rl);
 // The resolved config as YAML (every key, defaults included).
 std::string train_config_to_yaml(const TrainConfig& config);
+// Hash (hex) of everything that shapes training: the resolved config without logging.*.
+std::string train_config_hash(const TrainConfig& config);
 // Static checks; each error names the key path and what is allowed.
 void validate_train_config(const TrainConfig& config, ConfigUse use = ConfigUse::rl);
 

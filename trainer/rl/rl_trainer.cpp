@@ -122,7 +122,7 @@ int run_rl_training(const TrainRunOptions& opt) {
   const bool resuming = !opt.resume.empty();
   AR_CHECK(!(resuming && !opt.init_from.empty()), "--resume and --init-from exclude each other");
   const std::string resolved_yaml = train_config_to_yaml(cfg);
-  const std::string config_hash = stable_hash(resolved_yaml);
+  const std::string config_hash = train_config_hash(cfg);
 
   // ---- components, each from its config section ---------------------------------------------
   const at::TensorOptions options = resolve_device(cfg.model.device, cfg.model.dtype, cfg.model.threads, "model");

@@ -32,7 +32,7 @@ int run_sft_training(const TrainRunOptions& opt) {
   const bool resuming = !opt.resume.empty();
   AR_CHECK(!(resuming && !opt.init_from.empty()), "--resume and --init-from exclude each other");
   const std::string resolved_yaml = train_config_to_yaml(cfg);
-  const std::string config_hash = stable_hash(resolved_yaml);
+  const std::string config_hash = train_config_hash(cfg);
 
   const at::TensorOptions options = resolve_device(cfg.model.device, cfg.model.dtype, cfg.model.threads, "model");
   std::string checkpoint_dir, weights_from = opt.init_from.empty() ? cfg.model.path : opt.init_from;

@@ -1,8 +1,12 @@
-"""Exact resume: N steps straight == N/2 steps, an interruption, and --resume latest for the rest.
+"""End-to-end trainer checks.
+
+Exact resume: N steps straight == N/2 steps, an interruption, and --resume latest for the rest.
 
 Runs `anchor-rl train` (and `anchor-rl sft`) on the shipped demo model and countdown data
 twice; the final weights and optimizer state must be bit-identical and every metrics line
-identical once the wall-clock timings under "perf" are removed.
+identical once the wall-clock timings under "perf" are removed. Then every algorithm switch
+(KL in loss / reward, PPO epochs and mini-batches, dual clip, RLOO, REINFORCE++, Dr. GRPO,
+aggregations) runs two steps and logs finite metrics.
 Usage: check_resume.py ANCHOR_RL_BINARY SCRATCH_DIR
 """
 import json
@@ -63,6 +67,39 @@ def check(binary, scratch, command, config, steps, extra):
           f"weights/optimizer identical")
 
 
+def check_options(binary, scratch):
+    """Every algorithm switch runs end to end and logs finite metrics (KL needs the reference)."""
+    import math
+    variants = {
+        "kl-loss-ppo": ["--set", "algo.kl_coef=0.05", "--set", "algo.kl_estimator=k3", "--set", "algo.ppo_epochs=2",
+                        "--set", "algo.mini_batches=2", "--set", "algo.dual_clip=3", "--set", "algo.entropy_coef=0.01"],
+        "kl-reward-rloo": ["--set", "algo.kl_coef=0.05", "--set", "algo.kl_in=reward", "--set", "algo.kl_estimator=k1",
+                           "--set", "algo.advantage=rloo", "--set", "algo.loss_agg=seq_mean_token_sum_norm"],
+        "drgrpo-nodyn": ["--set", "algo.normalize_std=false", "--set", "algo.dynamic_sampling=false",
+                         "--set", "algo.loss_agg=seq_mean_token_mean", "--set", "optim.schedule=cosine"],
+        "reinforce-pp": ["--set", "algo.advantage=reinforce_pp", "--set", "algo.dynamic_sampling=false"],
+    }
+    for name, extra in variants.items():
+        run_dir = os.path.join(scratch, "options-" + name)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        run(binary, ["train", "configs/demo.yaml", "--run-dir", run_dir, "--set", "train.steps=2",
+                     "--set", "rollout.prompts_per_step=4", "--set", "rollout.samples_per_prompt=4",
+                     "--set", "data.eval=", "--set", "algo.micro_batch_size=8"] + extra)
+        lines = metrics(run_dir)
+        last = lines[-1]
+        for key in ("reward_mean", "entropy", "clip_fraction", "grad_norm", "pg_loss", "logprob_mismatch"):
+            if not (key in last and math.isfinite(last[key])):
+                raise SystemExit(f"FAIL: options {name}: metric {key} missing or not finite: {last}")
+        if "kl" in name and not ("kl_ref" in last and math.isfinite(last["kl_ref"])):
+            raise SystemExit(f"FAIL: options {name}: kl_ref not logged although algo.kl_coef > 0")
+        if last["logprob_mismatch"] > 1e-3:
+            raise SystemExit(f"FAIL: options {name}: sampler and trainer log-probs disagree ({last['logprob_mismatch']})")
+        expected_updates = 4 if name == "kl-loss-ppo" else 1
+        if last["optimizer_updates"] not in (0, expected_updates):
+            raise SystemExit(f"FAIL: options {name}: {last['optimizer_updates']} optimizer updates, expected {expected_updates}")
+        print(f"options {name}: ok (kl_ref={last.get('kl_ref')}, updates={last['optimizer_updates']})")
+
+
 def main():
     binary, scratch = sys.argv[1], sys.argv[2]
     os.makedirs(scratch, exist_ok=True)
@@ -73,6 +110,7 @@ def main():
     sft = ["--set", "sft.batch_size=8", "--set", "data.eval_limit=2", "--set", "train.eval_every=3",
            "--set", "model.path=data/demo-model", "--set", "checkpoint.every=0"]
     check(binary, scratch, "sft", "configs/demo_sft.yaml", 6, sft)
+    check_options(binary, scratch)
 
 
 if __name__ == "__main__":

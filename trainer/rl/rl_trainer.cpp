@@ -14,7 +14,7 @@
 #include "trainer/algo/loss_aggregation.h"
 #include "trainer/algo/policy_loss.h"
 #include "trainer/checkpoint/checkpoint.h"
-#include "trainer/checkpoint/run_directory.h"
+#include "trainer/checkpoint/run_setup.h"
 #include "trainer/checkpoint/training_checkpoint.h"
 #include "trainer/common/device.h"
 #include "trainer/common/error.h"
@@ -115,43 +115,24 @@ std::string format_duration(double seconds) {
 }  // namespace
 
 int run_rl_training(const TrainRunOptions& opt) {
-  // ---- configuration and run directory ------------------------------------------------------
-  TrainConfig cfg = load_train_config(opt.config_path, opt.overrides);
-  if (!opt.run_dir.empty()) cfg.logging.run_dir = opt.run_dir;
-  const std::string run_dir = cfg.logging.run_dir;
-  const bool resuming = !opt.resume.empty();
-  AR_CHECK(!(resuming && !opt.init_from.empty()), "--resume and --init-from exclude each other");
-  const std::string resolved_yaml = train_config_to_yaml(cfg);
-  const std::string config_hash = train_config_hash(cfg);
+  // ---- configuration, run directory, starting point ----------------------------------------
+  RunStart start = start_run(opt, ConfigUse::rl, "train");
+  const TrainConfig& cfg = start.config;
+  TrainerState& state = start.state;
+  RunDirectory& run = *start.run;
 
   // ---- components, each from its config section ---------------------------------------------
   const at::TensorOptions options = resolve_device(cfg.model.device, cfg.model.dtype, cfg.model.threads, "model");
   AR_CHECK(options.device().is_cpu() || cfg.model.dtype != "float16", "model.dtype: float16 training is not supported");
   const at::TensorOptions master = options.dtype(torch::kFloat);  // fp32 master weights
-  std::string checkpoint_dir;
-  TrainerState state;
-  std::string weights_from = cfg.model.path;
-  if (resuming) {
-    checkpoint_dir = resolve_checkpoint(run_dir, opt.resume);
-    state = load_trainer_state(checkpoint_dir);
-    AR_CHECK(state.world_size == 1, checkpoint_dir, ": saved with world size ", state.world_size, ", running with 1");
-    if (state.config_hash != config_hash)
-      log::warn("resuming with a config that differs from the checkpoint's (ablation branch); see config.yaml");
-    weights_from = checkpoint_dir;
-  } else if (!opt.init_from.empty()) {
-    weights_from = opt.init_from;
-  }
-  RunDirectory run(run_dir, resuming, resolved_yaml,
-                   {{"command", "train"}, {"config", opt.config_path}, {"overrides", opt.overrides},
-                    {"weights_from", weights_from}, {"resumed_from", checkpoint_dir}, {"init_from", opt.init_from},
-                    {"config_hash", config_hash}});
-  log::info(str_cat("run directory ", run_dir, "\n", resolved_yaml));
-  Pretrained policy = load_pretrained(weights_from, master);
+  Pretrained policy = load_pretrained(start.weights_from, master);
   policy.model.set_requires_grad(true);
+  // The KL reference is the run's starting point (model.path or --init-from), remembered in
+  // the checkpoints so that a resumed run keeps the same reference.
+  if (!state.extra.contains("reference_from")) state.extra["reference_from"] = start.weights_from;
   std::optional<LlamaModel> reference;
   if (cfg.algo.kl_coef > 0) {
-    const std::string ref_path = opt.init_from.empty() ? cfg.model.path : opt.init_from;
-    reference.emplace(load_model(ref_path, master));
+    reference.emplace(load_model(state.extra["reference_from"].get<std::string>(), master));
     reference->set_requires_grad(false);
   }
 
@@ -169,15 +150,11 @@ int run_rl_training(const TrainRunOptions& opt) {
   const PolicyLossOptions loss_options{cfg.algo.clip_low, cfg.algo.clip_high, cfg.algo.dual_clip};
 
   data::DataCursor cursor(train_set.size(), cfg.train.seed, cfg.data.shuffle);
-  torch::optim::AdamW optimizer(policy.model.parameters(),
-                                torch::optim::AdamWOptions(cfg.optim.lr)
-                                    .betas({cfg.optim.beta1, cfg.optim.beta2})
-                                    .eps(cfg.optim.eps)
-                                    .weight_decay(cfg.optim.weight_decay));
-  if (resuming) {
+  torch::optim::AdamW optimizer = make_adamw(policy.model, cfg.optim);
+  if (!start.checkpoint_dir.empty()) {
     cursor.restore(state.data_epoch, state.data_position);
-    restore_training_checkpoint(checkpoint_dir, policy, optimizer);
-    log::info(str_cat("resumed from ", checkpoint_dir, " at step ", state.step));
+    restore_training_checkpoint(start.checkpoint_dir, policy, optimizer);
+    log::info(str_cat("resumed from ", start.checkpoint_dir, " at step ", state.step));
   }
   run.open_metrics(state.step);
 
@@ -192,8 +169,9 @@ int run_rl_training(const TrainRunOptions& opt) {
     state.step = step;
     state.data_epoch = cursor.epoch();
     state.data_position = cursor.position();
-    state.config_hash = config_hash;
-    const std::string path = save_training_checkpoint(run_dir, state, policy, optimizer, cfg.checkpoint.keep_last);
+    state.config_hash = start.config_hash;
+    const std::string path =
+        save_training_checkpoint(cfg.logging.run_dir, state, policy, optimizer, cfg.checkpoint.keep_last);
     log::info(str_cat("checkpoint ", path));
   };
 
@@ -309,6 +287,15 @@ int run_rl_training(const TrainRunOptions& opt) {
       if (reference) ref_logprobs = batched_logprobs(*reference, batch, cfg.rollout.temperature, micro);
       t_forward += seconds_since(t0);
       const at::Tensor valid = batch.response_mask;
+      // Sampler vs trainer log-probs of the same tokens: ~1e-6 unless the two paths diverge.
+      at::Tensor sampled = torch::zeros_like(old_logprobs);
+      for (int64_t i = 0; i < N; ++i) {
+        const auto& lp = samples[static_cast<size_t>(i)].sampling_logprobs;
+        if (!lp.empty()) sampled[i].slice(0, 0, static_cast<int64_t>(lp.size())).copy_(torch::tensor(lp));
+      }
+      line["logprob_mismatch"] =
+          ((sampled - old_logprobs).abs() * valid.to(torch::kFloat)).sum().item<double>() /
+          std::max<double>(1.0, valid.sum().item<double>());
 
       // 4. advantages: group-normalised sequence advantages broadcast to tokens.
       at::Tensor shaped_rewards = rewards;
@@ -322,7 +309,7 @@ int run_rl_training(const TrainRunOptions& opt) {
 
       // 5. PPO update: epochs x mini-batches; micro-batches accumulate gradients normalised by
       //    the mini-batch's global denominator, so accumulation equals the full mini-batch.
-      for (auto& group_opts : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group_opts.options()).lr(lr);
+      set_learning_rate(optimizer, lr);
       const UpdateInputs update_inputs{batch, old_logprobs, ref_logprobs, token_advantages};
       UpdateOptions update_options;
       update_options.policy_loss = &policy_loss;

@@ -7,7 +7,7 @@
 #include "data/prompt_dataset.h"
 #include "rewards/reward_function.h"
 #include "trainer/algo/loss_aggregation.h"
-#include "trainer/checkpoint/run_directory.h"
+#include "trainer/checkpoint/run_setup.h"
 #include "trainer/checkpoint/training_checkpoint.h"
 #include "trainer/common/device.h"
 #include "trainer/common/error.h"
@@ -26,27 +26,12 @@ double seconds_since(Clock::time_point t) { return std::chrono::duration<double>
 }  // namespace
 
 int run_sft_training(const TrainRunOptions& opt) {
-  TrainConfig cfg = load_train_config(opt.config_path, opt.overrides, ConfigUse::sft);
-  if (!opt.run_dir.empty()) cfg.logging.run_dir = opt.run_dir;
-  const std::string run_dir = cfg.logging.run_dir;
-  const bool resuming = !opt.resume.empty();
-  AR_CHECK(!(resuming && !opt.init_from.empty()), "--resume and --init-from exclude each other");
-  const std::string resolved_yaml = train_config_to_yaml(cfg);
-  const std::string config_hash = train_config_hash(cfg);
-
+  RunStart start = start_run(opt, ConfigUse::sft, "sft");
+  const TrainConfig& cfg = start.config;
+  TrainerState& state = start.state;
+  RunDirectory& run = *start.run;
   const at::TensorOptions options = resolve_device(cfg.model.device, cfg.model.dtype, cfg.model.threads, "model");
-  std::string checkpoint_dir, weights_from = opt.init_from.empty() ? cfg.model.path : opt.init_from;
-  TrainerState state;
-  if (resuming) {
-    checkpoint_dir = resolve_checkpoint(run_dir, opt.resume);
-    state = load_trainer_state(checkpoint_dir);
-    weights_from = checkpoint_dir;
-  }
-  RunDirectory run(run_dir, resuming, resolved_yaml,
-                   {{"command", "sft"}, {"config", opt.config_path}, {"overrides", opt.overrides},
-                    {"weights_from", weights_from}, {"resumed_from", checkpoint_dir}, {"config_hash", config_hash}});
-  log::info(str_cat("run directory ", run_dir, "\n", resolved_yaml));
-  Pretrained policy = load_pretrained(weights_from, options.dtype(torch::kFloat));
+  Pretrained policy = load_pretrained(start.weights_from, options.dtype(torch::kFloat));
   policy.model.set_requires_grad(true);
 
   const data::PromptDataset train_set = data::PromptDataset::load_jsonl(cfg.data.train, cfg.data.prompt_key);
@@ -66,14 +51,10 @@ int run_sft_training(const TrainRunOptions& opt) {
   }
 
   data::DataCursor cursor(train_set.size(), cfg.train.seed, cfg.data.shuffle);
-  torch::optim::AdamW optimizer(policy.model.parameters(),
-                                torch::optim::AdamWOptions(cfg.optim.lr)
-                                    .betas({cfg.optim.beta1, cfg.optim.beta2})
-                                    .eps(cfg.optim.eps)
-                                    .weight_decay(cfg.optim.weight_decay));
-  if (resuming) {
+  torch::optim::AdamW optimizer = make_adamw(policy.model, cfg.optim);
+  if (!start.checkpoint_dir.empty()) {
     cursor.restore(state.data_epoch, state.data_position);
-    restore_training_checkpoint(checkpoint_dir, policy, optimizer);
+    restore_training_checkpoint(start.checkpoint_dir, policy, optimizer);
   }
   run.open_metrics(state.step);
   auto run_eval = [&](int64_t step) -> nlohmann::json {
@@ -122,7 +103,7 @@ int run_sft_training(const TrainRunOptions& opt) {
       target_mask[b].slice(0, 0, nt).fill_(true);
     }
     const double lr = learning_rate_at(step - 1, cfg.train.steps, cfg.optim);
-    for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+    set_learning_rate(optimizer, lr);
     optimizer.zero_grad();
     const ResponseStatistics st =
         response_statistics(policy.model, prompt_ids, prompt_mask, target_ids, target_mask, 1.0, false);
@@ -155,8 +136,9 @@ int run_sft_training(const TrainRunOptions& opt) {
       state.step = step;
       state.data_epoch = cursor.epoch();
       state.data_position = cursor.position();
-      state.config_hash = config_hash;
-      log::info(str_cat("checkpoint ", save_training_checkpoint(run_dir, state, policy, optimizer, cfg.checkpoint.keep_last)));
+      state.config_hash = start.config_hash;
+      log::info(str_cat("checkpoint ", save_training_checkpoint(cfg.logging.run_dir, state, policy, optimizer,
+                                                                cfg.checkpoint.keep_last)));
     }
     if (stop_now) return 0;
   }

@@ -4,8 +4,6 @@
 #include <torch/torch.h>
 
 #include <chrono>
-#include <filesystem>
-#include <fstream>
 
 #include "data/prompt_dataset.h"
 #include "rewards/reward_function.h"
@@ -18,7 +16,6 @@
 #include "trainer/checkpoint/training_checkpoint.h"
 #include "trainer/common/device.h"
 #include "trainer/common/error.h"
-#include "trainer/common/file_util.h"
 #include "trainer/common/log.h"
 #include "trainer/config/train_config.h"
 #include "trainer/optim/lr_schedule.h"
@@ -30,7 +27,6 @@
 namespace anchor {
 namespace {
 
-namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }

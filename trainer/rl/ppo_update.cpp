@@ -9,18 +9,6 @@
 
 namespace anchor {
 
-StepBatch select_rows(const StepBatch& b, const at::Tensor& rows) {
-  StepBatch out{b.prompt_ids.index_select(0, rows), b.prompt_mask.index_select(0, rows),
-                b.response_ids.index_select(0, rows), b.response_mask.index_select(0, rows)};
-  const int64_t first_prompt = out.prompt_mask.any(0).to(torch::kLong).argmax().item<int64_t>();
-  const int64_t response_len = std::max<int64_t>(1, out.response_mask.sum(1).max().item<int64_t>());
-  out.prompt_ids = out.prompt_ids.slice(1, first_prompt);
-  out.prompt_mask = out.prompt_mask.slice(1, first_prompt);
-  out.response_ids = out.response_ids.slice(1, 0, response_len);
-  out.response_mask = out.response_mask.slice(1, 0, response_len);
-  return out;
-}
-
 UpdateStats accumulate_policy_gradients(const LlamaModel& model, const UpdateInputs& in, const at::Tensor& rows,
                                         const UpdateOptions& o) {
   using Clock = std::chrono::steady_clock;

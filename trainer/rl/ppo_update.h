@@ -14,17 +14,9 @@
 #include "trainer/algo/loss_aggregation.h"
 #include "trainer/algo/policy_loss.h"
 #include "trainer/model/llama_model.h"
+#include "trainer/rl/step_batch.h"
 
 namespace anchor {
-
-// The step's sequences, padded: prompts left, responses right.
-struct StepBatch {
-  at::Tensor prompt_ids, prompt_mask;      // [N, P] int64 / bool
-  at::Tensor response_ids, response_mask;  // [N, R] int64 / bool
-};
-
-// Rows `rows` of a step batch, with columns that are padding in every selected row trimmed.
-StepBatch select_rows(const StepBatch& batch, const at::Tensor& rows);
 
 struct UpdateInputs {
   StepBatch batch;

@@ -57,37 +57,6 @@ struct Sample {
   std::vector<double> components;
 };
 
-StepBatch pad_samples(const std::vector<Sample>& samples, int64_t pad_id) {
-  const int64_t N = static_cast<int64_t>(samples.size());
-  int64_t P = 1, R = 1;
-  for (const auto& s : samples) {
-    P = std::max<int64_t>(P, static_cast<int64_t>(s.prompt.size()));
-    R = std::max<int64_t>(R, static_cast<int64_t>(s.response.size()));
-  }
-  StepBatch b;
-  b.prompt_ids = torch::full({N, P}, pad_id, torch::kLong);
-  b.prompt_mask = torch::zeros({N, P}, torch::kBool);
-  b.response_ids = torch::full({N, R}, pad_id, torch::kLong);
-  b.response_mask = torch::zeros({N, R}, torch::kBool);
-  auto pid = b.prompt_ids.accessor<int64_t, 2>();
-  auto pm = b.prompt_mask.accessor<bool, 2>();
-  auto rid = b.response_ids.accessor<int64_t, 2>();
-  auto rm = b.response_mask.accessor<bool, 2>();
-  for (int64_t i = 0; i < N; ++i) {
-    const auto& s = samples[static_cast<size_t>(i)];
-    const int64_t off = P - static_cast<int64_t>(s.prompt.size());
-    for (size_t t = 0; t < s.prompt.size(); ++t) {
-      pid[i][off + static_cast<int64_t>(t)] = s.prompt[t];
-      pm[i][off + static_cast<int64_t>(t)] = true;
-    }
-    for (size_t t = 0; t < s.response.size(); ++t) {
-      rid[i][static_cast<int64_t>(t)] = s.response[t];
-      rm[i][static_cast<int64_t>(t)] = true;
-    }
-  }
-  return b;
-}
-
 // Per-token statistics of the whole step batch in micro-batches, without gradients.
 at::Tensor batched_logprobs(const LlamaModel& model, const StepBatch& b, double temperature, int64_t micro) {
   torch::NoGradGuard no_grad;
@@ -158,7 +127,6 @@ int run_rl_training(const TrainRunOptions& opt) {
   const int64_t pad_id = policy.tokenizer.pad_id() >= 0 ? policy.tokenizer.pad_id() : std::max<int64_t>(policy.tokenizer.eos_id(), 0);
   auto run_eval = [&](int64_t step) -> nlohmann::json {
     if (!eval_set) return nullptr;
-    torch::NoGradGuard no_grad;
     return evaluate_for_run(policy, *eval_set, prompt_template, reward, cfg, step);
   };
   auto save = [&](int64_t step) {
@@ -275,7 +243,12 @@ int run_rl_training(const TrainRunOptions& opt) {
       line["response_length"] = mean_len;
 
       // 3. old logprobs (current policy, no grad) and reference logprobs.
-      const StepBatch batch = pad_samples(samples, pad_id);
+      std::vector<const std::vector<int64_t>*> prompt_rows, response_rows;
+      for (const auto& s : samples) {
+        prompt_rows.push_back(&s.prompt);
+        response_rows.push_back(&s.response);
+      }
+      const StepBatch batch = pad_sequences(prompt_rows, response_rows, pad_id);
       auto t0 = Clock::now();
       const int64_t micro = cfg.algo.micro_batch_size;
       const at::Tensor old_logprobs = batched_logprobs(policy.model, batch, cfg.rollout.temperature, micro);

@@ -16,6 +16,7 @@
 #include "trainer/optim/lr_schedule.h"
 #include "trainer/rl/evaluation.h"
 #include "trainer/rl/policy_forward.h"
+#include "trainer/rl/step_batch.h"
 
 namespace anchor {
 namespace {
@@ -75,7 +76,6 @@ int run_sft_training(const TrainRunOptions& opt) {
     // Batch: prompt tokens (BOS + templated prompt) and target tokens (response + EOS).
     const std::vector<size_t> rows = cursor.next(static_cast<size_t>(cfg.sft.batch_size));
     std::vector<std::vector<int64_t>> prompts, targets;
-    int64_t P = 1, R = 1;
     for (size_t r : rows) {
       std::vector<int64_t> prompt = policy.tokenizer.encode(prompt_template.apply(train_set[r].prompt), true);
       std::vector<int64_t> target =
@@ -85,29 +85,22 @@ int run_sft_training(const TrainRunOptions& opt) {
         target.insert(target.begin(), prompt.begin() + 1, prompt.end());
         prompt.resize(1);
       }
-      P = std::max<int64_t>(P, static_cast<int64_t>(prompt.size()));
-      R = std::max<int64_t>(R, static_cast<int64_t>(target.size()));
       prompts.push_back(std::move(prompt));
       targets.push_back(std::move(target));
     }
-    const int64_t B = static_cast<int64_t>(rows.size());
-    at::Tensor prompt_ids = torch::full({B, P}, pad_id, torch::kLong), prompt_mask = torch::zeros({B, P}, torch::kBool);
-    at::Tensor target_ids = torch::full({B, R}, pad_id, torch::kLong), target_mask = torch::zeros({B, R}, torch::kBool);
-    for (int64_t b = 0; b < B; ++b) {
-      const auto& p = prompts[static_cast<size_t>(b)];
-      const auto& t = targets[static_cast<size_t>(b)];
-      const int64_t np = static_cast<int64_t>(p.size()), nt = static_cast<int64_t>(t.size());
-      prompt_ids[b].slice(0, P - np).copy_(torch::tensor(p, torch::kLong));
-      prompt_mask[b].slice(0, P - np).fill_(true);
-      target_ids[b].slice(0, 0, nt).copy_(torch::tensor(t, torch::kLong));
-      target_mask[b].slice(0, 0, nt).fill_(true);
+    std::vector<const std::vector<int64_t>*> prompt_rows, target_rows;
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      prompt_rows.push_back(&prompts[i]);
+      target_rows.push_back(&targets[i]);
     }
+    const StepBatch batch = pad_sequences(prompt_rows, target_rows, pad_id);
     const double lr = learning_rate_at(step - 1, cfg.train.steps, cfg.optim);
     set_learning_rate(optimizer, lr);
     optimizer.zero_grad();
     const ResponseStatistics st =
-        response_statistics(policy.model, prompt_ids, prompt_mask, target_ids, target_mask, 1.0, false);
-    const at::Tensor mask = target_mask.to(st.logprobs.device());
+        response_statistics(policy.model, batch.prompt_ids, batch.prompt_mask, batch.response_ids,
+                            batch.response_mask, 1.0, false);
+    const at::Tensor mask = batch.response_mask.to(st.logprobs.device());
     const double tokens = mask.sum().item<double>();
     at::Tensor loss = aggregate_loss(-st.logprobs, mask, LossAggregation::token_mean, tokens, 0);
     loss.backward();

@@ -44,8 +44,9 @@ def final_files(run_dir, step):
     return out
 
 
-def check(binary, scratch, command, config, steps, extra):
-    straight, resumed = os.path.join(scratch, command + "-straight"), os.path.join(scratch, command + "-resumed")
+def check(binary, scratch, command, config, steps, extra, name=None):
+    name = name or command
+    straight, resumed = os.path.join(scratch, name + "-straight"), os.path.join(scratch, name + "-resumed")
     for d in (straight, resumed):
         shutil.rmtree(d, ignore_errors=True)
     common = [command, config, "--set", f"train.steps={steps}"] + extra
@@ -58,12 +59,12 @@ def check(binary, scratch, command, config, steps, extra):
             if x != y:
                 print("straight:", x, "\nresumed: ", y)
                 break
-        raise SystemExit(f"FAIL: {command}: metrics differ between the straight and the resumed run")
+        raise SystemExit(f"FAIL: {name}: metrics differ between the straight and the resumed run")
     fa, fb = final_files(straight, steps), final_files(resumed, steps)
-    for name in fa:
-        if fa[name] != fb[name]:
-            raise SystemExit(f"FAIL: {command}: {name} of step {steps} differs after resume")
-    print(f"{command}: {steps} straight steps == {steps // 2} + resume: {len(a)} metrics lines and final "
+    for file in fa:
+        if fa[file] != fb[file]:
+            raise SystemExit(f"FAIL: {name}: {file} of step {steps} differs after resume")
+    print(f"{name}: {steps} straight steps == {steps // 2} + resume: {len(a)} metrics lines and final "
           f"weights/optimizer identical")
 
 
@@ -78,6 +79,13 @@ def check_options(binary, scratch):
         "drgrpo-nodyn": ["--set", "algo.normalize_std=false", "--set", "algo.dynamic_sampling=false",
                          "--set", "algo.loss_agg=seq_mean_token_mean", "--set", "optim.schedule=cosine"],
         "reinforce-pp": ["--set", "algo.advantage=reinforce_pp", "--set", "algo.dynamic_sampling=false"],
+        "credit-random": ["--set", "credit.strategy=random"],
+        "credit-entropy": ["--set", "credit.strategy=entropy"],
+        "credit-local-chunk": ["--set", "credit.strategy=local_chunk", "--set", "credit.layers=all"],
+        "credit-global-anchor": ["--set", "credit.strategy=global_anchor", "--set", "credit.head_ranking=sequence"],
+        "credit-coupled": ["--set", "credit.strategy=coupled", "--set", "credit.sign=positive_only",
+                           "--set", "credit.chunk_rows=7"],
+        "credit-thought-anchor": ["--set", "credit.strategy=thought_anchor", "--set", "credit.proximity=1"],
     }
     for name, extra in variants.items():
         run_dir = os.path.join(scratch, "options-" + name)
@@ -97,7 +105,14 @@ def check_options(binary, scratch):
         expected_updates = 4 if name == "kl-loss-ppo" else 1
         if last["optimizer_updates"] not in (0, expected_updates):
             raise SystemExit(f"FAIL: options {name}: {last['optimizer_updates']} optimizer updates, expected {expected_updates}")
-        print(f"options {name}: ok (kl_ref={last.get('kl_ref')}, updates={last['optimizer_updates']})")
+        if name.startswith("credit-") and last["optimizer_updates"] > 0:
+            share = last.get("credit", {}).get("amplified_share", 0.0)
+            if not 0.0 < share < 1.0:
+                raise SystemExit(f"FAIL: options {name}: amplified_share {share} should lie in (0, 1): {last}")
+            if name != "credit-random" and name != "credit-entropy" and not math.isfinite(last["credit"]["waad_mean"]):
+                raise SystemExit(f"FAIL: options {name}: waad_mean not finite: {last}")
+        print(f"options {name}: ok (kl_ref={last.get('kl_ref')}, updates={last['optimizer_updates']}, "
+              f"credit={last.get('credit')})")
 
 
 def main():
@@ -107,6 +122,13 @@ def main():
              "--set", "algo.micro_batch_size=6", "--set", "data.eval_limit=4", "--set", "train.eval_every=2",
              "--set", "checkpoint.every=0", "--set", "optim.warmup_steps=1", "--set", "optim.schedule=cosine"]
     check(binary, scratch, "train", "configs/demo.yaml", 4, small)
+    # Credit maps change the update; thought anchors carry a running receiver-head estimate
+    # across steps that the checkpoint must restore.
+    check(binary, scratch, "train", "configs/demo.yaml", 4,
+          small + ["--set", "credit.strategy=thought_anchor", "--set", "credit.proximity=1",
+                   "--set", "credit.receiver_heads=3"], name="train-thought-anchor")
+    check(binary, scratch, "train", "configs/demo.yaml", 4, small + ["--set", "credit.strategy=coupled"],
+          name="train-coupled")
     sft = ["--set", "sft.batch_size=8", "--set", "data.eval_limit=2", "--set", "train.eval_every=3",
            "--set", "model.path=data/demo-model", "--set", "checkpoint.every=0"]
     check(binary, scratch, "sft", "configs/demo_sft.yaml", 6, sft)

@@ -127,6 +127,24 @@ class Reader {
       f.push_back(s);
     }
   }
+  void read(const YAML::Node& v, const std::string& key, credit::LayerSelection& f) {
+    if (v.IsScalar()) {
+      f.mode = v.Scalar();
+      f.layers.clear();
+      AR_CHECK(f.mode == "default" || f.mode == "all", source_, ": ", key,
+               " must be default, all or a list of layer indices, got '", f.mode, "'", mark_of(v));
+      return;
+    }
+    AR_CHECK(v.IsSequence() && v.size() > 0, source_, ": ", key,
+             " must be default, all or a non-empty list of layer indices", mark_of(v));
+    f.mode = "list";
+    f.layers.clear();
+    for (size_t i = 0; i < v.size(); ++i) {
+      int64_t layer = 0;
+      scalar(v[i], key + "[" + std::to_string(i) + "]", layer, "a layer index (integer)");
+      f.layers.push_back(layer);
+    }
+  }
   void read(const YAML::Node& v, const std::string& key, std::vector<RewardComponentConfig>& f) {
     AR_CHECK(v.IsSequence(), source_, ": ", key, " must be a list of {name, weight, ...params}", mark_of(v));
     f.clear();
@@ -175,6 +193,15 @@ class Writer {
   void write(const std::vector<std::string>& v) {
     out_ << YAML::Flow << YAML::BeginSeq;
     for (const auto& s : v) out_ << YAML::DoubleQuoted << s;
+    out_ << YAML::EndSeq;
+  }
+  void write(const credit::LayerSelection& v) {
+    if (v.mode != "list") {
+      out_ << v.mode;
+      return;
+    }
+    out_ << YAML::Flow << YAML::BeginSeq;
+    for (int64_t l : v.layers) out_ << l;
     out_ << YAML::EndSeq;
   }
   void write(const std::vector<RewardComponentConfig>& v) {
@@ -300,7 +327,7 @@ void validate_train_config(const TrainConfig& c, ConfigUse use) {
   AR_CHECK(sequences % c.algo.mini_batches == 0, "algo.mini_batches: ", c.algo.mini_batches,
            " must divide the sequences per step (rollout.prompts_per_step x rollout.samples_per_prompt = ",
            sequences, ")");
-  check_one_of("credit.strategy", c.credit.strategy, {"none"});
+  credit::validate_credit_options(c.credit);
   AR_CHECK(c.optim.lr > 0, "optim.lr: must be > 0, got ", c.optim.lr);
   AR_CHECK(c.optim.beta1 >= 0 && c.optim.beta1 < 1 && c.optim.beta2 >= 0 && c.optim.beta2 < 1,
            "optim.beta1 / optim.beta2: must be in [0, 1)");

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "credit/credit_options.h"
+
 namespace anchor {
 
 struct ModelSection {
@@ -87,10 +89,8 @@ struct AlgoSection {
   }
 };
 
-struct CreditSection {
-  std::string strategy = "none";  // credit maps arrive with the credit issue
-  template <class V> void visit(V& v) { v("strategy", strategy); }
-};
+// The credit section is the credit code's own options struct (credit/credit_options.h).
+using CreditSection = credit::CreditOptions;
 
 struct OptimSection {
   double lr = 1e-5;

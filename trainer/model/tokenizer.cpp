@@ -171,6 +171,65 @@ std::string Tokenizer::decode(const std::vector<int64_t>& ids, bool skip_special
   return out;
 }
 
+Decoding Tokenizer::decode_with_spans(const std::vector<int64_t>& ids, bool skip_special) const {
+  Decoding out;
+  out.text = decode(ids, skip_special);
+  // Fast path: each token's piece text ("\xe2\x96\x81" -> space, <0xNN> -> byte); SentencePiece
+  // drops the leading space of the text, which decode() reports.
+  std::string joined;
+  std::vector<std::pair<size_t, size_t>> spans;
+  static const std::string kSpaceMark = "\xe2\x96\x81";
+  for (int64_t id : ids) {
+    AR_CHECK(id >= 0 && id < vocab_size(), "decode: token id ", id, " is outside the vocabulary [0, ", vocab_size(), ")");
+    std::string piece;
+    if (id < piece_count_) {
+      const int i = static_cast<int>(id);
+      if (sp_->IsControl(i)) {
+        if (!skip_special) piece = sp_->IdToPiece(i);
+      } else if (sp_->IsByte(i)) {
+        piece = std::string(1, static_cast<char>(std::stoi(sp_->IdToPiece(i).substr(3, 2), nullptr, 16)));
+      } else if (!sp_->IsUnknown(i)) {
+        const std::string raw = sp_->IdToPiece(i);
+        for (size_t p = 0; p < raw.size();) {
+          if (raw.compare(p, kSpaceMark.size(), kSpaceMark) == 0) {
+            piece += ' ';
+            p += kSpaceMark.size();
+          } else {
+            piece += raw[p++];
+          }
+        }
+      } else {
+        piece = "\x01";  // forces the exact path below
+      }
+    } else if (!skip_special) {
+      piece = added_[static_cast<size_t>(id - piece_count_)];
+    }
+    spans.emplace_back(joined.size(), joined.size() + piece.size());
+    joined += piece;
+  }
+  if (joined.size() == out.text.size() + 1 && !joined.empty() && joined[0] == ' ' && joined.compare(1, std::string::npos, out.text) == 0) {
+    for (auto& [a, b] : spans) {
+      a = a > 0 ? a - 1 : 0;
+      b = b > 0 ? b - 1 : 0;
+    }
+    joined.erase(0, 1);
+  }
+  if (joined == out.text) {
+    out.spans = std::move(spans);
+    return out;
+  }
+  // Exact path: token i produced the bytes that decoding ids[0..i] adds to ids[0..i-1].
+  size_t previous = 0;
+  std::vector<int64_t> prefix;
+  for (int64_t id : ids) {
+    prefix.push_back(id);
+    const size_t now = std::max(previous, decode(prefix, skip_special).size());
+    out.spans.emplace_back(previous, now);
+    previous = now;
+  }
+  return out;
+}
+
 void Tokenizer::save(const std::string& model_dir) const {
   namespace fs = std::filesystem;
   fs::create_directories(model_dir);

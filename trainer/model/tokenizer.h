@@ -26,6 +26,12 @@ struct Encoding {
   std::vector<std::pair<size_t, size_t>> spans;
 };
 
+struct Decoding {
+  std::string text;  // == Tokenizer::decode(ids, skip_special)
+  // Byte span [first, second) of each token in `text` (empty for skipped or absorbed tokens).
+  std::vector<std::pair<size_t, size_t>> spans;
+};
+
 class Tokenizer {
  public:
   // Reads model_dir/tokenizer.model and, if present, model_dir/tokenizer_config.json.
@@ -40,6 +46,9 @@ class Tokenizer {
   std::vector<int64_t> encode(const std::string& text, bool add_bos) const;
   // skip_special drops control tokens (BOS/EOS/...) and added special tokens.
   std::string decode(const std::vector<int64_t>& ids, bool skip_special = true) const;
+
+  // decode() plus which bytes of the text each token produced (credit maps of sampled text).
+  Decoding decode_with_spans(const std::vector<int64_t>& ids, bool skip_special = true) const;
 
   int64_t vocab_size() const;  // SentencePiece pieces + added tokens
   int64_t bos_id() const;

@@ -5,6 +5,8 @@
 
 #include <chrono>
 
+#include "credit/credit_map.h"
+#include "credit/token_weights.h"
 #include "data/prompt_dataset.h"
 #include "rewards/reward_function.h"
 #include "trainer/algo/advantage.h"
@@ -20,7 +22,8 @@
 #include "trainer/config/train_config.h"
 #include "trainer/optim/lr_schedule.h"
 #include "trainer/rl/evaluation.h"
-#include "trainer/rl/policy_forward.h"
+#include "trainer/rl/credit_step.h"
+#include "trainer/rl/policy_pass.h"
 #include "trainer/rl/ppo_update.h"
 #include "trainer/rollout/sampler.h"
 
@@ -56,21 +59,6 @@ struct Sample {
   bool truncated = false;
   std::vector<double> components;
 };
-
-// Per-token statistics of the whole step batch in micro-batches, without gradients.
-at::Tensor batched_logprobs(const LlamaModel& model, const StepBatch& b, double temperature, int64_t micro) {
-  torch::NoGradGuard no_grad;
-  const int64_t N = b.response_ids.size(0), R = b.response_ids.size(1);
-  at::Tensor out = torch::zeros({N, R}, torch::kFloat);
-  for (int64_t s = 0; s < N; s += micro) {
-    at::Tensor rows = torch::arange(s, std::min(N, s + micro), torch::kLong);
-    StepBatch mb = select_rows(b, rows);
-    ResponseStatistics st = response_statistics(model, mb.prompt_ids, mb.prompt_mask, mb.response_ids,
-                                                mb.response_mask, temperature, false);
-    out.slice(0, s, s + rows.size(0)).slice(1, 0, st.logprobs.size(1)).copy_(st.logprobs.cpu());
-  }
-  return out;
-}
 
 std::string format_duration(double seconds) {
   const int64_t s = static_cast<int64_t>(seconds + 0.5);
@@ -123,6 +111,17 @@ int run_rl_training(const TrainRunOptions& opt) {
   }
   run.open_metrics(state.step);
 
+  // Credit (DESIGN 5): which strategy, and the running receiver-head estimate of thought
+  // anchors, carried across steps in the checkpoints.
+  const bool attention_credit = credit::strategy_uses_attention(cfg.credit.strategy);
+  const bool sentence_credit = credit::strategy_uses_sentences(cfg.credit.strategy);
+  if (attention_credit) credit::observed_layers(cfg.credit.layers, policy.model.config().num_hidden_layers);  // checks
+  credit::ReceiverHeadEstimate receivers;
+  if (state.extra.contains("credit_receivers")) {
+    receivers.kurtosis_sum = state.extra["credit_receivers"]["kurtosis_sum"].get<std::vector<double>>();
+    receivers.traces = state.extra["credit_receivers"]["traces"].get<std::vector<int64_t>>();
+  }
+
   const int64_t G = cfg.rollout.samples_per_prompt;
   const int64_t pad_id = policy.tokenizer.pad_id() >= 0 ? policy.tokenizer.pad_id() : std::max<int64_t>(policy.tokenizer.eos_id(), 0);
   auto run_eval = [&](int64_t step) -> nlohmann::json {
@@ -134,6 +133,8 @@ int run_rl_training(const TrainRunOptions& opt) {
     state.data_epoch = cursor.epoch();
     state.data_position = cursor.position();
     state.config_hash = start.config_hash;
+    if (!receivers.traces.empty())
+      state.extra["credit_receivers"] = {{"kurtosis_sum", receivers.kurtosis_sum}, {"traces", receivers.traces}};
     const std::string path =
         save_training_checkpoint(cfg.logging.run_dir, state, policy, optimizer, cfg.checkpoint.keep_last);
     log::info(str_cat("checkpoint ", path));
@@ -150,7 +151,7 @@ int run_rl_training(const TrainRunOptions& opt) {
   const int64_t first_step = state.step;
   for (int64_t step = state.step + 1; step <= cfg.train.steps; ++step) {
     const auto step_start = Clock::now();
-    double t_rollout = 0, t_reward = 0, t_forward = 0, t_backward = 0;
+    double t_rollout = 0, t_reward = 0, t_forward = 0, t_backward = 0, t_credit = 0;
     int64_t generated_tokens = 0;
 
     // 1. rollout + 2. score: G samples for each of P prompts; with dynamic sampling, groups
@@ -242,19 +243,29 @@ int run_rl_training(const TrainRunOptions& opt) {
       line["accuracy"] = accuracy;
       line["response_length"] = mean_len;
 
-      // 3. old logprobs (current policy, no grad) and reference logprobs.
+      // 3. old logprobs (current policy, no grad) and, in the same forward, the attention
+      //    statistics of the credit map; reference logprobs if KL is on.
       std::vector<const std::vector<int64_t>*> prompt_rows, response_rows;
       for (const auto& s : samples) {
         prompt_rows.push_back(&s.prompt);
         response_rows.push_back(&s.response);
       }
       const StepBatch batch = pad_sequences(prompt_rows, response_rows, pad_id);
+      const int64_t R = batch.response_ids.size(1);
       auto t0 = Clock::now();
+      const at::Tensor sentence_ids =
+          sentence_credit ? response_sentence_ids(policy.tokenizer, response_rows, R, cfg.credit.min_sentence_chars)
+                          : at::Tensor();
+      t_credit += seconds_since(t0);
       const int64_t micro = cfg.algo.micro_batch_size;
-      const at::Tensor old_logprobs = batched_logprobs(policy.model, batch, cfg.rollout.temperature, micro);
+      const PolicyPass old = policy_pass(policy.model, batch, cfg.rollout.temperature, micro,
+                                         cfg.credit.strategy == "entropy", attention_credit ? &cfg.credit : nullptr,
+                                         sentence_ids);
+      const at::Tensor& old_logprobs = old.logprobs;
+      t_credit += old.credit_seconds;
       at::Tensor ref_logprobs;
-      if (reference) ref_logprobs = batched_logprobs(*reference, batch, cfg.rollout.temperature, micro);
-      t_forward += seconds_since(t0);
+      if (reference) ref_logprobs = policy_pass(*reference, batch, cfg.rollout.temperature, micro, false).logprobs;
+      t_forward += seconds_since(t0) - t_credit;
       const at::Tensor valid = batch.response_mask;
       // Sampler vs trainer log-probs of the same tokens: ~1e-6 unless the two paths diverge.
       at::Tensor sampled = torch::zeros_like(old_logprobs);
@@ -266,7 +277,8 @@ int run_rl_training(const TrainRunOptions& opt) {
           ((sampled - old_logprobs).abs() * valid.to(torch::kFloat)).sum().item<double>() /
           std::max<double>(1.0, valid.sum().item<double>());
 
-      // 4. advantages: group-normalised sequence advantages broadcast to tokens.
+      // 4. advantages: group-normalised sequence advantages broadcast to tokens, each token's
+      //    share scaled by the credit map's γ_t (detached).
       at::Tensor shaped_rewards = rewards;
       if (reference) {
         at::Tensor kl_tokens = kl_estimator(old_logprobs, ref_logprobs).masked_fill(valid.logical_not(), 0.0);
@@ -274,7 +286,22 @@ int run_rl_training(const TrainRunOptions& opt) {
         if (cfg.algo.kl_in == "reward") shaped_rewards = rewards - cfg.algo.kl_coef * kl_tokens.sum(1);
       }
       const at::Tensor advantages = estimator(shaped_rewards, AdvantageOptions{G, cfg.algo.normalize_std, 1e-6});
-      const at::Tensor token_advantages = advantages.unsqueeze(1) * valid.to(torch::kFloat);  // credit: none (gamma = 1)
+      t0 = Clock::now();
+      std::optional<credit::CreditMap> credit_map;
+      if (old.attention)
+        credit_map = credit::build_credit_map(*old.attention, cfg.credit, sentence_credit ? &receivers : nullptr,
+                                              sentence_ids);
+      credit::WeightInputs weight_inputs;
+      weight_inputs.response_lengths = valid.sum(1);
+      weight_inputs.width = R;
+      weight_inputs.map = credit_map ? &*credit_map : nullptr;
+      weight_inputs.entropy = old.entropy;
+      weight_inputs.seed = derive_seed(cfg.train.seed, step, 2000);
+      const at::Tensor gamma =
+          credit::apply_sign_mode(credit::token_weights(weight_inputs, cfg.credit), advantages, cfg.credit.sign);
+      const at::Tensor token_advantages = advantages.unsqueeze(1) * valid.to(torch::kFloat) * gamma;
+      t_credit += seconds_since(t0);
+      line["credit"] = credit_metrics(credit_map ? &*credit_map : nullptr, gamma, valid);
 
       // 5. PPO update: epochs x mini-batches; micro-batches accumulate gradients normalised by
       //    the mini-batch's global denominator, so accumulation equals the full mini-batch.
@@ -331,6 +358,8 @@ int run_rl_training(const TrainRunOptions& opt) {
                     {"rollout_seconds", t_rollout},
                     {"reward_seconds", t_reward},
                     {"forward_seconds", t_forward},
+                    {"credit_seconds", t_credit},
+                    {"credit_percent_of_step", 100.0 * t_credit / std::max(step_time, 1e-9)},
                     {"backward_seconds", t_backward},
                     {"tokens_per_second", t_rollout > 0 ? static_cast<double>(generated_tokens) / t_rollout : 0.0},
                     {"peak_memory_mb", peak_memory_mb()}};

@@ -1,0 +1,34 @@
+// Token weights γ_t (DESIGN 5.5): a registry of strategies, each a small pure function from a
+// credit map (or the policy's entropies, or a seed) to γ [B, R]. γ is 1 outside the selected
+// tokens and at padding; the trainer multiplies the token advantages by it (detached).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <functional>
+
+#include "credit/credit_map.h"
+#include "credit/credit_options.h"
+#include "trainer/common/registry.h"
+
+namespace anchor::credit {
+
+struct WeightInputs {
+  at::Tensor response_lengths;       // [B]
+  int64_t width = 0;                 // R
+  const CreditMap* map = nullptr;    // attention strategies
+  at::Tensor entropy;                // [B, R] policy entropy (entropy baseline)
+  uint64_t seed = 0;                 // random baseline
+};
+
+using TokenWeightFn = std::function<at::Tensor(const WeightInputs&, const CreditOptions&)>;
+Registry<TokenWeightFn>& token_weight_strategies();
+
+// γ [B, R] float for options.strategy.
+at::Tensor token_weights(const WeightInputs& inputs, const CreditOptions& options);
+
+// Sign mode: "both" keeps γ; "positive_only" sets γ = 1 on responses whose advantage is <= 0.
+at::Tensor apply_sign_mode(const at::Tensor& gamma, const at::Tensor& advantages, const std::string& sign);
+
+}  // namespace anchor::credit

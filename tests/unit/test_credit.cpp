@@ -1,0 +1,484 @@
+// Credit maps (DESIGN 5): every metric on hand-written attention with hand-computed values;
+// the streaming reducer against a naive full-matrix reference on a random model (padded batch
+// vs each sequence alone); edge cases; γ per strategy; thought anchors; sentence rules.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <map>
+
+#include "credit/attention_statistics.h"
+#include "credit/credit_map.h"
+#include "credit/sentence_segmentation.h"
+#include "credit/thought_anchors.h"
+#include "credit/token_metrics.h"
+#include "credit/token_weights.h"
+#include "test_util.h"
+#include "trainer/config/train_config.h"
+#include "trainer/model/llama_model.h"
+#include "trainer/model/tokenizer.h"
+#include "trainer/rl/policy_pass.h"
+#include "trainer/rl/step_batch.h"
+
+namespace anchor {
+namespace {
+
+using credit::AttentionStatistics;
+using credit::CreditOptions;
+
+std::vector<double> values(const at::Tensor& t) {
+  at::Tensor c = t.to(torch::kDouble).contiguous().flatten();
+  return {c.data_ptr<double>(), c.data_ptr<double>() + c.numel()};
+}
+
+void expect_near(const at::Tensor& actual, const std::vector<double>& expected, double tol = 1e-9) {
+  const auto a = values(actual);
+  ASSERT_EQ(a.size(), expected.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], expected[i], tol) << "element " << i;
+}
+
+std::vector<bool> flags(const at::Tensor& t) {
+  const auto v = values(t.to(torch::kDouble));
+  return {v.begin(), v.end()};
+}
+
+// One sequence: column 0 = prompt, columns 1..4 = response tokens r0..r3. Head 0 is local
+// (look-back mean 0.75), head 1 global (1.0875). Rows sum to 1; the upper triangle is 0.
+at::Tensor hand_attention() {
+  const float h0[5][5] = {{1, 0, 0, 0, 0},
+                          {0.5f, 0.5f, 0, 0, 0},
+                          {0, 0.5f, 0.5f, 0, 0},
+                          {0, 0, 0, 1, 0},
+                          {0.5f, 0, 0, 0, 0.5f}};
+  const float h1[5][5] = {{1, 0, 0, 0, 0},
+                          {0, 1, 0, 0, 0},
+                          {0.2f, 0.8f, 0, 0, 0},
+                          {0, 0.6f, 0.2f, 0.2f, 0},
+                          {0, 0.5f, 0, 0.25f, 0.25f}};
+  at::Tensor a = torch::zeros({1, 2, 5, 5}, torch::kFloat);
+  for (int t = 0; t < 5; ++t)
+    for (int s = 0; s < 5; ++s) {
+      a[0][0][t][s] = h0[t][s];
+      a[0][1][t][s] = h1[t][s];
+    }
+  return a;
+}
+
+CreditOptions hand_options() {
+  CreditOptions o;
+  o.window = 2;
+  o.horizon_low = 1;
+  o.horizon_high = 2;
+  o.head_quantile = 0.5;
+  o.token_fraction = 0.5;
+  o.proximity = 1;
+  o.receiver_heads = 1;
+  o.sentence_fraction = 0.5;
+  return o;
+}
+
+// Streams the hand attention in two chunks of query rows (0-2, 3-4).
+AttentionStatistics hand_statistics(const CreditOptions& o, bool sentences) {
+  const at::Tensor sentence_ids = torch::tensor({0, 0, 1, 1}, torch::kLong).view({1, 4});
+  credit::StreamingAttentionReducer reducer({7}, 2, /*response_begin=*/1, torch::tensor({4}, torch::kLong), 4,
+                                            {o.window, o.horizon_low, o.horizon_high, 3},
+                                            sentences ? sentence_ids : at::Tensor());
+  const at::Tensor a = hand_attention();
+  EXPECT_TRUE(reducer.observes_layer(7));
+  EXPECT_FALSE(reducer.observes_layer(6));
+  reducer.on_chunk({6, 0, 0, a.slice(2, 0, 3)});  // another layer: ignored
+  reducer.on_chunk({7, 0, 0, a.slice(2, 0, 3)});
+  reducer.on_chunk({7, 3, 0, a.slice(2, 3, 5)});
+  return reducer.finish();
+}
+
+TEST(CreditMetrics, HandWrittenAttentionGivesHandComputedValues) {
+  const CreditOptions o = hand_options();
+  const AttentionStatistics st = hand_statistics(o, false);
+  // Look-back sums: head 0 rows 0.5 + 0.5 + 0 + 2.0; head 1 rows 0 + 1.2 + 1.4 + 1.75.
+  expect_near(st.lookback_sum, {3.0, 4.35}, 1e-6);
+  expect_near(credit::lookback_distance(st, "sequence"), {0.75, 1.0875}, 1e-6);
+  const credit::HeadGroups g = credit::head_groups(credit::lookback_distance(st, "batch"), o.head_quantile);
+  EXPECT_EQ(flags(g.local), (std::vector<bool>{true, false}));
+  EXPECT_EQ(flags(g.global), (std::vector<bool>{false, true}));
+
+  // WAAD (W = 2, local head 0): rows r0..r3 = 0.5, 0.5, 0, 0.5 * min(4, 2).
+  const at::Tensor waad = credit::windowed_attention_distance(st, g.local);
+  expect_near(waad, {0.5, 0.5, 0.0, 1.0}, 1e-6);
+  // FAI (H_lo 1, H_hi 2, global head 1): r0 <- rows r1, r2 (0.8, 0.6); r1 <- r2, r3 (0.2, 0);
+  // r2 <- r3 (0.25); r3 has no rows inside the response -> 0.
+  expect_near(credit::fai_row_counts(st.response_lengths, 4, 1, 2), {2, 2, 1, 0});
+  const at::Tensor fai = credit::future_attention_influence(st, g.global, 1, 2);
+  expect_near(fai, {0.7, 0.1, 0.25, 0.0}, 1e-6);
+  // Δ: |0.5-0.5|, |0.5-0|, |0-1|, last token 0.
+  const at::Tensor delta = credit::preplan_signal(waad, st.response_lengths);
+  expect_near(delta, {0.0, 0.5, 1.0, 0.0}, 1e-6);
+
+  const credit::CreditMap m = credit::build_credit_map(st, o);
+  EXPECT_EQ(flags(m.preplan), (std::vector<bool>{false, true, true, false}));
+  EXPECT_EQ(flags(m.anchor), (std::vector<bool>{true, false, true, false}));
+  // Medians: WAAD 0.5, Δ 0.25. Anchor r2: WAAD 0 <= 0.5 and max(Δ r0, Δ r1) = 0.5 >= 0.25 ->
+  // dominated, introduced by r1. Anchor r0 has no earlier response token.
+  EXPECT_EQ(flags(m.dominated), (std::vector<bool>{false, false, true, false}));
+  EXPECT_EQ(flags(m.intro), (std::vector<bool>{false, true, false, false}));
+
+  credit::WeightInputs in;
+  in.response_lengths = st.response_lengths;
+  in.width = 4;
+  in.map = &m;
+  auto gamma = [&](const std::string& strategy) {
+    CreditOptions so = o;
+    so.strategy = strategy;
+    return credit::token_weights(in, so);
+  };
+  expect_near(gamma("none"), {1, 1, 1, 1});
+  expect_near(gamma("local_chunk"), {1, 1.5, 1.5, 1});
+  expect_near(gamma("global_anchor"), {1.5, 1, 1.5, 1});
+  // Free anchor r0: +0.5; dominated r2 keeps (1-α)·0.5; intro r1 gets α·0.5.
+  expect_near(gamma("coupled"), {1.5, 1.25, 1.25, 1});
+  CreditOptions fixed = o;
+  fixed.tau_waad = "0.1";  // WAAD of r2 is 0 <= 0.1 still; τ_Δ 0.6 > 0.5 -> not dominated
+  fixed.tau_delta = "0.6";
+  EXPECT_EQ(flags(credit::build_credit_map(st, fixed).dominated), (std::vector<bool>{false, false, false, false}));
+}
+
+TEST(CreditMetrics, SentenceBlocksVerticalScoresAndThoughtAnchorWeights) {
+  const CreditOptions o = hand_options();
+  const AttentionStatistics st = hand_statistics(o, true);
+  // Sentences: r0 r1 | r2 r3. Head 0 blocks: (0,0) 0.5 + 1.0, (1,0) 0, (1,1) 1 + 0.5.
+  // Head 1: (0,0) 1 + 0.8, (1,0) 0.8 + 0.5, (1,1) 0.2 + 0.5.
+  expect_near(st.block_sums, {1.5, 0, 0, 1.5, 1.8, 0, 1.3, 0.7}, 1e-6);
+  const credit::VerticalScores v = credit::vertical_scores(st, /*proximity=*/1);
+  // Sentence 0: block mean of (1, 0) = sum / (2 * 2); sentence 1 has no sentence >= 1 + P.
+  expect_near(v.scores, {0.0, 0.0, 0.325, 0.0}, 1e-6);
+  EXPECT_EQ(flags(v.defined), (std::vector<bool>{true, false}));
+  const credit::CreditMap m = credit::build_credit_map(st, o, nullptr, torch::tensor({0, 0, 1, 1}).view({1, 4}));
+  ASSERT_TRUE(m.sentence_scores.defined());
+  EXPECT_NEAR(m.sentence_scores[0][0].item<double>(), v.scores[0][m.receiver_heads[0]][0].item<double>(), 1e-12);
+  EXPECT_TRUE(std::isnan(m.sentence_scores[0][1].item<double>()));
+  // Top ceil(0.5 * 2) = 1 sentence among the defined ones: sentence 0.
+  EXPECT_EQ(flags(m.anchor_sentence_tokens), (std::vector<bool>{true, true, false, false}));
+  credit::WeightInputs in;
+  in.response_lengths = st.response_lengths;
+  in.width = 4;
+  in.map = &m;
+  CreditOptions so = o;
+  so.strategy = "thought_anchor";
+  expect_near(credit::token_weights(in, so), {1.5, 1.5, 1, 1});
+}
+
+TEST(CreditMetrics, KurtosisAndRunningReceiverHeads) {
+  credit::VerticalScores v;
+  // Two heads, four sentences: head 0 peaked (1, 0, 0, 0), head 1 flat-ish (1, 2, 1, 2).
+  v.scores = torch::tensor({1.0, 0.0, 0.0, 0.0, 1.0, 2.0, 1.0, 2.0}, torch::kDouble).view({1, 2, 4});
+  v.defined = torch::ones({1, 4}, torch::kBool);
+  const credit::HeadKurtosis k = credit::vertical_score_kurtosis(v);
+  // Head 0: m2 = 0.1875, m4 = 0.08203125 -> 0.0820/0.0352 - 3 = -2/3. Head 1: two-point
+  // symmetric distribution -> kurtosis 1 - 3 = -2.
+  expect_near(k.kurtosis, {-2.0 / 3.0, -2.0}, 1e-12);
+  EXPECT_EQ(flags(k.valid), (std::vector<bool>{true, true}));
+  credit::ReceiverHeadEstimate e;
+  e.update(k);
+  EXPECT_EQ(e.top_heads(1), (std::vector<int64_t>{0}));
+  // A second trace where only head 1 is measured and very peaked moves its running mean.
+  credit::HeadKurtosis k2{torch::tensor({0.0, 10.0}, torch::kDouble).view({1, 2}),
+                          torch::tensor({false, true}).view({1, 2})};
+  e.update(k2);
+  EXPECT_EQ(e.traces, (std::vector<int64_t>{1, 2}));
+  EXPECT_NEAR(e.kurtosis_sum[1], 8.0, 1e-12);
+  EXPECT_EQ(e.top_heads(2), (std::vector<int64_t>{1, 0}));  // mean 4 > -2/3
+  // Fewer than 3 defined sentences: not a kurtosis.
+  v.defined = torch::tensor({true, true, false, false}).view({1, 4});
+  EXPECT_EQ(flags(credit::vertical_score_kurtosis(v).valid), (std::vector<bool>{false, false}));
+}
+
+TEST(CreditMetrics, EdgeCasesEmptyShortAndOneSentence) {
+  CreditOptions o;  // W 10, H_lo 10: a 3-token response is shorter than both
+  // Two rows: an empty response and a 3-token one; response width 3, prompt width 2.
+  const at::Tensor lengths = torch::tensor({0, 3}, torch::kLong);
+  credit::StreamingAttentionReducer reducer({0}, 1, 2, lengths, 3, {o.window, o.horizon_low, o.horizon_high, 2},
+                                            torch::tensor({-1, -1, -1, 0, 0, 0}, torch::kLong).view({2, 3}));
+  at::Tensor a = torch::zeros({2, 1, 5, 5});
+  for (int t = 0; t < 5; ++t) a.select(2, t).slice(2, 0, t + 1).fill_(1.0 / (t + 1));  // uniform causal
+  reducer.on_chunk({0, 0, 0, a.slice(2, 0, 2)});
+  reducer.on_chunk({0, 2, 0, a.slice(2, 2, 4)});
+  reducer.on_chunk({0, 4, 0, a.slice(2, 4, 5)});
+  const AttentionStatistics st = reducer.finish();
+  o.strategy = "thought_anchor";
+  const credit::CreditMap m = credit::build_credit_map(st, o, nullptr, torch::tensor({-1, -1, -1, 0, 0, 0}).view({2, 3}));
+  EXPECT_EQ(values(m.waad.sum(1))[0], 0.0);            // empty response: nothing
+  expect_near(m.fai, {0, 0, 0, 0, 0, 0});               // shorter than H_lo: FAI is 0 everywhere
+  // Uniform causal rows t = 2, 3, 4 over t + 1 keys: WAAD = mean distance = t / 2.
+  expect_near(m.waad.slice(0, 1, 2), {1.0, 1.5, 2.0}, 1e-6);
+  EXPECT_EQ(m.preplan.sum().item<int64_t>(), 2);        // ceil(0.4 * 3) in row 1, none in row 0
+  EXPECT_FALSE(m.preplan[0].any().item<bool>());
+  // One sentence: no vertical score, so thought anchors amplify nothing.
+  EXPECT_FALSE(m.vertical.defined.any().item<bool>());
+  credit::WeightInputs in{lengths, 3, &m, {}, 0};
+  expect_near(credit::token_weights(in, o), {1, 1, 1, 1, 1, 1});
+  for (double x : values(m.waad)) EXPECT_TRUE(std::isfinite(x));
+}
+
+TEST(CreditWeights, BaselinesAndSignMode) {
+  CreditOptions o;
+  const at::Tensor lengths = torch::tensor({5, 10, 0}, torch::kLong);
+  credit::WeightInputs in{lengths, 10, nullptr, {}, 42};
+  o.strategy = "random";
+  const at::Tensor r1 = credit::token_weights(in, o);
+  EXPECT_TRUE(torch::equal(r1, credit::token_weights(in, o)));  // seeded
+  const at::Tensor amplified = r1.gt(1.0f);
+  EXPECT_EQ(amplified[0].sum().item<int64_t>(), 2);  // ceil(0.4 * 5)
+  EXPECT_EQ(amplified[1].sum().item<int64_t>(), 4);
+  EXPECT_EQ(amplified[2].sum().item<int64_t>(), 0);
+  EXPECT_FALSE(amplified[0].slice(0, 5, 10).any().item<bool>());  // never padding
+  in.seed = 43;
+  EXPECT_FALSE(torch::equal(r1, credit::token_weights(in, o)));
+
+  o.strategy = "entropy";
+  in.entropy = torch::arange(30, torch::kFloat).view({3, 10}).remainder(7.0f);
+  const at::Tensor e = credit::token_weights(in, o);
+  // Row 0 entropies 0 1 2 3 4 -> top 2 are positions 3, 4.
+  expect_near(e[0].slice(0, 0, 5), {1, 1, 1, 1.5, 1.5});
+  in.entropy = at::Tensor();
+  EXPECT_NE(test::error_of([&] { credit::token_weights(in, o); }).find("entropies"), std::string::npos);
+  o.strategy = "coupled";
+  EXPECT_NE(test::error_of([&] { credit::token_weights(in, o); }).find("needs the attention credit map"),
+            std::string::npos);
+
+  const at::Tensor gamma = torch::full({2, 2}, 1.5f);
+  const at::Tensor adv = torch::tensor({0.7f, -0.7f});
+  expect_near(credit::apply_sign_mode(gamma, adv, "both"), {1.5, 1.5, 1.5, 1.5});
+  expect_near(credit::apply_sign_mode(gamma, adv, "positive_only"), {1.5, 1.5, 1, 1});
+}
+
+// ---- streaming vs a naive full-matrix reference on a random model ---------------------------
+
+LlamaModel random_model() {
+  nlohmann::json j = {{"vocab_size", 40}, {"hidden_size", 64}, {"intermediate_size", 96},
+                      {"num_hidden_layers", 4}, {"num_attention_heads", 8}, {"num_key_value_heads", 2},
+                      {"tie_word_embeddings", true}, {"eos_token_id", 2}, {"bos_token_id", 1}};
+  LlamaModel m(parse_llama_config(j, "random"), torch::TensorOptions().dtype(torch::kFloat), 11);
+  m.for_each_parameter([](const std::string& name, at::Tensor& t) {
+    if (name.find("norm") == std::string::npos) t.mul_(6.0);  // peaked attention
+  });
+  return m;
+}
+
+// Keeps every observed layer's full [H, N, N] attention of one unpadded sequence.
+struct FullAttention : AttentionObserver {
+  std::map<int64_t, at::Tensor> maps;
+  bool observes_layer(int64_t) const override { return true; }
+  int64_t chunk_rows() const override { return 1 << 20; }
+  void on_chunk(const AttentionChunk& c) override { maps[c.layer] = c.probs[0].to(torch::kDouble).clone(); }
+};
+
+struct NaiveSequence {
+  int64_t prompt = 0, response = 0;
+  std::vector<at::Tensor> maps;  // per observed layer [H, N, N] double
+};
+
+TEST(CreditStreaming, MatchesNaiveFullMatrixReferenceOnPaddedBatch) {
+  const LlamaModel model = random_model();
+  CreditOptions o;
+  o.layers.mode = "all";
+  o.chunk_rows = 3;  // many chunks per layer
+  o.window = 4;
+  o.horizon_low = 2;
+  o.horizon_high = 6;
+  o.proximity = 1;
+  o.min_sentence_chars = 0;
+  const std::vector<int64_t> layers = credit::observed_layers(o.layers, 4);
+  const int64_t H = 8, J = static_cast<int64_t>(layers.size()) * H;
+
+  // Three sequences of different prompt / response lengths (one response shorter than W, one empty).
+  torch::manual_seed(5);
+  std::vector<std::vector<int64_t>> prompts = {{1, 5, 6, 7}, {1, 9}, {1, 4, 4, 8, 12, 3}};
+  std::vector<std::vector<int64_t>> responses(3);
+  const std::vector<int64_t> response_lengths = {17, 3, 0};
+  for (size_t i = 0; i < 3; ++i)
+    for (int64_t r = 0; r < response_lengths[i]; ++r) responses[i].push_back(3 + (r * 7 + static_cast<int64_t>(i)) % 37);
+  // Sentences: chunks of 5 tokens.
+  std::vector<const std::vector<int64_t>*> pp, rr;
+  for (size_t i = 0; i < 3; ++i) {
+    pp.push_back(&prompts[i]);
+    rr.push_back(&responses[i]);
+  }
+  const StepBatch batch = pad_sequences(pp, rr, 0);
+  const int64_t R = batch.response_ids.size(1);
+  at::Tensor sentence_ids = torch::full({3, R}, -1, torch::kLong);
+  for (int64_t i = 0; i < 3; ++i)
+    for (int64_t r = 0; r < response_lengths[static_cast<size_t>(i)]; ++r) sentence_ids[i][r] = r / 5;
+
+  // Streaming: micro-batches of 2 rows, padded.
+  const PolicyPass pass = policy_pass(model, batch, 1.0, 2, false, &o, sentence_ids);
+  ASSERT_TRUE(pass.attention.has_value());
+  const AttentionStatistics& st = *pass.attention;
+
+  // Naive: each sequence alone, full matrices.
+  std::vector<NaiveSequence> seqs;
+  for (size_t i = 0; i < 3; ++i) {
+    std::vector<int64_t> ids = prompts[i];
+    ids.insert(ids.end(), responses[i].begin(), responses[i].end());
+    FullAttention full;
+    ForwardInputs in = padded_batch_inputs(torch::tensor(ids).view({1, -1}), torch::ones({1, static_cast<int64_t>(ids.size())}, torch::kBool));
+    in.observer = &full;
+    torch::NoGradGuard ng;
+    model.forward(in);
+    NaiveSequence s{static_cast<int64_t>(prompts[i].size()), response_lengths[i], {}};
+    for (int64_t l : layers) s.maps.push_back(full.maps.at(l));
+    seqs.push_back(s);
+  }
+  // d(l,h) pooled over the batch, by loops.
+  std::vector<double> d(static_cast<size_t>(J), 0.0);
+  double rows = 0;
+  for (const auto& s : seqs) {
+    for (int64_t t = s.prompt; t < s.prompt + s.response; ++t) {
+      rows += 1;
+      for (int64_t j = 0; j < J; ++j) {
+        const at::Tensor A = s.maps[static_cast<size_t>(j / H)][j % H];
+        for (int64_t k = 0; k <= t; ++k) d[static_cast<size_t>(j)] += A[t][k].item<double>() * static_cast<double>(t - k);
+      }
+    }
+  }
+  for (auto& x : d) x /= rows;
+  const at::Tensor distance = credit::lookback_distance(st, "batch");
+  for (int64_t b = 0; b < 3; ++b) expect_near(distance[b], d, 1e-5);
+  const credit::HeadGroups g = credit::head_groups(distance, o.head_quantile);
+  const credit::CreditMap m = credit::build_credit_map(st, o, nullptr, sentence_ids);
+
+  for (size_t i = 0; i < 3; ++i) {
+    const NaiveSequence& s = seqs[i];
+    const int64_t N = s.prompt + s.response;
+    at::Tensor loc = torch::zeros({N, N}, torch::kDouble), glob = torch::zeros({N, N}, torch::kDouble);
+    int64_t nl = 0, ng = 0;
+    for (int64_t j = 0; j < J; ++j) {
+      const at::Tensor A = s.maps[static_cast<size_t>(j / H)][j % H];
+      if (g.local[static_cast<int64_t>(i)][j].item<bool>()) {
+        loc += A;
+        ++nl;
+      }
+      if (g.global[static_cast<int64_t>(i)][j].item<bool>()) {
+        glob += A;
+        ++ng;
+      }
+    }
+    loc /= static_cast<double>(nl);
+    glob /= static_cast<double>(ng);
+    std::vector<double> waad(static_cast<size_t>(R), 0.0), fai(static_cast<size_t>(R), 0.0);
+    for (int64_t r = 0; r < s.response; ++r) {
+      const int64_t t = s.prompt + r;
+      for (int64_t k = 0; k <= t; ++k) waad[static_cast<size_t>(r)] += loc[t][k].item<double>() * std::min<int64_t>(t - k, o.window);
+      double sum = 0;
+      int64_t count = 0;
+      for (int64_t u = t + o.horizon_low; u <= std::min(N - 1, t + o.horizon_high); ++u) {
+        sum += glob[u][t].item<double>();
+        ++count;
+      }
+      fai[static_cast<size_t>(r)] = count ? sum / static_cast<double>(count) : 0.0;
+    }
+    expect_near(m.waad[static_cast<int64_t>(i)], waad, 1e-5);
+    expect_near(m.fai[static_cast<int64_t>(i)], fai, 1e-5);
+    // Vertical scores per head from block means of the full maps (sentences of 5 tokens).
+    const int64_t S = m.vertical.scores.size(2);
+    const int64_t Si = (s.response + 4) / 5;
+    for (int64_t j = 0; j < J; ++j) {
+      const at::Tensor A = s.maps[static_cast<size_t>(j / H)][j % H];
+      for (int64_t sj = 0; sj < S; ++sj) {
+        double total = 0;
+        int64_t n = 0;
+        for (int64_t si = sj + o.proximity; si < Si; ++si) {
+          const int64_t r0 = si * 5, r1 = std::min(s.response, r0 + 5), c0 = sj * 5, c1 = std::min(s.response, c0 + 5);
+          total += A.slice(0, s.prompt + r0, s.prompt + r1).slice(1, s.prompt + c0, s.prompt + c1).mean().item<double>();
+          ++n;
+        }
+        const double expected = n && sj < Si ? total / static_cast<double>(n) : 0.0;
+        EXPECT_NEAR(m.vertical.scores[static_cast<int64_t>(i)][j][sj].item<double>(), expected, 1e-5)
+            << "row " << i << " head " << j << " sentence " << sj;
+      }
+    }
+  }
+  // The sequence alone (no padding, its own micro-batch) gives the same per-head sums.
+  const at::Tensor row0 = torch::tensor({0}, torch::kLong);
+  const StepBatch alone = select_rows(batch, row0);
+  const PolicyPass single = policy_pass(model, alone, 1.0, 1, false, &o, sentence_ids.index_select(0, row0).slice(1, 0, alone.response_ids.size(1)));
+  EXPECT_TRUE(torch::allclose(single.attention->waad_heads, st.waad_heads[0].unsqueeze(0).slice(2, 0, alone.response_ids.size(1)), 1e-6, 1e-6));
+  EXPECT_TRUE(torch::allclose(single.attention->fai_sums, st.fai_sums[0].unsqueeze(0).slice(2, 0, alone.response_ids.size(1)), 1e-6, 1e-6));
+  // Logprobs are the same with and without observation.
+  const PolicyPass plain = policy_pass(model, batch, 1.0, 2, false);
+  EXPECT_TRUE(torch::allclose(plain.logprobs, pass.logprobs, 1e-5, 1e-6));
+}
+
+// ---- sentences ---------------------------------------------------------------------------
+
+std::vector<std::string> pieces(const std::string& text, const std::vector<std::pair<size_t, size_t>>& ranges) {
+  std::vector<std::string> out;
+  for (auto [a, b] : ranges) out.push_back(text.substr(a, b - a));
+  return out;
+}
+
+TEST(Sentences, SegmentationRules) {
+  using V = std::vector<std::string>;
+  const std::string t1 = "First we add them. Then we check it! Is it right? Yes";
+  // "Yes" is shorter than 10 characters: the last chunk merges into the previous one.
+  EXPECT_EQ(pieces(t1, credit::segment_sentences(t1, 10)), (V{"First we add them. ", "Then we check it! ", "Is it right? Yes"}));
+  EXPECT_EQ(pieces(t1, credit::segment_sentences(t1, 0)), (V{"First we add them. ", "Then we check it! ", "Is it right? ", "Yes"}));
+  // Short chunks merge forward; a blank line ends a sentence; "3.5" is not an end.
+  const std::string t2 = "Ok. So 3.5 is x\n\nNext part here";
+  EXPECT_EQ(pieces(t2, credit::segment_sentences(t2, 10)), (V{"Ok. So 3.5 is x\n\n", "Next part here"}));
+  EXPECT_TRUE(credit::segment_sentences("", 10).empty());
+  EXPECT_EQ(credit::segment_sentences("short", 10).size(), 1u);
+  // Tokens map by their first non-space byte: " Then" belongs to sentence 1.
+  const std::string t3 = "We add 3. Then 5.";
+  const auto s3 = credit::segment_sentences(t3, 0);
+  ASSERT_EQ(s3.size(), 2u);
+  const std::vector<std::pair<size_t, size_t>> spans = {{0, 2}, {2, 6}, {6, 9}, {9, 14}, {14, 17}, {17, 17}};
+  EXPECT_EQ(credit::token_sentence_ids(t3, spans, s3), (std::vector<int64_t>{0, 0, 0, 1, 1, 1}));
+}
+
+TEST(Sentences, DecodeWithSpansCoversTheDecodedText) {
+  const Tokenizer tok = Tokenizer::load(std::string(ANCHOR_SOURCE_DIR_FOR_TESTS) + "data/demo-model");
+  const std::string text = "19 + 7 = 26. 26 - 17 = 9. Answer: (19 + 7) - 17\n";
+  const std::vector<int64_t> ids = tok.encode(text, false);
+  const Decoding d = tok.decode_with_spans(ids);
+  EXPECT_EQ(d.text, tok.decode(ids));
+  ASSERT_EQ(d.spans.size(), ids.size());
+  std::string joined;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (i > 0) EXPECT_EQ(d.spans[i].first, d.spans[i - 1].second);
+    joined += d.text.substr(d.spans[i].first, d.spans[i].second - d.spans[i].first);
+  }
+  EXPECT_EQ(joined, d.text);
+  const auto sentences = credit::segment_sentences(d.text, 10);
+  ASSERT_EQ(sentences.size(), 3u);
+  const auto sid = credit::token_sentence_ids(d.text, d.spans, sentences);
+  EXPECT_EQ(sid.front(), 0);
+  EXPECT_EQ(sid.back(), 2);  // the stop newline closes the last sentence
+}
+
+TEST(CreditConfig, KeysParseAndBadValuesNameTheKey) {
+  const std::string base = "model: {path: m}\ndata: {train: t.jsonl}\nreward: {components: [{name: format}]}\n";
+  TrainConfig c = parse_train_config(base + "credit: {strategy: coupled, layers: [1, 3], tau_waad: 0.5}\n", "c.yaml");
+  EXPECT_EQ(c.credit.strategy, "coupled");
+  EXPECT_EQ(c.credit.layers.mode, "list");
+  EXPECT_EQ(c.credit.layers.layers, (std::vector<int64_t>{1, 3}));
+  EXPECT_EQ(credit::observed_layers(c.credit.layers, 4), (std::vector<int64_t>{1, 3}));
+  EXPECT_NE(train_config_to_yaml(c).find("layers: [1, 3]"), std::string::npos);
+  // The round trip through the written YAML gives the same config.
+  EXPECT_EQ(train_config_hash(parse_train_config(train_config_to_yaml(c), "again")), train_config_hash(c));
+  auto err = [&](const std::string& credit_yaml) {
+    return test::error_of([&] { parse_train_config(base + credit_yaml, "c.yaml"); });
+  };
+  EXPECT_NE(err("credit: {strategy: attention}\n").find("credit.strategy: 'attention' is not one of none, random"), std::string::npos);
+  EXPECT_NE(err("credit: {layers: some}\n").find("credit.layers must be default, all or a list"), std::string::npos);
+  EXPECT_NE(err("credit: {tau_delta: big}\n").find("credit.tau_delta: expected 'median' or a number"), std::string::npos);
+  EXPECT_NE(err("credit: {horizon_low: 20, horizon_high: 5}\n").find("credit.horizon_high: must be >="), std::string::npos);
+  EXPECT_NE(err("credit: {head_quantile: 0.8}\n").find("credit.head_quantile"), std::string::npos);
+  EXPECT_NE(test::error_of([] { credit::observed_layers({"list", {9}}, 4); }).find("credit.layers: layer 9 does not exist"),
+            std::string::npos);
+  // Default layers: five evenly spaced in [floor(L/3), floor(2L/3)].
+  EXPECT_EQ(credit::observed_layers({}, 32), (std::vector<int64_t>{10, 13, 16, 18, 21}));
+  EXPECT_EQ(credit::observed_layers({}, 4), (std::vector<int64_t>{1, 2}));
+}
+
+}  // namespace
+}  // namespace anchor

@@ -30,7 +30,9 @@ class MathAnswer : public RewardComponent {
     answer_key_ = p.is_object() ? p.value("answer_key", "answer") : "answer";
   }
   double score(const RewardInput& in) const override {
-    if (!in.example.contains(answer_key_)) return 0.0;
+    // A row without the reference cannot be judged: an error, not a silent 0.
+    AR_CHECK(in.example.contains(answer_key_), "math_answer reward: the dataset row has no '", answer_key_,
+             "' field (set answer_key to the field holding the reference answer)");
     const json& ref = in.example.at(answer_key_);
     const std::string reference = ref.is_string() ? ref.get<std::string>() : ref.dump();
     const auto predicted = extract_answer(in.response);
@@ -47,12 +49,15 @@ class Countdown : public RewardComponent {
   Countdown(const json& p, const std::string& key) { reject_unknown(p, key, {}); }
   double score(const RewardInput& in) const override {
     const json& ex = in.example;
+    auto malformed = [] {
+      AR_FAIL("countdown reward: the dataset row needs 'numbers' (a list of integers) and 'target' (an integer)");
+    };
     if (!ex.contains("numbers") || !ex.at("numbers").is_array() || !ex.contains("target") ||
         !ex.at("target").is_number_integer())
-      return 0.0;
+      malformed();
     std::vector<int64_t> numbers;
     for (const auto& n : ex.at("numbers")) {
-      if (!n.is_number_integer()) return 0.0;
+      if (!n.is_number_integer()) malformed();
       numbers.push_back(n.get<int64_t>());
     }
     const std::string expression = extract_countdown_expression(in.response);

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <fstream>
 #include <map>
 
 #include "credit/attention_statistics.h"
@@ -475,6 +476,20 @@ TEST(CreditConfig, KeysParseAndBadValuesNameTheKey) {
   EXPECT_NE(err("credit: {head_quantile: 0.8}\n").find("credit.head_quantile"), std::string::npos);
   EXPECT_NE(test::error_of([] { credit::observed_layers({"list", {9}}, 4); }).find("credit.layers: layer 9 does not exist"),
             std::string::npos);
+  // The shipped ablation configs inherit the demo through `base:` and override only credit.
+  const TrainConfig ab = load_train_config(std::string(ANCHOR_SOURCE_DIR_FOR_TESTS) + "configs/ablations/coupled.yaml");
+  const TrainConfig demo = load_train_config(std::string(ANCHOR_SOURCE_DIR_FOR_TESTS) + "configs/demo.yaml");
+  EXPECT_EQ(ab.credit.strategy, "coupled");
+  EXPECT_EQ(ab.rollout.prompts_per_step, demo.rollout.prompts_per_step);
+  EXPECT_EQ(ab.algo.clip_high, demo.algo.clip_high);
+  EXPECT_EQ(ab.reward.components.size(), demo.reward.components.size());
+  const auto dir = test::scratch_dir("config_base");
+  std::ofstream(dir / "a.yaml") << "base: b.yaml\noptim: {lr: 0.5}\n";
+  std::ofstream(dir / "b.yaml") << "base: a.yaml\n";
+  EXPECT_NE(test::error_of([&] { load_train_config((dir / "a.yaml").string()); }).find("more than 8 files deep"),
+            std::string::npos);
+  std::ofstream(dir / "c.yaml") << "base: missing.yaml\n";
+  EXPECT_NE(test::error_of([&] { load_train_config((dir / "c.yaml").string()); }).find("missing.yaml"), std::string::npos);
   // Default layers: five evenly spaced in [floor(L/3), floor(2L/3)].
   EXPECT_EQ(credit::observed_layers({}, 32), (std::vector<int64_t>{10, 13, 16, 18, 21}));
   EXPECT_EQ(credit::observed_layers({}, 4), (std::vector<int64_t>{1, 2}));

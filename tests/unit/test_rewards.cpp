@@ -109,6 +109,12 @@ TEST(Rewards, MathAnswerAndConfigErrors) {
   EXPECT_FALSE(reward.score({"q", "#### 85", example, 5, 10, false}).correct);
   const nlohmann::json numeric = {{"answer", 84}};
   EXPECT_TRUE(reward.score({"q", "so \\boxed{84}", numeric, 5, 10, false}).correct);
+  // A row the reward cannot judge is an error, not a silent 0.
+  EXPECT_THAT(test::error_of([&] { reward.score({"q", "#### 84", nlohmann::json::object(), 5, 10, false}); }),
+              HasSubstr("math_answer reward: the dataset row has no 'answer' field"));
+  CompositeReward countdown({{"countdown", 1.0, {}}});
+  EXPECT_THAT(test::error_of([&] { countdown.score({"q", "Answer: 3 * 8", {{"target", 24}}, 5, 10, false}); }),
+              HasSubstr("countdown reward: the dataset row needs 'numbers'"));
   EXPECT_THAT(test::error_of([] { CompositeReward r({{"bleu", 1.0, {}}}); }),
               HasSubstr("unknown reward component 'bleu' (registered: countdown, format, length, math_answer)"));
   EXPECT_THAT(test::error_of([] { CompositeReward r({{"format", 1.0, {{"pattern", "x"}}}}); }),

@@ -16,5 +16,6 @@ Action register_generate(CLI::App& app);
 Action register_train(CLI::App& app);
 Action register_eval(CLI::App& app);
 Action register_sft(CLI::App& app);
+Action register_credit(CLI::App& app);
 
 }  // namespace anchor::cli

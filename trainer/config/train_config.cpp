@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <set>
 
 #include "trainer/common/error.h"
@@ -251,8 +252,9 @@ void check_one_of(const std::string& key, const std::string& value, std::initial
 
 }  // namespace
 
-TrainConfig parse_train_config(const std::string& yaml_text, const std::string& source,
-                               const std::vector<std::string>& overrides, ConfigUse use) {
+namespace {
+
+YAML::Node parse_yaml(const std::string& yaml_text, const std::string& source) {
   YAML::Node root;
   try {
     root = YAML::Load(yaml_text);
@@ -261,6 +263,36 @@ TrainConfig parse_train_config(const std::string& yaml_text, const std::string& 
   }
   if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
   AR_CHECK(root.IsMap(), source, ": the top level must be a mapping of sections");
+  return root;
+}
+
+// `over` on top of `base`: mappings merge key by key, anything else replaces.
+YAML::Node merge_yaml(const YAML::Node& base, const YAML::Node& over) {
+  if (!base.IsMap() || !over.IsMap()) return YAML::Clone(over);
+  YAML::Node out = YAML::Clone(base);
+  for (const auto& kv : over) {
+    const std::string key = kv.first.as<std::string>();
+    out[key] = out[key] ? merge_yaml(out[key], kv.second) : YAML::Clone(kv.second);
+  }
+  return out;
+}
+
+// A config file with an optional top-level `base: other.yaml` (relative to the file), whose
+// sections it overrides key by key; bases may chain.
+YAML::Node load_yaml_with_base(const std::string& path, std::string& source, int depth) {
+  AR_CHECK(depth < 8, path, ": 'base' chains more than 8 files deep (a cycle?)");
+  YAML::Node root = parse_yaml(read_text_file(path), path);
+  if (!root["base"]) return root;
+  AR_CHECK(root["base"].IsScalar(), path, ": base must be a path to another config file", mark_of(root["base"]));
+  const std::string base_path =
+      (std::filesystem::path(path).parent_path() / root["base"].Scalar()).lexically_normal().string();
+  root.remove("base");
+  source += str_cat(" (base ", base_path, ")");
+  return merge_yaml(load_yaml_with_base(base_path, source, depth + 1), root);
+}
+
+TrainConfig config_from_yaml(YAML::Node root, const std::string& source, const std::vector<std::string>& overrides,
+                             ConfigUse use) {
   for (const auto& o : overrides) apply_override(root, o);
   TrainConfig config;
   Reader reader(root, "", source);
@@ -270,8 +302,17 @@ TrainConfig parse_train_config(const std::string& yaml_text, const std::string& 
   return config;
 }
 
+}  // namespace
+
+TrainConfig parse_train_config(const std::string& yaml_text, const std::string& source,
+                               const std::vector<std::string>& overrides, ConfigUse use) {
+  return config_from_yaml(parse_yaml(yaml_text, source), source, overrides, use);
+}
+
 TrainConfig load_train_config(const std::string& path, const std::vector<std::string>& overrides, ConfigUse use) {
-  return parse_train_config(read_text_file(path), path, overrides, use);
+  std::string source = path;
+  YAML::Node root = load_yaml_with_base(path, source, 0);
+  return config_from_yaml(root, source, overrides, use);
 }
 
 std::string train_config_to_yaml(const TrainConfig& config) {
@@ -294,6 +335,10 @@ std::string train_config_hash(const TrainConfig& config) {
 }
 
 void validate_train_config(const TrainConfig& c, ConfigUse use) {
+  if (use == ConfigUse::credit) {
+    credit::validate_credit_options(c.credit);
+    return;
+  }
   AR_CHECK(!c.model.path.empty(), "model.path: required (a Hugging Face model directory)");
   check_one_of("model.dtype", c.model.dtype, {"auto", "float32", "bfloat16"});
   AR_CHECK(c.model.threads >= 0, "model.threads: must be >= 0, got ", c.model.threads);

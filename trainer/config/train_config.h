@@ -164,8 +164,9 @@ struct TrainConfig {
   }
 };
 
-// What the config drives: `anchor-rl train` (RL) or `anchor-rl sft`; they validate differently.
-enum class ConfigUse { rl, sft };
+// What the config drives: `anchor-rl train` (RL), `anchor-rl sft`, or `anchor-rl credit`
+// (only the credit section matters); they validate differently.
+enum class ConfigUse { rl, sft, credit };
 
 // Reads YAML text (`source` names it in errors), applies "section.key=value" overrides (values
 // are YAML), then fills and validates a TrainConfig. Relative data/model paths stay as given.

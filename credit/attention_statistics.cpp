@@ -74,39 +74,61 @@ void StreamingAttentionReducer::on_chunk(const AttentionChunk& chunk) {
   if (!stats_.lookback_sum.defined()) allocate(probs);
   const int64_t B = probs.size(0), H = probs.size(1), rows = probs.size(2), K = probs.size(3);
   const int64_t P = response_begin_, R = response_width_;
-  AR_CHECK(K == P + R, "credit: attention over ", K, " keys, expected prompt ", P, " + response ", R);
-  // Response rows inside this chunk: [a, b) in column coordinates.
-  const int64_t a = std::max(chunk.query_begin, P), b = std::min(chunk.query_begin + rows, P + R);
-  if (a >= b) return;
-  const int64_t n = b - a;
-  const at::Tensor p = probs.slice(2, a - chunk.query_begin, b - chunk.query_begin);  // [B, H, n, K]
+  const int64_t q0 = chunk.query_begin, q1 = q0 + rows;
+  AR_CHECK(K >= q1 && K <= P + R, "credit: a chunk of rows [", q0, ", ", q1, ") sees ", K,
+           " keys; expected up to prompt ", P, " + response ", R);
+  if (q1 <= P || q0 >= P + R) return;  // no response rows in this chunk
   const auto fopt = probs.options();
-  const at::Tensor t = torch::arange(a, b, fopt);
-  const at::Tensor dist = (t.unsqueeze(1) - torch::arange(K, fopt).unsqueeze(0)).clamp_min(0);  // [n, K]
-  const at::Tensor row_r = torch::arange(a - P, b - P, fopt.dtype(torch::kLong));
-  const at::Tensor row_valid = row_r.unsqueeze(0).lt(lengths_device_.unsqueeze(1)).to(probs.scalar_type());  // [B, n]
+  const auto dtype = probs.scalar_type();
+  // Rows of the chunk that are response tokens of their sequence: P <= q < P + len_b.
+  const at::Tensor q = torch::arange(q0, q1, fopt.dtype(torch::kLong));
+  const at::Tensor row_valid =
+      q.ge(P).unsqueeze(0).logical_and((q - P).unsqueeze(0).lt(lengths_device_.unsqueeze(1))).to(dtype);  // [B, rows]
+  const int64_t ra = std::max(q0, P), rb = std::min(q1, P + R);  // response rows [ra, rb)
 
-  // Look-back distance (5.2) and WAAD numerators (5.3) per head and row.
-  const at::Tensor valid_rows = row_valid.unsqueeze(1);  // [B, 1, n]
-  const at::Tensor lookback = (p * dist).sum(-1) * valid_rows;                      // [B, H, n]
-  const at::Tensor waad = (p * dist.clamp_max(static_cast<double>(options_.window))).sum(-1) * valid_rows;
+  // Look-back distance (5.2): Σ_s A[q,s](q-s) = (q-q0) Σ_s A[q,s] - Σ_s A[q,s](s-q0) — one pass
+  // over the chunk as a product with [1, s-q0] (keys after q have probability 0; centring at
+  // the chunk keeps float32 cancellation small for local heads on long sequences).
+  const at::Tensor key_basis =
+      torch::stack({torch::ones({K}, fopt), torch::arange(K, fopt) - static_cast<double>(q0)}, 1);  // [K, 2]
+  const at::Tensor moments = torch::matmul(probs.reshape({B * H * rows, K}), key_basis).view({B, H, rows, 2});
+  const at::Tensor row_sum = moments.select(3, 0), key_sum = moments.select(3, 1);
+  const at::Tensor q_local = torch::arange(rows, fopt);
+  const at::Tensor valid_rows = row_valid.unsqueeze(1);  // [B, 1, rows]
+  const at::Tensor lookback = (q_local * row_sum - key_sum) * valid_rows;  // [B, H, rows]
+  // WAAD numerators (5.3): Σ_s A min(q-s, W) = W Σ_s A - Σ_{q-W < s <= q} A (W - (q-s)): only the
+  // band of the last W keys of each row is read.
+  const int64_t W = options_.window;
+  const int64_t k0 = std::max<int64_t>(0, q0 - W + 1), k1 = std::min(q1, K);
+  const at::Tensor band_gap = q.to(dtype).unsqueeze(1) - torch::arange(k0, k1, fopt).unsqueeze(0);  // [rows, kw]
+  const at::Tensor band_weight = (static_cast<double>(W) - band_gap).clamp_min(0) * band_gap.ge(0).to(dtype);
+  const at::Tensor near = (probs.slice(3, k0, k1) * band_weight).sum(-1);  // [B, H, rows]
+  const at::Tensor waad = (static_cast<double>(W) * row_sum - near) * valid_rows;
   stats_.lookback_sum.slice(1, slot * H, (slot + 1) * H).add_(lookback.sum(-1).to(torch::kDouble));
-  stats_.waad_heads.slice(1, slot * H, (slot + 1) * H).slice(2, a - P, b - P).add_(waad.to(torch::kDouble));
+  stats_.waad_heads.slice(1, slot * H, (slot + 1) * H)
+      .slice(2, ra - P, rb - P)
+      .add_(waad.slice(2, ra - q0, rb - q0).to(torch::kDouble));
 
-  // FAI column sums (5.3): rows t with H_lo <= t - s <= H_hi over response keys s.
-  const at::Tensor gap = (t - static_cast<double>(P)).unsqueeze(1) - torch::arange(R, fopt).unsqueeze(0);  // [n, R]
-  const at::Tensor band = gap.ge(static_cast<double>(options_.horizon_low))
-                              .logical_and(gap.le(static_cast<double>(options_.horizon_high)))
-                              .to(probs.scalar_type());
-  const at::Tensor weight = band.unsqueeze(0) * row_valid.unsqueeze(2);  // [B, n, R]
-  const at::Tensor fai = (p.slice(3, P, P + R) * weight.unsqueeze(1)).sum(2);  // [B, H, R]
-  stats_.fai_sums.slice(1, slot * H, (slot + 1) * H).add_(fai.to(torch::kDouble));
+  // FAI column sums (5.3): key s gets rows t with H_lo <= t - s <= H_hi; for this chunk only
+  // the response keys in [q0 - H_hi, q1 - 1 - H_lo] can qualify.
+  const int64_t c0 = std::max(P, q0 - options_.horizon_high), c1 = std::min(P + R, q1 - options_.horizon_low);
+  if (c0 < c1) {
+    const at::Tensor gap = q.to(dtype).unsqueeze(1) - torch::arange(c0, c1, fopt).unsqueeze(0);  // [rows, cw]
+    const at::Tensor band = gap.ge(static_cast<double>(options_.horizon_low))
+                                .logical_and(gap.le(static_cast<double>(options_.horizon_high)))
+                                .to(dtype);
+    const at::Tensor weight = band.unsqueeze(0) * row_valid.unsqueeze(2);  // [B, rows, cw]
+    const at::Tensor fai = (probs.slice(3, c0, c1) * weight.unsqueeze(1)).sum(2);  // [B, H, cw]
+    stats_.fai_sums.slice(1, slot * H, (slot + 1) * H).slice(2, c0 - P, c1 - P).add_(fai.to(torch::kDouble));
+  }
 
   // Sentence block sums (5.6): keys summed per sentence, then rows summed per sentence.
   if (sentence_onehot_.defined()) {
-    const int64_t S = num_sentences_;
-    const at::Tensor per_key = torch::matmul(p.reshape({B, H * n, K}), sentence_onehot_).view({B, H, n, S});
-    const at::Tensor rows_onehot = sentence_onehot_.slice(1, a, b).transpose(1, 2).unsqueeze(1);  // [B, 1, S, n]
+    const int64_t S = num_sentences_, n = rb - ra;
+    const at::Tensor p = probs.slice(2, ra - q0, rb - q0);  // response rows [B, H, n, K]
+    const at::Tensor per_key =
+        torch::matmul(p.reshape({B, H * n, K}), sentence_onehot_.slice(1, 0, K)).view({B, H, n, S});
+    const at::Tensor rows_onehot = sentence_onehot_.slice(1, ra, rb).transpose(1, 2).unsqueeze(1);  // [B, 1, S, n]
     stats_.block_sums.slice(1, slot * H, (slot + 1) * H).add_(torch::matmul(rows_onehot, per_key).to(torch::kDouble));
   }
   seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -18,7 +18,9 @@ struct AttentionChunk {
   // Key index of query row 0: the number of cached tokens before this call. Query row r
   // sits at key index key_offset + r.
   int64_t key_offset = 0;
-  // [B, num_attention_heads, rows, key_offset + T] float probabilities; masked keys are 0.
+  // [B, num_attention_heads, rows, key_offset + query_begin + rows] float probabilities:
+  // every key up to the chunk's last query (later keys are causally masked, so they are left
+  // out); masked keys are 0.
   at::Tensor probs;
 };
 

@@ -40,11 +40,11 @@ def main():
         if m and os.path.exists(os.path.join(path, "finished")):
             runs[m.group(1)][int(m.group(2))] = load(path)
     strategies = [s for s in order if s in runs] + sorted(s for s in runs if s not in order)
-    print("| strategy | seeds | steps | start accuracy | final accuracy | gain | amplified share | credit % of step | s/step |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| strategy | seeds | steps | start accuracy | final accuracy | gain | amplified share |")
+    print("|---|---|---|---|---|---|---|")
     curves = {}
     for s in strategies:
-        starts, finals, gains, shares, percents, secs = [], [], [], [], [], []
+        starts, finals, gains, shares = [], [], [], []
         steps = 0
         per_step = collections.defaultdict(list)
         for seed, rows in sorted(runs[s].items()):
@@ -57,13 +57,11 @@ def main():
                 per_step[r["step"]].append(r["eval"]["accuracy"])
             train = [r for r in rows if "perf" in r]
             shares.append(statistics.mean(r.get("credit", {}).get("amplified_share", 0.0) for r in train))
-            percents.append(statistics.mean(r["perf"].get("credit_percent_of_step", 0.0) for r in train))
-            secs.append(statistics.mean(r["perf"]["step_seconds"] for r in train))
         curves[s] = sorted((k, statistics.mean(v)) for k, v in per_step.items() if len(v) == len(runs[s]))
         print(f"| {s} | {len(runs[s])} | {steps} | {fmt(starts)} | {fmt(finals)} | {fmt(gains)} | "
-              f"{statistics.mean(shares):.2f} | {statistics.mean(percents):.1f}% | {statistics.mean(secs):.2f} |")
+              f"{statistics.mean(shares):.2f} |")
     print("\nmean ± std over seeds; accuracy on the first 200 held-out prompts x 4 samples "
-          "(binomial SE of one evaluation ≈ 0.017).")
+          "(binomial SE of one evaluation ≈ 0.017). Step times: scripts/bench_credit.sh.")
     if args.plot and curves:
         import matplotlib
 

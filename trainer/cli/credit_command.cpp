@@ -37,6 +37,7 @@ struct CreditCommandOptions {
   int64_t resample = 0;
   std::vector<std::string> rewards = {"countdown"};
   SamplingParams sampling;
+  double resample_temperature = 1.0;
   DeviceOptions device;
 };
 
@@ -85,6 +86,7 @@ int run_credit(CreditCommandOptions& o) {
   ao.suppression = o.suppression;
   ao.resample = o.resample;
   ao.sampling = o.sampling;
+  ao.sampling.temperature = o.resample_temperature;
   ao.reward = o.resample > 0 ? &reward : nullptr;
   nlohmann::json report = analyze_credit(policy, input, ao);
   report["model"] = o.model_dir;
@@ -146,8 +148,10 @@ Action register_credit(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--max-new-tokens", o->sampling.max_new_tokens, "Generation budget (--generate, --resample)")
       ->check(CLI::PositiveNumber)->capture_default_str();
-  sub->add_option("--temperature", o->sampling.temperature, "Sampling temperature, 0 = greedy")
+  sub->add_option("--temperature", o->sampling.temperature, "--generate temperature, 0 = greedy")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
+  sub->add_option("--resample-temperature", o->resample_temperature, "--resample temperature")
+      ->check(CLI::PositiveNumber)->capture_default_str();
   sub->add_option("--stop", o->sampling.stop_strings, "Stop string (repeatable)");
   sub->add_option("--seed", o->sampling.seed, "Seed (sampling, random baseline)")->capture_default_str();
   add_device_options(*sub, o->device);

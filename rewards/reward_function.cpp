@@ -131,6 +131,12 @@ CompositeReward::CompositeReward(const std::vector<Entry>& entries) {
   }
 }
 
+CompositeReward CompositeReward::from_names(const std::vector<std::string>& names) {
+  std::vector<Entry> entries;
+  for (const auto& name : names) entries.push_back({name, 1.0, nlohmann::json::object()});
+  return CompositeReward(entries);
+}
+
 RewardBreakdown CompositeReward::score(const RewardInput& input) const {
   RewardBreakdown out;
   bool any_correctness = false;

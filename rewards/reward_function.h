@@ -66,6 +66,8 @@ class CompositeReward {
     nlohmann::json params = nlohmann::json::object();
   };
   explicit CompositeReward(const std::vector<Entry>& entries);
+  // Components named on a command line: weight 1, default parameters.
+  static CompositeReward from_names(const std::vector<std::string>& names);
   RewardBreakdown score(const RewardInput& input) const;
   const std::vector<std::string>& names() const { return names_; }
 

@@ -77,9 +77,7 @@ int run_credit(CreditCommandOptions& o) {
     }
   }
 
-  std::vector<rewards::CompositeReward::Entry> entries;
-  for (const auto& name : o.rewards) entries.push_back({name, 1.0, nlohmann::json::object()});
-  const rewards::CompositeReward reward(entries);
+  const rewards::CompositeReward reward = rewards::CompositeReward::from_names(o.rewards);
   CreditAnalysisOptions ao;
   ao.credit = cfg.credit;
   ao.seed = o.sampling.seed;
@@ -91,8 +89,6 @@ int run_credit(CreditCommandOptions& o) {
   nlohmann::json report = analyze_credit(policy, input, ao);
   report["model"] = o.model_dir;
   report["source"] = title;
-  nlohmann::json credit_options;
-  credit_options["layers"] = report["observed_layers"];
   report["options"] = {{"window", cfg.credit.window},
                        {"horizon_low", cfg.credit.horizon_low},
                        {"horizon_high", cfg.credit.horizon_high},

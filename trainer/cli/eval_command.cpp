@@ -30,9 +30,7 @@ int run_eval(const EvalCommandOptions& o) {
   const at::TensorOptions options = resolve_device(o.device);
   Pretrained p = load_pretrained(o.model_dir, options);
   const auto dataset = data::PromptDataset::load_jsonl(o.data, o.prompt_key);
-  std::vector<rewards::CompositeReward::Entry> entries;
-  for (const auto& name : o.rewards) entries.push_back({name, 1.0, nlohmann::json::object()});
-  const rewards::CompositeReward reward(entries);
+  const rewards::CompositeReward reward = rewards::CompositeReward::from_names(o.rewards);
   const EvalResult r = evaluate(p.model, p.tokenizer, dataset, data::PromptTemplate(o.prompt_template, "--template"),
                                 reward, o.eval);
   std::cout << nlohmann::json{{"model", o.model_dir}, {"data", o.data}, {"prompts", r.prompts},

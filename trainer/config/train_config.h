@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "credit/credit_options.h"
+#include "rewards/reward_function.h"
 
 namespace anchor {
 
@@ -52,11 +53,8 @@ struct RolloutSection {
   }
 };
 
-struct RewardComponentConfig {
-  std::string name;
-  double weight = 1.0;
-  nlohmann::json params = nlohmann::json::object();  // every other key of the entry
-};
+// One reward component {name, weight, params...}: the reward's own entry type.
+using RewardComponentConfig = rewards::CompositeReward::Entry;
 
 struct RewardSection {
   std::vector<RewardComponentConfig> components;

@@ -93,9 +93,7 @@ int run_rl_training(const TrainRunOptions& opt) {
   std::optional<data::PromptDataset> eval_set;
   if (!cfg.data.eval.empty()) eval_set = data::PromptDataset::load_jsonl(cfg.data.eval, cfg.data.prompt_key);
   const data::PromptTemplate prompt_template(cfg.data.template_, "data.template");
-  std::vector<rewards::CompositeReward::Entry> reward_entries;
-  for (const auto& c : cfg.reward.components) reward_entries.push_back({c.name, c.weight, c.params});
-  const rewards::CompositeReward reward(reward_entries);
+  const rewards::CompositeReward reward(cfg.reward.components);
   const AdvantageEstimator& estimator = advantage_estimators().get(cfg.algo.advantage);
   const PolicyLoss& policy_loss = policy_losses().get(cfg.algo.policy_loss);
   const KlEstimator& kl_estimator = kl_estimators().get(cfg.algo.kl_estimator);

@@ -46,9 +46,7 @@ int run_sft_training(const TrainRunOptions& opt) {
   std::optional<rewards::CompositeReward> reward;
   if (!cfg.data.eval.empty() && !cfg.reward.components.empty()) {
     eval_set = data::PromptDataset::load_jsonl(cfg.data.eval, cfg.data.prompt_key);
-    std::vector<rewards::CompositeReward::Entry> entries;
-    for (const auto& c : cfg.reward.components) entries.push_back({c.name, c.weight, c.params});
-    reward.emplace(entries);
+    reward.emplace(cfg.reward.components);
   }
 
   data::DataCursor cursor(train_set.size(), cfg.train.seed, cfg.data.shuffle);

@@ -87,7 +87,7 @@ TEST(Tokenizer, AddedSpecialTokensEncodeDecodeAndPersist) {
 TEST(Tokenizer, BadFilesAreNamedErrors) {
   ANCHOR_REQUIRE_FIXTURES();
   const fs::path dir = test::scratch_dir("tok_bad");
-  EXPECT_THAT(error_of([&] { Tokenizer::load(dir.string()); }), HasSubstr("no tokenizer.model"));
+  EXPECT_THAT(error_of([&] { Tokenizer::load(dir.string()); }), HasSubstr("no tokenizer (expected tokenizer.json"));
   std::ofstream(dir / "tokenizer.model") << "not a protobuf";
   EXPECT_THAT(error_of([&] { Tokenizer::load(dir.string()); }), HasSubstr("not a valid SentencePiece model"));
   fs::copy_file(fs::path(test::fixtures_dir()) / "tokenizer.model", dir / "tokenizer.model",

@@ -24,28 +24,38 @@ PromptDataset PromptDataset::load_jsonl(const std::string& path, const std::stri
       AR_FAIL(path, ":", line_no, ": not valid JSON (", e.what(), ")");
     }
     AR_CHECK(row.is_object(), path, ":", line_no, ": expected a JSON object per line");
-    AR_CHECK(row.contains(prompt_key) && row.at(prompt_key).is_string(), path, ":", line_no,
-             ": missing string field '", prompt_key, "'");
-    ds.examples_.push_back(Example{row.at(prompt_key).get<std::string>(), std::move(row), line_no});
+    Example ex;
+    ex.line = line_no;
+    if (row.contains("messages") && !row.contains(prompt_key)) {
+      const auto& m = row.at("messages");
+      AR_CHECK(m.is_array() && !m.empty(), path, ":", line_no, ": 'messages' must be a non-empty list of {role, content}");
+      for (size_t i = 0; i < m.size(); ++i) {
+        AR_CHECK(m[i].is_object() && m[i].contains("role") && m[i].at("role").is_string() && m[i].contains("content") &&
+                     m[i].at("content").is_string(),
+                 path, ":", line_no, ": messages[", i, "] must be {\"role\": string, \"content\": string}");
+        ex.messages.push_back({m[i].at("role").get<std::string>(), m[i].at("content").get<std::string>()});
+      }
+      check_chat_roles(ex.messages, path + ":" + std::to_string(line_no));
+      AR_CHECK(ex.messages.back().role == "user", path, ":", line_no,
+               ": the conversation ends with a '", ex.messages.back().role, "' turn; a prompt ends with the user turn the model answers");
+      ex.prompt = ex.messages.back().content;
+    } else {
+      AR_CHECK(row.contains(prompt_key) && row.at(prompt_key).is_string(), path, ":", line_no,
+               ": missing string field '", prompt_key, "' (or a 'messages' conversation)");
+      ex.prompt = row.at(prompt_key).get<std::string>();
+    }
+    ex.row = std::move(row);
+    ds.examples_.push_back(std::move(ex));
   }
   AR_CHECK(!ds.examples_.empty(), path, ": dataset is empty");
   return ds;
 }
 
-PromptTemplate::PromptTemplate(const std::string& spec, const std::string& key) {
-  if (spec == "plain") format_ = "{prompt}";
-  else if (spec == "chatml") format_ = "<|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n";
-  else if (spec == "llama3")
-    format_ = "<|start_header_id|>user<|end_header_id|>\n\n{prompt}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n";
-  else format_ = spec;
-  AR_CHECK(format_.find("{prompt}") != std::string::npos, key, ": '", spec,
-           "' is neither a preset (plain, chatml, llama3) nor a template containing {prompt}");
-}
-
-std::string PromptTemplate::apply(const std::string& prompt) const {
-  std::string out = format_;
-  out.replace(out.find("{prompt}"), 8, prompt);
-  return out;
+void PromptDataset::check_renders_with(const ChatTemplate& chat, const std::string& key) const {
+  if (chat.renders_conversations()) return;
+  for (const Example& ex : examples_)
+    AR_CHECK(ex.messages.empty(), path_, ":", ex.line, ": a 'messages' conversation needs a chat template, but ", key,
+             " is a plain format (", chat.describe(), "); use auto, chatml, llama3 or qwen");
 }
 
 DataCursor::DataCursor(size_t dataset_size, uint64_t seed, bool shuffle)

@@ -1,6 +1,8 @@
 // Prompt datasets: JSONL files with one object per line holding a prompt (key configurable,
-// default "prompt"), usually an "answer", and any extra fields (kept for reward functions,
-// e.g. countdown "numbers" / "target"). A malformed line is an error naming file:line.
+// default "prompt") or a chat conversation ("messages": [{"role", "content"}, ...], roles
+// system / user / assistant), usually an "answer", and any extra fields (kept for reward
+// functions, e.g. countdown "numbers" / "target"). A malformed line is an error naming
+// file:line.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -9,17 +11,29 @@
 #include <string>
 #include <vector>
 
+#include "data/chat_template.h"
+
 namespace anchor::data {
 
 struct Example {
-  std::string prompt;
+  std::string prompt;                 // the prompt field, or the last user turn of `messages`
+  std::vector<ChatMessage> messages;  // empty when the row has a plain prompt
   nlohmann::json row;  // the whole JSON object
   int64_t line = 0;    // 1-based line in the file
+  // The conversation to render: `messages`, or the prompt as one user turn.
+  std::vector<ChatMessage> conversation() const {
+    return messages.empty() ? std::vector<ChatMessage>{{"user", prompt}} : messages;
+  }
 };
 
 class PromptDataset {
  public:
+  // Rows need prompt_key or "messages" (a conversation that ends with a user turn: the model
+  // answers it).
   static PromptDataset load_jsonl(const std::string& path, const std::string& prompt_key = "prompt");
+  // Every row can be rendered by `chat` (a plain format renders prompts, not conversations);
+  // the first row that cannot is an error naming file:line and `key`.
+  void check_renders_with(const ChatTemplate& chat, const std::string& key) const;
   size_t size() const { return examples_.size(); }
   const Example& operator[](size_t i) const { return examples_.at(i); }
   const std::string& path() const { return path_; }
@@ -27,18 +41,6 @@ class PromptDataset {
  private:
   std::string path_;
   std::vector<Example> examples_;
-};
-
-// Wraps a prompt in a template: a preset name ("plain", "chatml", "llama3") or any string
-// containing "{prompt}".
-class PromptTemplate {
- public:
-  PromptTemplate(const std::string& spec, const std::string& config_key);
-  std::string apply(const std::string& prompt) const;
-  const std::string& format() const { return format_; }
-
- private:
-  std::string format_;
 };
 
 // Epoch-wise shuffled order over a dataset, reproducible from (seed, epoch) alone, so that a

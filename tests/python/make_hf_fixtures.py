@@ -1,7 +1,8 @@
 """Builds the independent-reference fixtures for the model tests with Hugging Face transformers.
 
-For each tiny architecture below: a random LlamaForCausalLM / Qwen2ForCausalLM saved with
-save_pretrained (config.json + safetensors), a SentencePiece tokenizer trained here, and a
+For each tiny architecture below: a random LlamaForCausalLM / Qwen2ForCausalLM / Qwen3ForCausalLM
+saved with save_pretrained (config.json + safetensors), a SentencePiece tokenizer or a byte-level
+BPE tokenizer.json trained here, and a
 reference file with transformers' logits on a padded batch and its greedy `generate` output.
 anchor-rl must reproduce both (tests/unit/test_hf_reference.cpp).
 
@@ -11,6 +12,7 @@ import copy
 import hashlib
 import json
 import os
+import shutil
 import sys
 
 import sentencepiece as spm
@@ -18,7 +20,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 import torch
 from safetensors.torch import save_file
-from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import make_tokenizer_fixtures as tokfix  # noqa: E402
 
 CORPUS = [
     "The quick brown fox jumps over the lazy dog.",
@@ -47,7 +52,34 @@ ARCHS = {
         cls="qwen2", hidden_size=48, intermediate_size=64, num_hidden_layers=2, num_attention_heads=6,
         num_key_value_heads=2, tie_word_embeddings=False, rope_theta=10000.0,
         rope_scaling=dict(rope_type="linear", factor=2.0)),
+    # Qwen2 with a byte-level BPE tokenizer.json (NFC + Qwen2 regex, chatml special tokens).
+    "qwen2_bpe": dict(
+        cls="qwen2", tokenizer="bpe", hidden_size=48, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True, rope_theta=1000000.0),
+    # Qwen3: per-head q/k RMSNorm, head_dim (16) independent of hidden / heads (48 / 4), GQA,
+    # tied embeddings, BPE tokenizer.json.
+    "qwen3_tiny": dict(
+        cls="qwen3", tokenizer="bpe", hidden_size=48, intermediate_size=80, num_hidden_layers=3,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=16, tie_word_embeddings=True,
+        rope_theta=1000000.0),
 }
+
+MODEL_CLASSES = {"llama": (LlamaConfig, LlamaForCausalLM), "qwen2": (Qwen2Config, Qwen2ForCausalLM),
+                 "qwen3": (Qwen3Config, Qwen3ForCausalLM)}
+
+
+def bpe_tokenizer(out_dir):
+    """A Qwen2-style tokenizer.json (+ tokenizer_config.json with chatml names): ids 0, 1, 2 are
+    <|endoftext|>, <|im_start|>, <|im_end|>."""
+    d = os.path.join(out_dir, "bpe_tokenizer")
+    if not os.path.exists(os.path.join(d, "tokenizer.json")):
+        os.makedirs(d, exist_ok=True)
+        tok = tokfix.build_tokenizers()["qwen2_style"]
+        tok.save(os.path.join(d, "tokenizer.json"))
+        with open(os.path.join(d, "tokenizer_config.json"), "w") as f:
+            json.dump({"tokenizer_class": "Qwen2Tokenizer", "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>",
+                       "bos_token": None, "add_bos_token": False}, f, indent=1)
+    return d
 
 
 def train_tokenizer(out_dir):
@@ -63,12 +95,16 @@ def train_tokenizer(out_dir):
 
 def build(name, spec, tokenizer_path, out_dir):
     torch.manual_seed(sum(map(ord, name)))
-    sp = spm.SentencePieceProcessor(model_file=tokenizer_path)
-    vocab = sp.get_piece_size()
-    kwargs = {k: v for k, v in spec.items() if k not in ("cls", "rope_scaling", "rope_theta")}
+    bpe_dir = bpe_tokenizer(out_dir) if spec.get("tokenizer") == "bpe" else None
+    if bpe_dir:
+        from tokenizers import Tokenizer
+        vocab = Tokenizer.from_file(os.path.join(bpe_dir, "tokenizer.json")).get_vocab_size()
+    else:
+        vocab = spm.SentencePieceProcessor(model_file=tokenizer_path).get_piece_size()
+    kwargs = {k: v for k, v in spec.items() if k not in ("cls", "rope_scaling", "rope_theta", "tokenizer")}
     rope = {"rope_type": "default", "rope_theta": spec["rope_theta"]}
     rope.update(spec.get("rope_scaling", {}))
-    Config, Model = (LlamaConfig, LlamaForCausalLM) if spec["cls"] == "llama" else (Qwen2Config, Qwen2ForCausalLM)
+    Config, Model = MODEL_CLASSES[spec["cls"]]
     config = Config(vocab_size=vocab, max_position_embeddings=256, rms_norm_eps=1e-5, bos_token_id=1,
                     eos_token_id=2, rope_parameters=rope, **kwargs)
     model = Model(config).eval()
@@ -82,8 +118,11 @@ def build(name, spec, tokenizer_path, out_dir):
                 p.copy_(0.15 * torch.randn_like(p))
     model_dir = os.path.join(out_dir, name)
     model.save_pretrained(model_dir, safe_serialization=True)
-    with open(tokenizer_path, "rb") as src, open(os.path.join(model_dir, "tokenizer.model"), "wb") as dst:
-        dst.write(src.read())
+    if bpe_dir:
+        for f in ("tokenizer.json", "tokenizer_config.json"):
+            shutil.copy(os.path.join(bpe_dir, f), os.path.join(model_dir, f))
+    else:
+        shutil.copy(tokenizer_path, os.path.join(model_dir, "tokenizer.model"))
 
     # A padded batch: row 0 full length, row 1 left-padded by 4 (like a batched prompt).
     g = torch.Generator().manual_seed(7)
@@ -137,7 +176,7 @@ def tokenizer_reference(tokenizer_path, out_dir):
 def main():
     out_dir = sys.argv[1]
     os.makedirs(out_dir, exist_ok=True)
-    stamp = hashlib.sha256(open(__file__, "rb").read()).hexdigest()
+    stamp = hashlib.sha256(open(__file__, "rb").read() + open(tokfix.__file__, "rb").read()).hexdigest()
     marker = os.path.join(out_dir, ".complete")
     if os.path.exists(marker) and open(marker).read() == stamp:
         return

@@ -93,9 +93,9 @@ TEST(PromptDataset, CursorIsReproducibleAndResumable) {
   data::DataCursor c(10, 7, true);
   c.next(12);
   EXPECT_EQ(b.next(5), c.next(5));
-  data::PromptTemplate t("chatml", "data.template");
+  data::ChatTemplate t("chatml", "data.template");
   EXPECT_EQ(t.apply("hi"), "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n");
-  EXPECT_THAT(error_of([] { data::PromptTemplate("Q: ...", "data.template"); }), HasSubstr("data.template:"));
+  EXPECT_THAT(error_of([] { data::ChatTemplate("Q: ...", "data.template"); }), HasSubstr("data.template:"));
 }
 
 }  // namespace

@@ -96,7 +96,8 @@ TEST_P(HfArch, ObservedAttentionEqualsTransformersEagerAttention) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Architectures, HfArch,
-                         ::testing::Values("llama_gqa_tied", "llama3_rope_untied", "qwen2_linear_rope"));
+                         ::testing::Values("llama_gqa_tied", "llama3_rope_untied", "qwen2_linear_rope", "qwen2_bpe",
+                                           "qwen3_tiny"));
 
 TEST(HfCheckpoint, Bf16F16AndShardedCheckpointsLoad) {
   ANCHOR_REQUIRE_FIXTURES();

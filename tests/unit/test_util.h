@@ -16,6 +16,9 @@ inline std::string test_root() {
   return dir ? dir : "";
 }
 
+// SmolLM2-135M-Instruct (ctest's smollm2_model test puts it there).
+inline std::string smollm2_dir() { return ANCHOR_SMOLLM2_DIR_FOR_TESTS; }
+
 inline std::string fixtures_dir() { return test_root().empty() ? "" : test_root() + "/fixtures"; }
 
 inline std::filesystem::path scratch_root() {

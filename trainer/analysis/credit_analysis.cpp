@@ -9,6 +9,7 @@
 #include "credit/sentence_segmentation.h"
 #include "credit/token_weights.h"
 #include "trainer/common/error.h"
+#include "trainer/model/unicode_text.h"
 #include "trainer/rl/policy_pass.h"
 #include "trainer/rl/step_batch.h"
 
@@ -38,7 +39,8 @@ nlohmann::json analyze_credit(const Pretrained& policy, const CreditAnalysisInpu
                               const CreditAnalysisOptions& o) {
   const LlamaModel& model = policy.model;
   const Tokenizer& tok = policy.tokenizer;
-  AR_CHECK(!input.prompt_ids.empty(), "credit: the prompt needs at least one token (BOS)");
+  AR_CHECK(!input.prompt_ids.empty(), "credit: the prompt needs at least one token (this tokenizer adds no BOS: give "
+           "--prompt, or a chat template with --template)");
   const int64_t P = static_cast<int64_t>(input.prompt_ids.size());
   const int64_t R = static_cast<int64_t>(input.response_ids.size());
   AR_CHECK(R > 0, "credit: the response is empty; nothing to analyse");
@@ -102,7 +104,9 @@ nlohmann::json analyze_credit(const Pretrained& policy, const CreditAnalysisInpu
     for (const auto& [name, gamma] : gammas) g[name] = gamma[0][r].item<double>();
     tokens.push_back({{"index", r},
                       {"id", input.response_ids[static_cast<size_t>(r)]},
-                      {"text", d.text.substr(a, b - a)},
+                      // Byte-level tokens may split a character: show whole characters on the
+                      // token where they start (the span keeps the exact bytes).
+                      {"text", unicode::chars_starting_in(d.text, a, b)},
                       {"span", {a, b}},
                       {"logprob", pass.logprobs[0][r].item<double>()},
                       {"entropy", pass.entropy[0][r].item<double>()},

@@ -17,5 +17,6 @@ Action register_train(CLI::App& app);
 Action register_eval(CLI::App& app);
 Action register_sft(CLI::App& app);
 Action register_credit(CLI::App& app);
+Action register_chat(CLI::App& app);
 
 }  // namespace anchor::cli

@@ -47,11 +47,12 @@ int run_credit(CreditCommandOptions& o) {
   const at::TensorOptions options = resolve_device(o.device);
   const Pretrained policy = load_pretrained(o.model_dir, options);
 
+  const data::ChatTemplate chat = chat_template_for(policy, o.prompt_template, "--template");
   CreditAnalysisInput input;
   std::string title;
   if (!o.text_file.empty()) {
-    input.prompt_text = o.prompt;
-    input.prompt_ids = policy.tokenizer.encode(o.prompt, true);
+    input.prompt_text = chat.apply(o.prompt);
+    input.prompt_ids = encode_prompt(policy.tokenizer, chat, input.prompt_text);
     input.response_ids = policy.tokenizer.encode(read_text_file(o.text_file), false);
     title = o.text_file;
   } else {
@@ -60,8 +61,9 @@ int run_credit(CreditCommandOptions& o) {
              " has ", dataset.size(), " rows (0-based)");
     const data::Example& ex = dataset[static_cast<size_t>(o.index)];
     input.example = ex.row;
-    input.prompt_text = data::PromptTemplate(o.prompt_template, "--template").apply(ex.prompt);
-    input.prompt_ids = policy.tokenizer.encode(input.prompt_text, true);
+    dataset.check_renders_with(chat, "--template");
+    input.prompt_text = chat.render(ex.conversation(), true);
+    input.prompt_ids = encode_prompt(policy.tokenizer, chat, input.prompt_text);
     title = str_cat(o.data, ":", ex.line);
     if (o.generate) {
       SamplingParams sp = o.sampling;
@@ -132,7 +134,7 @@ Action register_credit(CLI::App& app) {
       ->needs(data);
   sub->add_option("--prompt-key", o->prompt_key, "Field holding the prompt")->capture_default_str();
   sub->add_option("--response-key", o->response_key, "Field holding the response to analyse")->capture_default_str();
-  sub->add_option("--template", o->prompt_template, "plain | chatml | llama3 | a string with {prompt}")
+  sub->add_option("--template", o->prompt_template, "auto (the model's chat template) | plain | chatml | llama3 | qwen | a string with {prompt}")
       ->capture_default_str();
   sub->add_option("--out", o->out_dir, "Output directory (credit.json, credit.html)")->required();
   sub->add_option("--config", o->config, "A run config whose credit: section is used")->check(CLI::ExistingFile);

@@ -31,8 +31,9 @@ int run_eval(const EvalCommandOptions& o) {
   Pretrained p = load_pretrained(o.model_dir, options);
   const auto dataset = data::PromptDataset::load_jsonl(o.data, o.prompt_key);
   const rewards::CompositeReward reward = rewards::CompositeReward::from_names(o.rewards);
-  const EvalResult r = evaluate(p.model, p.tokenizer, dataset, data::PromptTemplate(o.prompt_template, "--template"),
-                                reward, o.eval);
+  const data::ChatTemplate chat = chat_template_for(p, o.prompt_template, "--template");
+  dataset.check_renders_with(chat, "--template");
+  const EvalResult r = evaluate(p.model, p.tokenizer, dataset, chat, reward, o.eval);
   std::cout << nlohmann::json{{"model", o.model_dir}, {"data", o.data}, {"prompts", r.prompts},
                               {"samples", r.samples}, {"accuracy", r.accuracy},
                               {"accuracy_stderr", r.accuracy_stderr},
@@ -51,7 +52,7 @@ Action register_eval(CLI::App& app) {
   sub->add_option("--model", o->model_dir, "Model directory")->required()->check(CLI::ExistingDirectory);
   sub->add_option("--data", o->data, "JSONL dataset (prompt + answer / task fields)")->required()->check(CLI::ExistingFile);
   sub->add_option("--prompt-key", o->prompt_key, "Field holding the prompt")->capture_default_str();
-  sub->add_option("--template", o->prompt_template, "plain | chatml | llama3 | a string with {prompt}")
+  sub->add_option("--template", o->prompt_template, "auto (the model's chat template) | plain | chatml | llama3 | qwen | a string with {prompt}")
       ->capture_default_str();
   sub->add_option("--reward", o->rewards, "Correctness reward(s): countdown | math_answer")->capture_default_str();
   sub->add_option("--samples", o->eval.samples_per_prompt, "Samples per prompt (k of pass@k)")

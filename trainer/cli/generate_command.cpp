@@ -7,6 +7,7 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
 
 #include "trainer/cli/commands.h"
 #include "trainer/cli/device_options.h"
@@ -31,6 +32,9 @@ struct GenerateOptions {
   DeviceOptions device;
   bool bench = false;
   bool ignore_eos = false;
+  bool chat = false;
+  std::string chat_template = "auto";
+  std::string system;
 };
 
 std::vector<std::string> read_prompt_file(const std::string& path) {
@@ -75,13 +79,29 @@ int run_generate(GenerateOptions& o) {
     o.sampling.banned_token_ids.push_back(id);
   }
 
+  // --chat: each prompt is a user turn of the model's chat template (or --template).
+  std::optional<data::ChatTemplate> chat;
+  if (o.chat) {
+    chat.emplace(chat_template_for(p, o.chat_template, "--template"));
+    for (std::string& t : texts) {
+      std::vector<data::ChatMessage> messages;
+      if (!o.system.empty()) messages.push_back({"system", o.system});
+      messages.push_back({"user", t});
+      t = chat->render(messages, true);
+    }
+  } else {
+    AR_CHECK(o.system.empty(), "--system needs --chat");
+  }
   std::vector<std::vector<int64_t>> prompt_ids;
   std::vector<size_t> prompt_of;
-  for (size_t i = 0; i < texts.size(); ++i)
+  for (size_t i = 0; i < texts.size(); ++i) {
+    const auto ids = chat ? encode_prompt(p.tokenizer, *chat, texts[i]) : p.tokenizer.encode(texts[i], !o.no_bos);
+    AR_CHECK(!ids.empty(), "generate: prompt ", i, " has no tokens (this tokenizer adds no BOS; give some text)");
     for (int64_t s = 0; s < o.num_samples; ++s) {
-      prompt_ids.push_back(p.tokenizer.encode(texts[i], !o.no_bos));
+      prompt_ids.push_back(ids);
       prompt_of.push_back(i);
     }
+  }
   const size_t batch = o.batch_size > 0 ? static_cast<size_t>(o.batch_size) : prompt_ids.size();
 
   int64_t generated = 0;
@@ -138,8 +158,9 @@ int run_generate(GenerateOptions& o) {
 
 Action register_generate(CLI::App& app) {
   auto o = std::make_shared<GenerateOptions>();
-  CLI::App* sub = app.add_subcommand("generate", "Sample completions from a Hugging Face Llama-format model");
-  sub->add_option("--model", o->model_dir, "Model directory (config.json, *.safetensors, tokenizer.model)")
+  CLI::App* sub = app.add_subcommand("generate", "Sample completions from a Hugging Face Llama / Qwen model");
+  sub->add_option("--model", o->model_dir,
+                  "Model directory (config.json, *.safetensors, tokenizer.json or tokenizer.model)")
       ->required()
       ->check(CLI::ExistingDirectory);
   sub->add_option("--prompt", o->prompts, "Prompt text (repeatable)");
@@ -159,7 +180,12 @@ Action register_generate(CLI::App& app) {
   sub->add_option("--seed", o->sampling.seed, "Sampling seed")->capture_default_str();
   sub->add_option("--stop", o->sampling.stop_strings, "Stop string (repeatable)");
   sub->add_option("--ban", o->banned_tokens, "Token that may never be sampled, e.g. '<|bad|>' (repeatable)");
-  sub->add_flag("--no-bos", o->no_bos, "Do not prepend BOS to prompts");
+  sub->add_flag("--no-bos", o->no_bos, "Do not add the tokenizer's special tokens (BOS) to prompts");
+  sub->add_flag("--chat", o->chat, "Render each prompt as a user turn of the model's chat template");
+  sub->add_option("--template", o->chat_template,
+                  "With --chat: auto (the model's template) | chatml | llama3 | qwen | a string with {prompt}")
+      ->capture_default_str();
+  sub->add_option("--system", o->system, "With --chat: a system message before each prompt");
   sub->add_option("--batch-size", o->batch_size, "Sequences per batch (0 = all at once)")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
   sub->add_option("--output", o->output, "Output format")->check(CLI::IsMember({"text", "jsonl"}))

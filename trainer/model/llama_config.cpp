@@ -1,5 +1,7 @@
 #include "trainer/model/llama_config.h"
 
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
 
 #include "trainer/common/error.h"
@@ -84,15 +86,16 @@ LlamaConfig parse_llama_config(const json& j, const std::string& source) {
   LlamaConfig c;
   c.raw = j;
   c.model_type = get_optional<std::string>(j, "model_type", "llama", source);
-  AR_CHECK(c.model_type == "llama" || c.model_type == "mistral" || c.model_type == "qwen2", source,
-           ": unsupported architecture model_type='", c.model_type,
-           "' (supported: llama, mistral, qwen2 — Llama-family decoders)");
+  AR_CHECK(c.model_type == "llama" || c.model_type == "mistral" || c.model_type == "qwen2" || c.model_type == "qwen3",
+           source, ": unsupported architecture model_type='", c.model_type,
+           "' (supported: llama, mistral, qwen2, qwen3 — Llama-family decoders)");
   if (j.contains("architectures") && j.at("architectures").is_array()) {
     for (const auto& arch : j.at("architectures")) {
       const std::string name = arch.is_string() ? arch.get<std::string>() : arch.dump();
-      AR_CHECK(name == "LlamaForCausalLM" || name == "MistralForCausalLM" || name == "Qwen2ForCausalLM",
+      AR_CHECK(name == "LlamaForCausalLM" || name == "MistralForCausalLM" || name == "Qwen2ForCausalLM" ||
+                   name == "Qwen3ForCausalLM",
                source, ": unsupported architecture '", name,
-               "' (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM)");
+               "' (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)");
     }
   }
   const std::string act = get_optional<std::string>(j, "hidden_act", "silu", source);
@@ -122,6 +125,7 @@ LlamaConfig parse_llama_config(const json& j, const std::string& source) {
   const bool attention_bias = get_optional<bool>(j, "attention_bias", false, source);
   c.qkv_bias = c.model_type == "qwen2" ? true : attention_bias;
   c.o_proj_bias = c.model_type == "qwen2" ? false : attention_bias;
+  c.qk_norm = c.model_type == "qwen3";
   c.mlp_bias = get_optional<bool>(j, "mlp_bias", false, source);
   c.bos_token_id = get_optional<int64_t>(j, "bos_token_id", -1, source);
   c.pad_token_id = get_optional<int64_t>(j, "pad_token_id", -1, source);
@@ -145,6 +149,17 @@ LlamaConfig parse_llama_config(const json& j, const std::string& source) {
   return c;
 }
 
+std::vector<int64_t> LlamaConfig::stop_token_ids() const {
+  std::vector<int64_t> ids = eos_token_ids;
+  if (generation.is_object() && generation.contains("eos_token_id")) {
+    const nlohmann::json& e = generation.at("eos_token_id");
+    for (const auto& id : e.is_array() ? e : nlohmann::json::array({e}))
+      if (id.is_number_integer() && std::find(ids.begin(), ids.end(), id.get<int64_t>()) == ids.end())
+        ids.push_back(id.get<int64_t>());
+  }
+  return ids;
+}
+
 LlamaConfig read_llama_config(const std::string& path) {
   return parse_llama_config(read_json_file(path), path);
 }
@@ -154,6 +169,7 @@ nlohmann::json llama_config_to_json(const LlamaConfig& c) {
   j["model_type"] = c.model_type;
   if (!j.contains("architectures")) {
     j["architectures"] = {c.model_type == "qwen2"     ? "Qwen2ForCausalLM"
+                          : c.model_type == "qwen3"   ? "Qwen3ForCausalLM"
                           : c.model_type == "mistral" ? "MistralForCausalLM"
                                                       : "LlamaForCausalLM"};
   }

@@ -1,4 +1,5 @@
-// LlamaConfig: the architecture hyper-parameters of a Llama-family checkpoint, read from
+// LlamaConfig: the architecture hyper-parameters of a Llama-family checkpoint (Llama, Mistral
+// without sliding window, Qwen2, Qwen3), read from
 // and written to Hugging Face's config.json (both the transformers 4.x keys rope_theta /
 // rope_scaling and the 5.x rope_parameters block are understood).
 #pragma once
@@ -24,7 +25,7 @@ struct RopeParameters {
 };
 
 struct LlamaConfig {
-  std::string model_type = "llama";  // llama | mistral | qwen2
+  std::string model_type = "llama";  // llama | mistral | qwen2 | qwen3
   int64_t vocab_size = 0;
   int64_t hidden_size = 0;
   int64_t intermediate_size = 0;
@@ -36,8 +37,9 @@ struct LlamaConfig {
   double rms_norm_eps = 1e-6;
   RopeParameters rope;
   bool tie_word_embeddings = false;
-  bool qkv_bias = false;     // Llama attention_bias, always on for Qwen2
-  bool o_proj_bias = false;  // Llama attention_bias only
+  bool qkv_bias = false;     // Llama / Qwen3 attention_bias, always on for Qwen2
+  bool o_proj_bias = false;  // Llama / Qwen3 attention_bias only
+  bool qk_norm = false;      // Qwen3: RMSNorm over head_dim on every query and key head before rope
   bool mlp_bias = false;
   int64_t bos_token_id = -1;
   std::vector<int64_t> eos_token_ids;
@@ -45,8 +47,13 @@ struct LlamaConfig {
 
   // The file as read, so that keys anchor-rl does not interpret survive a save.
   nlohmann::json raw = nlohmann::json::object();
+  // generation_config.json of the model directory as read ({} when absent): its eos_token_id
+  // (one id or a list) adds stop tokens; saved back next to config.json.
+  nlohmann::json generation = nlohmann::json::object();
 
   int64_t num_query_groups() const { return num_attention_heads / num_key_value_heads; }
+  // config.json eos_token_id(s) plus generation_config.json's, without repeats.
+  std::vector<int64_t> stop_token_ids() const;
 };
 
 // Parses and validates; `source` (a path) is named in every error.

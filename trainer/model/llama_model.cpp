@@ -76,6 +76,10 @@ LlamaModel::LlamaModel(LlamaConfig config, const at::TensorOptions& options, uin
       l.v_bias = zeros(kv_dim);
     }
     if (c.o_proj_bias) l.o_bias = zeros(c.hidden_size);
+    if (c.qk_norm) {
+      l.q_norm = ones(c.head_dim);
+      l.k_norm = ones(c.head_dim);
+    }
     l.gate_proj = normal({c.intermediate_size, c.hidden_size});
     l.up_proj = normal({c.intermediate_size, c.hidden_size});
     l.down_proj = normal({c.hidden_size, c.intermediate_size});
@@ -107,6 +111,8 @@ void LlamaModel::for_each_parameter(const std::function<void(const std::string&,
     if (l.v_bias.defined()) fn(p + "self_attn.v_proj.bias", l.v_bias);
     fn(p + "self_attn.o_proj.weight", l.o_proj);
     if (l.o_bias.defined()) fn(p + "self_attn.o_proj.bias", l.o_bias);
+    if (l.q_norm.defined()) fn(p + "self_attn.q_norm.weight", l.q_norm);
+    if (l.k_norm.defined()) fn(p + "self_attn.k_norm.weight", l.k_norm);
     fn(p + "post_attention_layernorm.weight", l.post_attention_norm);
     fn(p + "mlp.gate_proj.weight", l.gate_proj);
     if (l.gate_bias.defined()) fn(p + "mlp.gate_proj.bias", l.gate_bias);
@@ -228,8 +234,14 @@ at::Tensor LlamaModel::attention(const Layer& l, int64_t index, const at::Tensor
   const LlamaConfig& c = config_;
   const int64_t B = x.size(0), T = x.size(1), D = c.head_dim;
   const int64_t H = c.num_attention_heads, Hkv = c.num_key_value_heads;
-  at::Tensor q = linear(x, l.q_proj, l.q_bias).view({B, T, H, D}).transpose(1, 2);      // [B,H,T,D]
-  at::Tensor k = linear(x, l.k_proj, l.k_bias).view({B, T, Hkv, D}).transpose(1, 2);    // [B,Hkv,T,D]
+  at::Tensor q = linear(x, l.q_proj, l.q_bias).view({B, T, H, D});      // [B,T,H,D]
+  at::Tensor k = linear(x, l.k_proj, l.k_bias).view({B, T, Hkv, D});    // [B,T,Hkv,D]
+  if (l.q_norm.defined()) {  // Qwen3: normalise each head's query and key before rope
+    q = rms_norm(q, l.q_norm, c.rms_norm_eps);
+    k = rms_norm(k, l.k_norm, c.rms_norm_eps);
+  }
+  q = q.transpose(1, 2);  // [B,H,T,D]
+  k = k.transpose(1, 2);  // [B,Hkv,T,D]
   at::Tensor v = linear(x, l.v_proj, l.v_bias).view({B, T, Hkv, D}).transpose(1, 2);
   q = q * cos + rotate_half(q) * sin;
   k = k * cos + rotate_half(k) * sin;

@@ -1,5 +1,6 @@
 // LlamaModel: a Llama-family decoder (RMSNorm, rotary embeddings with default / linear /
-// llama3 scaling, grouped-query attention, SwiGLU, optional tied embeddings and q/k/v bias)
+// llama3 scaling, grouped-query attention, SwiGLU, optional tied embeddings and q/k/v bias,
+// Qwen3's per-head q/k RMSNorm)
 // written with plain ATen ops over parameter tensors named exactly as in Hugging Face
 // checkpoints, so loading and saving are a name-for-name copy.
 //
@@ -73,6 +74,7 @@ class LlamaModel {
     at::Tensor input_norm, post_attention_norm;
     at::Tensor q_proj, k_proj, v_proj, o_proj;
     at::Tensor q_bias, k_bias, v_bias, o_bias;   // undefined when the config has no bias
+    at::Tensor q_norm, k_norm;                   // [head_dim], Qwen3 only
     at::Tensor gate_proj, up_proj, down_proj;
     at::Tensor gate_bias, up_bias, down_bias;
   };

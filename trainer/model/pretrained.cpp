@@ -2,10 +2,12 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <set>
 
 #include "trainer/common/error.h"
+#include "trainer/common/file_util.h"
 #include "trainer/model/safetensors.h"
 
 namespace anchor {
@@ -15,7 +17,18 @@ LlamaModel load_model(const std::string& model_dir, const at::TensorOptions& opt
   AR_CHECK(fs::is_directory(model_dir), model_dir, ": not a model directory");
   AR_CHECK(fs::exists(fs::path(model_dir) / "config.json"), model_dir,
            ": no config.json (expected a Hugging Face model directory: config.json, *.safetensors, tokenizer.model)");
-  const LlamaConfig config = read_llama_config((fs::path(model_dir) / "config.json").string());
+  LlamaConfig config = read_llama_config((fs::path(model_dir) / "config.json").string());
+  const fs::path generation = fs::path(model_dir) / "generation_config.json";
+  if (fs::exists(generation)) {
+    config.generation = read_json_file(generation.string());
+    AR_CHECK(config.generation.is_object(), generation.string(), ": expected a JSON object");
+    if (config.generation.contains("eos_token_id")) {
+      const auto& e = config.generation.at("eos_token_id");
+      const bool ok = e.is_null() || e.is_number_integer() ||
+                      (e.is_array() && std::all_of(e.begin(), e.end(), [](const auto& x) { return x.is_number_integer(); }));
+      AR_CHECK(ok, generation.string(), ": eos_token_id must be a token id or a list of ids, got ", e.dump());
+    }
+  }
   const SafetensorsCheckpoint checkpoint(model_dir);
 
   // Build on CPU in float32, fill from the checkpoint, then move once.
@@ -62,10 +75,12 @@ void save_model(const LlamaModel& model, const std::string& model_dir, uint64_t 
   config.raw["dtype"] = dtype;        // transformers 5.x
   config.raw["torch_dtype"] = dtype;  // transformers 4.x
   write_llama_config(config, (fs::path(model_dir) / "config.json").string());
+  if (!config.generation.empty())
+    write_text_file_atomic((fs::path(model_dir) / "generation_config.json").string(), config.generation.dump(2) + "\n");
 }
 
 Pretrained load_pretrained(const std::string& model_dir, const at::TensorOptions& options) {
-  Pretrained p{load_model(model_dir, options), Tokenizer::load(model_dir)};
+  Pretrained p{load_model(model_dir, options), Tokenizer::load(model_dir), model_dir};
   AR_CHECK(p.tokenizer.vocab_size() <= p.model.config().vocab_size, model_dir, ": tokenizer has ",
            p.tokenizer.vocab_size(), " tokens but config.json vocab_size is ", p.model.config().vocab_size);
   return p;
@@ -74,6 +89,20 @@ Pretrained load_pretrained(const std::string& model_dir, const at::TensorOptions
 void save_pretrained(const Pretrained& p, const std::string& model_dir, uint64_t max_shard_bytes) {
   save_model(p.model, model_dir, max_shard_bytes);
   p.tokenizer.save(model_dir);
+}
+
+data::ChatTemplate chat_template_for(const Pretrained& p, const std::string& spec, const std::string& key) {
+  namespace fs = std::filesystem;
+  const fs::path jinja = fs::path(p.dir) / "chat_template.jinja";
+  const std::string source = p.dir.empty() ? std::string("the model")
+                             : fs::exists(jinja) ? jinja.string()
+                                                 : (fs::path(p.dir) / "tokenizer_config.json").string();
+  const int64_t bos = p.tokenizer.bos_id();
+  return data::ChatTemplate(spec, key, p.tokenizer.chat_template(), source, bos >= 0 ? p.tokenizer.id_to_piece(bos) : "");
+}
+
+std::vector<int64_t> encode_prompt(const Tokenizer& tokenizer, const data::ChatTemplate& chat, const std::string& text) {
+  return tokenizer.encode(text, chat.encode_with_special_tokens());
 }
 
 }  // namespace anchor

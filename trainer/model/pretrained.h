@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 
+#include "data/chat_template.h"
 #include "trainer/model/llama_model.h"
 #include "trainer/model/tokenizer.h"
 
@@ -26,8 +27,16 @@ void save_model(const LlamaModel& model, const std::string& model_dir, uint64_t 
 struct Pretrained {
   LlamaModel model;
   Tokenizer tokenizer;
+  std::string dir = "";  // where it was loaded from ("" when built in memory)
 };
 Pretrained load_pretrained(const std::string& model_dir, const at::TensorOptions& options);
 void save_pretrained(const Pretrained& pretrained, const std::string& model_dir, uint64_t max_shard_bytes = 0);
+
+// The chat template named by `spec` (data.template / --template; see data/chat_template.h):
+// `auto` reads this model's own template. key names the setting in errors.
+data::ChatTemplate chat_template_for(const Pretrained& pretrained, const std::string& spec, const std::string& key);
+// Token ids of a rendered prompt, with the tokenizer's special tokens when the template wants
+// them (plain formats, presets) and without when the template wrote them (auto).
+std::vector<int64_t> encode_prompt(const Tokenizer& tokenizer, const data::ChatTemplate& chat, const std::string& text);
 
 }  // namespace anchor

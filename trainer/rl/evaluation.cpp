@@ -13,7 +13,7 @@
 namespace anchor {
 
 EvalResult evaluate(const LlamaModel& model, const Tokenizer& tokenizer, const data::PromptDataset& dataset,
-                    const data::PromptTemplate& prompt_template, const rewards::CompositeReward& reward,
+                    const data::ChatTemplate& prompt_template, const rewards::CompositeReward& reward,
                     const EvalOptions& o) {
   const size_t n_prompts = o.limit > 0 ? std::min<size_t>(dataset.size(), static_cast<size_t>(o.limit)) : dataset.size();
   const size_t k = static_cast<size_t>(o.samples_per_prompt);
@@ -26,8 +26,8 @@ EvalResult evaluate(const LlamaModel& model, const Tokenizer& tokenizer, const d
     std::vector<std::vector<int64_t>> prompts;
     std::vector<std::string> texts;
     for (size_t i = start; i < end; ++i) {
-      texts.push_back(prompt_template.apply(dataset[i].prompt));
-      const auto ids = tokenizer.encode(texts.back(), true);
+      texts.push_back(prompt_template.render(dataset[i].conversation(), true));
+      const auto ids = encode_prompt(tokenizer, prompt_template, texts.back());
       for (size_t s = 0; s < k; ++s) prompts.push_back(ids);
     }
     SamplingParams params;
@@ -65,7 +65,7 @@ EvalResult evaluate(const LlamaModel& model, const Tokenizer& tokenizer, const d
 }
 
 nlohmann::json evaluate_for_run(const Pretrained& policy, const data::PromptDataset& dataset,
-                                const data::PromptTemplate& prompt_template, const rewards::CompositeReward& reward,
+                                const data::ChatTemplate& prompt_template, const rewards::CompositeReward& reward,
                                 const TrainConfig& cfg, int64_t step) {
   torch::NoGradGuard no_grad;
   EvalOptions eo;

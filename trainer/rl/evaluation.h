@@ -38,14 +38,14 @@ struct EvalResult {
 };
 
 EvalResult evaluate(const LlamaModel& model, const Tokenizer& tokenizer, const data::PromptDataset& dataset,
-                    const data::PromptTemplate& prompt_template, const rewards::CompositeReward& reward,
+                    const data::ChatTemplate& prompt_template, const rewards::CompositeReward& reward,
                     const EvalOptions& options);
 
 // Periodic evaluation inside a training run, configured by the run config (train.eval_*,
 // rollout.*, data.eval_limit). Always draws the same sample stream, so evaluations at
 // different steps differ only by the model. Logs and returns the metrics line's "eval" object.
 nlohmann::json evaluate_for_run(const Pretrained& policy, const data::PromptDataset& dataset,
-                                const data::PromptTemplate& prompt_template, const rewards::CompositeReward& reward,
+                                const data::ChatTemplate& prompt_template, const rewards::CompositeReward& reward,
                                 const TrainConfig& config, int64_t step);
 
 }  // namespace anchor

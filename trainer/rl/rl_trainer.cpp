@@ -92,7 +92,10 @@ int run_rl_training(const TrainRunOptions& opt) {
   const data::PromptDataset train_set = data::PromptDataset::load_jsonl(cfg.data.train, cfg.data.prompt_key);
   std::optional<data::PromptDataset> eval_set;
   if (!cfg.data.eval.empty()) eval_set = data::PromptDataset::load_jsonl(cfg.data.eval, cfg.data.prompt_key);
-  const data::PromptTemplate prompt_template(cfg.data.template_, "data.template");
+  const data::ChatTemplate prompt_template = chat_template_for(policy, cfg.data.template_, "data.template");
+  train_set.check_renders_with(prompt_template, "data.template");
+  if (eval_set) eval_set->check_renders_with(prompt_template, "data.template");
+  log::info(str_cat("prompts: ", prompt_template.describe()));
   const rewards::CompositeReward reward(cfg.reward.components);
   const AdvantageEstimator& estimator = advantage_estimators().get(cfg.algo.advantage);
   const PolicyLoss& policy_loss = policy_losses().get(cfg.algo.policy_loss);
@@ -163,8 +166,8 @@ int run_rl_training(const TrainRunOptions& opt) {
       std::vector<std::vector<int64_t>> prompts;
       std::vector<std::string> prompt_texts;
       for (size_t e : examples) {
-        prompt_texts.push_back(prompt_template.apply(train_set[e].prompt));
-        const auto ids = policy.tokenizer.encode(prompt_texts.back(), true);
+        prompt_texts.push_back(prompt_template.render(train_set[e].conversation(), true));
+        const auto ids = encode_prompt(policy.tokenizer, prompt_template, prompt_texts.back());
         for (int64_t g = 0; g < G; ++g) prompts.push_back(ids);
       }
       SamplingParams params;

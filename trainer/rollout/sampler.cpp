@@ -77,7 +77,7 @@ RolloutBatch generate(const LlamaModel& model, const Tokenizer& tokenizer,
   }
   std::vector<int64_t> stop_ids = params.stop_token_ids;
   if (stop_ids.empty()) {
-    stop_ids = config.eos_token_ids;
+    stop_ids = config.stop_token_ids();
     if (tokenizer.eos_id() >= 0) stop_ids.push_back(tokenizer.eos_id());
   }
   const int64_t pad_id = tokenizer.pad_id() >= 0 ? tokenizer.pad_id() : std::max<int64_t>(tokenizer.eos_id(), 0);
@@ -133,6 +133,7 @@ RolloutBatch generate(const LlamaModel& model, const Tokenizer& tokenizer,
     for (size_t i = 0; i < rows.size(); ++i) {
       const int64_t b = rows[i];
       ids_out[b * R + step] = tok[i];
+      if (params.on_token) params.on_token(b, tok[i]);
       logprobs_out[b * R + step] = lp[i];
       lengths[static_cast<size_t>(b)] = step + 1;
       bool done = false;

@@ -10,6 +10,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -24,12 +25,16 @@ struct SamplingParams {
   int64_t top_k = 0;         // 0 = off
   double top_p = 1.0;        // 1 = off
   std::vector<std::string> stop_strings;   // finish once the response text contains one
-  std::vector<int64_t> stop_token_ids;     // empty = config.json eos_token_id(s) + tokenizer EOS
+  // empty = the model's eos_token_id(s) (config.json and generation_config.json) + tokenizer EOS
+  std::vector<int64_t> stop_token_ids;
   std::vector<int64_t> banned_token_ids;   // never sampled (e.g. SFT control tokens)
   uint64_t seed = 0;
   // false: recompute the whole sequence each step instead of using the KV cache. Same
   // results, O(T^2) work; kept as the reference the cache path is tested against.
   bool use_cache = true;
+  // Called with (row, token id) for every sampled token, in order (streaming output); rows are
+  // indices into the prompts.
+  std::function<void(int64_t, int64_t)> on_token;
 };
 
 enum class FinishReason { stop_token, stop_string, length };

@@ -41,7 +41,8 @@ int run_sft_training(const TrainRunOptions& opt) {
     AR_CHECK(row.contains(cfg.sft.response_key) && row.at(cfg.sft.response_key).is_string(), cfg.data.train, ":",
              train_set[i].line, ": missing string field '", cfg.sft.response_key, "' (sft.response_key)");
   }
-  const data::PromptTemplate prompt_template(cfg.data.template_, "data.template");
+  const data::ChatTemplate prompt_template = chat_template_for(policy, cfg.data.template_, "data.template");
+  train_set.check_renders_with(prompt_template, "data.template");
   std::optional<data::PromptDataset> eval_set;
   std::optional<rewards::CompositeReward> reward;
   if (!cfg.data.eval.empty() && !cfg.reward.components.empty()) {
@@ -75,7 +76,8 @@ int run_sft_training(const TrainRunOptions& opt) {
     const std::vector<size_t> rows = cursor.next(static_cast<size_t>(cfg.sft.batch_size));
     std::vector<std::vector<int64_t>> prompts, targets;
     for (size_t r : rows) {
-      std::vector<int64_t> prompt = policy.tokenizer.encode(prompt_template.apply(train_set[r].prompt), true);
+      std::vector<int64_t> prompt =
+          encode_prompt(policy.tokenizer, prompt_template, prompt_template.render(train_set[r].conversation(), true));
       std::vector<int64_t> target =
           policy.tokenizer.encode(train_set[r].row.at(cfg.sft.response_key).get<std::string>(), false);
       target.push_back(policy.tokenizer.eos_id());

@@ -1,9 +1,11 @@
 """transformers must load a checkpoint written by anchor-rl unchanged and give its logits.
 
-Usage: check_hf_loads_anchor_checkpoint.py MODEL_DIR
-MODEL_DIR was written by the C++ test HfCheckpoint.SaveReloadIsExactAndWritesFilesForTransformers
-(sharded safetensors + index, config.json, tokenizer with an added <|good|> token) together
-with anchor_logits.safetensors (inputs and anchor-rl's logits).
+Usage: check_hf_loads_anchor_checkpoint.py MODEL_DIR [MODEL_DIR ...]
+Each MODEL_DIR was written by a C++ test (HfCheckpoint.SaveReloadIsExactAndWritesFilesForTransformers:
+sharded safetensors + index, SentencePiece tokenizer with an added <|good|> token;
+HfCheckpoint.BpeModelWithAddedTokenSavesForTransformers: Qwen3 with tokenizer.json and an added
+<|good|>) together with anchor_logits.safetensors (inputs and anchor-rl's logits) and, for
+tokenizer.json models, anchor_text.txt with the ids anchor-rl gave it (text_ids).
 """
 import os
 import sys
@@ -14,8 +16,7 @@ from safetensors.torch import load_file  # noqa: E402
 from transformers import AutoModelForCausalLM  # noqa: E402
 
 
-def main():
-    model_dir = sys.argv[1]
+def check(model_dir):
     ref = load_file(os.path.join(model_dir, "anchor_logits.safetensors"))
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
     mask = ref["attention_mask"]
@@ -28,7 +29,20 @@ def main():
     if diff > 1e-4:
         print("FAIL: transformers disagrees with anchor-rl on the checkpoint anchor-rl wrote")
         return 1
+    if "text_ids" in ref:
+        from transformers import AutoTokenizer
+        tok = AutoTokenizer.from_pretrained(model_dir)
+        text = open(os.path.join(model_dir, "anchor_text.txt"), encoding="utf-8").read()
+        ids = tok(text).input_ids
+        print(f"{model_dir}: transformers ids {ids}")
+        if ids != ref["text_ids"].tolist() or tok.convert_tokens_to_ids("<|good|>") != ids[0]:
+            print(f"FAIL: transformers tokenizes differently: anchor-rl {ref['text_ids'].tolist()}")
+            return 1
     return 0
+
+
+def main():
+    return max(check(d) for d in sys.argv[1:])
 
 
 if __name__ == "__main__":

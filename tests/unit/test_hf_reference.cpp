@@ -218,5 +218,32 @@ TEST(HfCheckpoint, SaveReloadIsExactAndWritesFilesForTransformers) {
                     {{"input_ids", ref.at("input_ids")}, {"attention_mask", ref.at("attention_mask")}, {"logits", a}});
 }
 
+// A tokenizer.json model (Qwen3) with an added special token: tokenizer files, added token and
+// generation config survive the save; transformers checks the ids and logits.
+TEST(HfCheckpoint, BpeModelWithAddedTokenSavesForTransformers) {
+  ANCHOR_REQUIRE_FIXTURES();
+  const auto ref = reference("qwen3_tiny");
+  Pretrained p = load_pretrained((fs::path(fixtures_dir()) / "qwen3_tiny").string(), kF32);
+  const int64_t good = p.tokenizer.add_special_token("<|good|>");
+  p.model.resize_vocab(p.tokenizer.vocab_size(), 1e-3, 1);
+  const fs::path out = test::scratch_dir("anchor_saved_bpe_model");
+  save_pretrained(p, out.string());
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json", "generation_config.json", "config.json"})
+    EXPECT_TRUE(fs::exists(out / f)) << f;
+  Pretrained q = load_pretrained(out.string(), kF32);
+  const std::string text = "<|good|>Café ✓ 12 + 7 = 19.<|im_end|>";
+  const auto ids = q.tokenizer.encode(text, true);
+  EXPECT_EQ(ids, p.tokenizer.encode(text, true));
+  EXPECT_EQ(ids.front(), good);
+  torch::NoGradGuard no_grad;
+  const ForwardInputs in = padded_batch_inputs(ref.at("input_ids"), ref.at("attention_mask"));
+  at::Tensor a = p.model.forward(in), b = q.model.forward(in);
+  EXPECT_TRUE(torch::equal(a, b));
+  write_safetensors((out / "anchor_logits.safetensors").string(),
+                    {{"input_ids", ref.at("input_ids")}, {"attention_mask", ref.at("attention_mask")}, {"logits", a},
+                     {"text_ids", torch::tensor(ids, torch::kLong)}});
+  std::ofstream(out / "anchor_text.txt") << text;
+}
+
 }  // namespace
 }  // namespace anchor

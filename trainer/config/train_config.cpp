@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <set>
 
@@ -298,6 +299,10 @@ TrainConfig config_from_yaml(YAML::Node root, const std::string& source, const s
   Reader reader(root, "", source);
   config.visit(reader);
   reader.finish();
+  // "~/" at the start of model.path is the home directory (scripts/get_model.sh caches models
+  // under ~/.cache/anchor-rl/models); the resolved config records the expanded path.
+  const char* home = std::getenv("HOME");
+  if (config.model.path.rfind("~/", 0) == 0 && home) config.model.path = std::string(home) + config.model.path.substr(1);
   validate_train_config(config, use);
   return config;
 }

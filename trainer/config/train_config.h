@@ -16,7 +16,7 @@
 namespace anchor {
 
 struct ModelSection {
-  std::string path;             // HF model directory (config.json, safetensors, tokenizer.model)
+  std::string path;             // HF model directory (config.json, safetensors, tokenizer); "~/" = $HOME
   std::string device = "cpu";   // cpu | cuda | cuda:N
   std::string dtype = "auto";   // auto (fp32 on CPU, bf16 compute on CUDA) | float32
   int64_t threads = 0;          // CPU threads, 0 = one per core
@@ -29,7 +29,8 @@ struct DataSection {
   std::string train;                // JSONL with a prompt field (+ answer / extra fields)
   std::string eval;                 // JSONL for held-out evaluation ("" = none)
   std::string prompt_key = "prompt";
-  std::string template_ = "plain";  // plain | chatml | llama3 | any string with {prompt}
+  // auto (the model's own chat template) | plain | chatml | llama3 | qwen | a string with {prompt}
+  std::string template_ = "plain";
   bool shuffle = true;
   int64_t eval_limit = 200;         // evaluate on the first N eval prompts (0 = all)
   template <class V> void visit(V& v) {

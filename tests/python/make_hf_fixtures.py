@@ -56,6 +56,11 @@ ARCHS = {
     "qwen2_bpe": dict(
         cls="qwen2", tokenizer="bpe", hidden_size=48, intermediate_size=64, num_hidden_layers=2,
         num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True, rope_theta=1000000.0),
+    # Llama with a byte-fallback SentencePiece tokenizer: non-ASCII text becomes <0xNN> byte
+    # tokens, each holding part of a UTF-8 character (the credit report must cope).
+    "llama_byte_fallback": dict(
+        cls="llama", tokenizer="sp_byte_fallback", hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True, rope_theta=10000.0),
     # Qwen3: per-head q/k RMSNorm, head_dim (16) independent of hidden / heads (48 / 4), GQA,
     # tied embeddings, BPE tokenizer.json.
     "qwen3_tiny": dict(
@@ -93,9 +98,21 @@ def train_tokenizer(out_dir):
     return path
 
 
+def byte_fallback_tokenizer(out_dir):
+    path = os.path.join(out_dir, "byte_fallback.model")
+    if not os.path.exists(path):
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(CORPUS * 4), model_prefix=os.path.join(out_dir, "byte_fallback"),
+            vocab_size=330, model_type="bpe", character_coverage=1.0, byte_fallback=True, unk_id=0, bos_id=1,
+            eos_id=2, pad_id=-1, hard_vocab_limit=False, minloglevel=2)
+    return path
+
+
 def build(name, spec, tokenizer_path, out_dir):
     torch.manual_seed(sum(map(ord, name)))
     bpe_dir = bpe_tokenizer(out_dir) if spec.get("tokenizer") == "bpe" else None
+    if spec.get("tokenizer") == "sp_byte_fallback":
+        tokenizer_path = byte_fallback_tokenizer(out_dir)
     if bpe_dir:
         from tokenizers import Tokenizer
         vocab = Tokenizer.from_file(os.path.join(bpe_dir, "tokenizer.json")).get_vocab_size()

@@ -1,7 +1,11 @@
 #include "trainer/common/device.h"
 
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <torch/cuda.h>
 #include <torch/torch.h>
+
+#include <fstream>
+#include <string>
 
 #include "trainer/common/error.h"
 
@@ -30,7 +34,30 @@ at::TensorOptions resolve_device(const std::string& name, const std::string& dty
   else if (dtype_name == "bfloat16") dtype = at::kBFloat16;
   else if (dtype_name == "float16") dtype = at::kHalf;
   else AR_CHECK(dtype_name == "float32", dtype_key, ": '", dtype_name, "' is not one of auto, float32, bfloat16, float16");
+  if (device.is_cpu() && dtype == at::kBFloat16)
+    AR_CHECK(cpu_has_native_bf16(), dtype_key,
+             ": bfloat16 on this CPU would be several times slower than float32 (it has neither AVX512-BF16 nor "
+             "AMX-BF16, so bf16 matmuls are emulated); use float32 (or auto, which is float32 on CPU)");
+  if (device.is_cpu() && dtype == at::kHalf)
+    AR_FAIL(dtype_key, ": float16 on CPU is emulated and slow; use float32 (or auto)");
   return torch::TensorOptions().device(device).dtype(dtype);
+}
+
+bool cpu_has_native_bf16() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("flags", 0) != 0) continue;
+    return line.find(" avx512_bf16") != std::string::npos || line.find(" amx_bf16") != std::string::npos;
+  }
+  return false;
+}
+
+double peak_device_memory_mb(const at::Device& device) {
+  if (!device.is_cuda()) return 0.0;
+  const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.has_index() ? device.index() : 0);
+  const auto& peak = stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)].peak;
+  return static_cast<double>(peak) / (1024.0 * 1024.0);
 }
 
 }  // namespace anchor

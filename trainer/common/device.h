@@ -13,4 +13,12 @@ namespace anchor {
 at::TensorOptions resolve_device(const std::string& device, const std::string& dtype, int64_t threads,
                                  const std::string& key);
 
+// Whether this CPU computes bf16 natively (AVX512-BF16 or AMX-BF16, from /proc/cpuinfo).
+// Without it LibTorch emulates bf16 matmuls, ~4x slower than fp32, so bf16 on CPU is refused.
+bool cpu_has_native_bf16();
+
+// Peak memory allocated by LibTorch's caching allocator on a CUDA device since the process
+// started, in MB (0 for CPU devices).
+double peak_device_memory_mb(const at::Device& device);
+
 }  // namespace anchor

@@ -18,10 +18,14 @@ namespace anchor {
 struct ModelSection {
   std::string path;             // HF model directory (config.json, safetensors, tokenizer); "~/" = $HOME
   std::string device = "cpu";   // cpu | cuda | cuda:N
-  std::string dtype = "auto";   // auto (fp32 on CPU, bf16 compute on CUDA) | float32
+  // Compute dtype; weights and optimizer state stay float32 (master weights):
+  // auto (bf16 compute on CUDA, fp32 on CPU) | float32 | bfloat16 (on CPU only with AVX512-BF16/AMX)
+  std::string dtype = "auto";
   int64_t threads = 0;          // CPU threads, 0 = one per core
+  bool activation_checkpointing = false;  // recompute each decoder layer in backward (memory)
   template <class V> void visit(V& v) {
     v("path", path); v("device", device); v("dtype", dtype); v("threads", threads);
+    v("activation_checkpointing", activation_checkpointing);
   }
 };
 

@@ -1,5 +1,6 @@
 #include "trainer/model/llama_model.h"
 
+#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
 #include <cmath>
@@ -22,6 +23,22 @@ ForwardInputs padded_batch_inputs(const at::Tensor& input_ids, const at::Tensor&
   in.key_mask = attention_mask.to(torch::kBool);
   in.position_ids = (in.key_mask.to(torch::kLong).cumsum(1) - 1).clamp_min(0);
   return in;
+}
+
+ComputeScope::ComputeScope(at::DeviceType device, at::ScalarType dtype, bool active) : active_(active), device_(device) {
+  if (!active_) return;
+  previous_enabled_ = at::autocast::is_autocast_enabled(device_);
+  previous_dtype_ = at::autocast::get_autocast_dtype(device_);
+  at::autocast::set_autocast_enabled(device_, true);
+  at::autocast::set_autocast_dtype(device_, dtype);
+  at::autocast::increment_nesting();
+}
+
+ComputeScope::~ComputeScope() {
+  if (!active_) return;
+  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+  at::autocast::set_autocast_enabled(device_, previous_enabled_);
+  at::autocast::set_autocast_dtype(device_, previous_dtype_);
 }
 
 at::Tensor rope_inverse_frequencies(const LlamaConfig& c) {
@@ -151,6 +168,7 @@ void LlamaModel::to(const at::TensorOptions& options) {
     t = t.detach().to(options.device(), options.dtype().toScalarType()).set_requires_grad(grad);
   });
   inv_freq_ = inv_freq_.to(options.device());
+  compute_dtype_ = options.dtype().toScalarType();  // plain (not mixed) precision after a conversion
 }
 
 void LlamaModel::resize_vocab(int64_t new_size, double noise_std, uint64_t seed) {
@@ -172,13 +190,34 @@ void LlamaModel::resize_vocab(int64_t new_size, double noise_std, uint64_t seed)
   config_.vocab_size = new_size;
 }
 
+void LlamaModel::set_compute_dtype(at::ScalarType dtype) {
+  AR_CHECK(dtype == at::kFloat || dtype == at::kBFloat16 || dtype == at::kHalf,
+           "compute dtype must be float32, bfloat16 or float16, got ", dtype);
+  compute_dtype_ = dtype;
+}
+
+ComputeScope LlamaModel::compute_scope() const {
+  return ComputeScope(device().type(), compute_dtype_, compute_dtype_ != embed_tokens_.scalar_type());
+}
+
+std::vector<at::Tensor> LlamaModel::layer_parameters(int64_t index) const {
+  const Layer& l = layers_[static_cast<size_t>(index)];
+  std::vector<at::Tensor> out;
+  for (const at::Tensor* t : {&l.input_norm, &l.post_attention_norm, &l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj,
+                              &l.q_bias, &l.k_bias, &l.v_bias, &l.o_bias, &l.q_norm, &l.k_norm, &l.gate_proj,
+                              &l.up_proj, &l.down_proj, &l.gate_bias, &l.up_bias, &l.down_bias})
+    if (t->defined()) out.push_back(*t);
+  return out;
+}
+
 void LlamaModel::set_requires_grad(bool requires_grad) {
   for_each_parameter([&](const std::string&, at::Tensor& t) { t.set_requires_grad(requires_grad); });
 }
 
 KVCache LlamaModel::make_cache(int64_t batch, int64_t capacity) const {
   KVCache cache;
-  const auto options = embed_tokens_.options().requires_grad(false);
+  // Keys and values are stored in the compute dtype (bf16 under mixed precision).
+  const auto options = embed_tokens_.options().dtype(compute_dtype_).requires_grad(false);
   for (int64_t i = 0; i < config_.num_hidden_layers; ++i) {
     cache.keys.push_back(torch::zeros({batch, config_.num_key_value_heads, capacity, config_.head_dim}, options));
     cache.values.push_back(torch::zeros_like(cache.keys.back()));
@@ -280,6 +319,55 @@ at::Tensor LlamaModel::attention(const Layer& l, int64_t index, const at::Tensor
   return linear(out, l.o_proj, l.o_bias);
 }
 
+at::Tensor LlamaModel::decoder_layer(int64_t i, const at::Tensor& x_in, const at::Tensor& cos, const at::Tensor& sin,
+                                     const at::Tensor& allowed, const ForwardInputs& in) const {
+  const Layer& l = layers_[static_cast<size_t>(i)];
+  const double eps = config_.rms_norm_eps;
+  at::Tensor x = x_in + attention(l, i, rms_norm(x_in, l.input_norm, eps), cos, sin, allowed, in);
+  at::Tensor h = rms_norm(x, l.post_attention_norm, eps);
+  return x + linear(torch::silu(linear(h, l.gate_proj, l.gate_bias)) * linear(h, l.up_proj, l.up_bias), l.down_proj,
+                    l.down_bias);
+}
+
+// Activation checkpointing of one decoder layer: forward keeps the layer's input only; backward
+// recomputes the layer (under the same autocast) and differentiates it. The layer's parameters
+// are inputs so that their gradients flow as without checkpointing.
+struct CheckpointedDecoderLayer : public torch::autograd::Function<CheckpointedDecoderLayer> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& cos,
+                            const at::Tensor& sin, const at::Tensor& allowed, at::TensorList params,
+                            const LlamaModel* model, int64_t layer) {
+    ctx->save_for_backward({x, cos, sin, allowed});
+    ctx->saved_data["model"] = reinterpret_cast<int64_t>(model);
+    ctx->saved_data["layer"] = layer;
+    torch::NoGradGuard no_grad;
+    return model->decoder_layer(layer, x, cos, sin, allowed, ForwardInputs{});
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_out) {
+    const auto saved = ctx->get_saved_variables();
+    const auto* model = reinterpret_cast<const LlamaModel*>(ctx->saved_data["model"].toInt());
+    const int64_t layer = ctx->saved_data["layer"].toInt();
+    at::Tensor x = saved[0].detach().requires_grad_(true);
+    std::vector<at::Tensor> inputs = {x};
+    for (const at::Tensor& p : model->layer_parameters(layer)) inputs.push_back(p);
+    at::Tensor y;
+    {
+      torch::AutoGradMode grad(true);
+      const ComputeScope scope = model->compute_scope();
+      y = model->decoder_layer(layer, x, saved[1], saved[2], saved[3], ForwardInputs{});
+    }
+    auto grads = torch::autograd::grad({y}, inputs, {grad_out[0]}, /*retain_graph=*/false, /*create_graph=*/false,
+                                       /*allow_unused=*/true);
+    // One entry per input of forward(): x, cos, sin, allowed, each parameter, model, layer.
+    torch::autograd::variable_list out = {grads[0], at::Tensor(), at::Tensor(), at::Tensor()};
+    for (size_t k = 1; k < grads.size(); ++k) out.push_back(grads[k]);
+    out.push_back(at::Tensor());
+    out.push_back(at::Tensor());
+    return out;
+  }
+};
+
 at::Tensor LlamaModel::hidden_states(const ForwardInputs& in) const {
   const LlamaConfig& c = config_;
   AR_CHECK(in.input_ids.dim() == 2, "forward: input_ids must be [B, T], got ", in.input_ids.sizes());
@@ -307,17 +395,22 @@ at::Tensor LlamaModel::hidden_states(const ForwardInputs& in) const {
 
   at::Tensor freqs = in.position_ids.to(dev, torch::kFloat).unsqueeze(-1) * inv_freq_;  // [B,T,D/2]
   at::Tensor emb = torch::cat({freqs, freqs}, -1);
-  const auto dtype = embed_tokens_.scalar_type();
+  const auto dtype = compute_dtype_;  // rotary tables in the compute dtype (fp32 unless mixed)
   at::Tensor cos = emb.cos().to(dtype).unsqueeze(1);  // [B,1,T,D]
   at::Tensor sin = emb.sin().to(dtype).unsqueeze(1);
 
+  const ComputeScope scope = compute_scope();
+  const bool checkpoint = checkpoint_layers_ && at::GradMode::is_enabled() && !in.cache && !in.observer;
   at::Tensor x = at::embedding(embed_tokens_, in.input_ids.to(dev));
   for (size_t i = 0; i < layers_.size(); ++i) {
-    const Layer& l = layers_[i];
-    x = x + attention(l, static_cast<int64_t>(i), rms_norm(x, l.input_norm, c.rms_norm_eps), cos, sin, allowed, in);
-    at::Tensor h = rms_norm(x, l.post_attention_norm, c.rms_norm_eps);
-    x = x + linear(torch::silu(linear(h, l.gate_proj, l.gate_bias)) * linear(h, l.up_proj, l.up_bias),
-                   l.down_proj, l.down_bias);
+    const int64_t index = static_cast<int64_t>(i);
+    if (checkpoint) {
+      const std::vector<at::Tensor> params = layer_parameters(index);
+      // As a TensorList (not a vector) so that autograd registers each parameter as an input.
+      x = CheckpointedDecoderLayer::apply(x, cos, sin, allowed, at::TensorList(params), this, index);
+    } else {
+      x = decoder_layer(index, x, cos, sin, allowed, in);
+    }
   }
   if (in.cache) in.cache->length = past + T;
   return rms_norm(x, final_norm_, c.rms_norm_eps);
@@ -325,6 +418,7 @@ at::Tensor LlamaModel::hidden_states(const ForwardInputs& in) const {
 
 at::Tensor LlamaModel::logits(const at::Tensor& hidden) const {
   const at::Tensor& head = lm_head_.defined() ? lm_head_ : embed_tokens_;
+  const ComputeScope scope = compute_scope();
   return at::linear(hidden, head).to(torch::kFloat);
 }
 

@@ -34,6 +34,24 @@ struct ForwardInputs {
 // only, so a left-padded row gets the same positions as the row alone.
 ForwardInputs padded_batch_inputs(const at::Tensor& input_ids, const at::Tensor& attention_mask);
 
+// Autocast for one device while it lives (as `with torch.autocast(...)`): matmuls and attention
+// run in `dtype`, reductions / softmax / norms in float32, parameters keep their dtype. Nested
+// scopes share autocast's cache of cast weights, so a scope around a decode loop casts each
+// weight once. Inactive when `active` is false.
+class ComputeScope {
+ public:
+  ComputeScope(at::DeviceType device, at::ScalarType dtype, bool active);
+  ~ComputeScope();
+  ComputeScope(const ComputeScope&) = delete;
+  ComputeScope& operator=(const ComputeScope&) = delete;
+
+ private:
+  bool active_;
+  at::DeviceType device_;
+  bool previous_enabled_ = false;
+  at::ScalarType previous_dtype_ = at::kFloat;
+};
+
 class LlamaModel {
  public:
   // Parameters initialised like transformers (normal(0, 0.02), norms 1, biases 0) from `seed`.
@@ -69,6 +87,18 @@ class LlamaModel {
   void to(const at::TensorOptions& options);
   void set_requires_grad(bool requires_grad);
 
+  // Mixed precision: parameters stay as they are (fp32 master weights for training) and every
+  // forward computes in `dtype` under autocast (bf16 on CUDA). The parameter dtype = off.
+  void set_compute_dtype(at::ScalarType dtype);
+  at::ScalarType compute_dtype() const { return compute_dtype_; }
+  // The autocast scope forward() uses; open it around many calls to share cast weights.
+  ComputeScope compute_scope() const;
+  // Activation checkpointing: with grad enabled (and no cache / observer), each decoder layer
+  // keeps only its input and recomputes its activations in backward — the same gradients for
+  // about one layer's activations instead of all of them.
+  void set_activation_checkpointing(bool on) { checkpoint_layers_ = on; }
+  bool activation_checkpointing() const { return checkpoint_layers_; }
+
  private:
   struct Layer {
     at::Tensor input_norm, post_attention_norm;
@@ -81,11 +111,18 @@ class LlamaModel {
 
   at::Tensor attention(const Layer& layer, int64_t index, const at::Tensor& x, const at::Tensor& cos,
                        const at::Tensor& sin, const at::Tensor& allowed, const ForwardInputs& in) const;
+  friend struct CheckpointedDecoderLayer;
+  // One decoder layer: x [B, T, hidden] -> the next residual stream.
+  at::Tensor decoder_layer(int64_t index, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                           const at::Tensor& allowed, const ForwardInputs& in) const;
+  std::vector<at::Tensor> layer_parameters(int64_t index) const;
 
   LlamaConfig config_;
   at::Tensor embed_tokens_, final_norm_, lm_head_;  // lm_head_ undefined when tied
   std::vector<Layer> layers_;
   at::Tensor inv_freq_;  // [head_dim / 2] float32, rope scaling applied
+  at::ScalarType compute_dtype_ = at::kFloat;
+  bool checkpoint_layers_ = false;
 };
 
 // Rotary inverse frequencies with the configured scaling, as transformers computes them.

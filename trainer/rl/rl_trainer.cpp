@@ -76,10 +76,13 @@ int run_rl_training(const TrainRunOptions& opt) {
 
   // ---- components, each from its config section ---------------------------------------------
   const at::TensorOptions options = resolve_device(cfg.model.device, cfg.model.dtype, cfg.model.threads, "model");
-  AR_CHECK(options.device().is_cpu() || cfg.model.dtype != "float16", "model.dtype: float16 training is not supported");
   const at::TensorOptions master = options.dtype(torch::kFloat);  // fp32 master weights
   Pretrained policy = load_pretrained(start.weights_from, master);
   policy.model.set_requires_grad(true);
+  // Mixed precision (bf16 on CUDA): every forward — rollout, old log-probs, update — computes in
+  // the compute dtype under autocast; AdamW updates the fp32 weights.
+  policy.model.set_compute_dtype(options.dtype().toScalarType());
+  policy.model.set_activation_checkpointing(cfg.model.activation_checkpointing);
   // The KL reference is the run's starting point (model.path or --init-from), remembered in
   // the checkpoints so that a resumed run keeps the same reference.
   if (!state.extra.contains("reference_from")) state.extra["reference_from"] = start.weights_from;
@@ -87,6 +90,7 @@ int run_rl_training(const TrainRunOptions& opt) {
   if (cfg.algo.kl_coef > 0) {
     reference.emplace(load_model(state.extra["reference_from"].get<std::string>(), master));
     reference->set_requires_grad(false);
+    reference->set_compute_dtype(options.dtype().toScalarType());
   }
 
   const data::PromptDataset train_set = data::PromptDataset::load_jsonl(cfg.data.train, cfg.data.prompt_key);
@@ -363,7 +367,8 @@ int run_rl_training(const TrainRunOptions& opt) {
                     {"credit_percent_of_step", 100.0 * t_credit / std::max(step_time, 1e-9)},
                     {"backward_seconds", t_backward},
                     {"tokens_per_second", t_rollout > 0 ? static_cast<double>(generated_tokens) / t_rollout : 0.0},
-                    {"peak_memory_mb", peak_memory_mb()}};
+                    {"peak_memory_mb", peak_memory_mb()},
+                    {"peak_gpu_memory_mb", peak_device_memory_mb(options.device())}};
     const bool last = step == cfg.train.steps;
     if (cfg.train.eval_every > 0 && step % cfg.train.eval_every == 0 && !last) line["eval"] = run_eval(step);
     if (last) line["eval"] = run_eval(step);

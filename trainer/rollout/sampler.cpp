@@ -114,6 +114,8 @@ RolloutBatch generate(const LlamaModel& model, const Tokenizer& tokenizer,
   // decode loop. Tensors made here are cloned before they leave (see below), because the
   // trainer later feeds them to autograd, which refuses inference tensors.
   std::optional<c10::InferenceMode> inference_mode(std::in_place);
+  // Under mixed precision, one autocast scope for the whole loop: each weight is cast once.
+  const ComputeScope compute_scope = model.compute_scope();
   if (params.use_cache) {
     cache = model.make_cache(B, P + R);
     ForwardInputs in = padded_batch_inputs(prompt_ids.to(device), prompt_mask.to(device));

@@ -32,8 +32,10 @@ int run_sft_training(const TrainRunOptions& opt) {
   TrainerState& state = start.state;
   RunDirectory& run = *start.run;
   const at::TensorOptions options = resolve_device(cfg.model.device, cfg.model.dtype, cfg.model.threads, "model");
-  Pretrained policy = load_pretrained(start.weights_from, options.dtype(torch::kFloat));
+  Pretrained policy = load_pretrained(start.weights_from, options.dtype(torch::kFloat));  // fp32 master weights
   policy.model.set_requires_grad(true);
+  policy.model.set_compute_dtype(options.dtype().toScalarType());
+  policy.model.set_activation_checkpointing(cfg.model.activation_checkpointing);
 
   const data::PromptDataset train_set = data::PromptDataset::load_jsonl(cfg.data.train, cfg.data.prompt_key);
   for (size_t i = 0; i < train_set.size(); ++i) {

@@ -9,7 +9,7 @@ for s in "${seeds[@]}"; do
   dir="runs/demo-seed$s"
   if [ ! -f "$dir/checkpoints/latest" ] || ! grep -q '"step":400' "$dir/metrics.jsonl" 2>/dev/null; then
     rm -rf "$dir"
-    build/anchor-rl train configs/demo.yaml --set train.seed="$s" --run-dir "$dir"
+    "${ANCHOR_RL:-build/anchor-rl}" train configs/demo.yaml --set train.seed="$s" --run-dir "$dir"
   fi
 done
 VENV="${ANCHOR_VENV:-$HOME/.cache/anchor-rl/venv}"

@@ -170,5 +170,35 @@ TEST(Sampler, TopPKeepsSmallestPrefixReachingMass) {
   EXPECT_TRUE((limited < 2).all().item<bool>());
 }
 
+TEST(Sampler, InverseCdfDrawsFollowTheDistribution) {
+  // 40 000 draws from (0.5, 0.25, 0.15, 0.1, 0, 0) at temperature 1, and at temperature 2 from
+  // the flattened distribution p^(1/2) / sum; each share within 4 standard errors; zero-probability
+  // and banned tokens never appear.
+  const std::vector<double> p = {0.5, 0.25, 0.15, 0.1, 0.0, 0.0};
+  at::Tensor logits = torch::tensor(std::vector<float>{0.5f, 0.25f, 0.15f, 0.1f, 0.f, 0.f}).log().unsqueeze(0).repeat({40000, 1});
+  for (double temperature : {1.0, 2.0}) {
+    SamplingParams params;
+    params.temperature = temperature;
+    params.banned_token_ids = {3};
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(11);
+    auto [tokens, logprobs] = sample_next_tokens(logits, params, gen);
+    std::vector<double> q(p.size(), 0.0);
+    double sum = 0;
+    for (size_t i = 0; i < 3; ++i) sum += q[i] = std::pow(p[i], 1.0 / temperature);  // token 3 banned
+    for (size_t i = 0; i < p.size(); ++i) {
+      const double expected = q[i] / sum;
+      const double share = (tokens == static_cast<int64_t>(i)).to(torch::kDouble).mean().item<double>();
+      const double se = std::sqrt(std::max(expected * (1 - expected), 1e-12) / 40000.0);
+      if (expected == 0) EXPECT_EQ(share, 0.0) << "token " << i << " T " << temperature;
+      else EXPECT_NEAR(share, expected, 4 * se) << "token " << i << " T " << temperature;
+      // The recorded log-prob is log of the tempered, ban-aware probability.
+      if (expected > 0) {
+        const at::Tensor rows = (tokens == static_cast<int64_t>(i)).nonzero().flatten();
+        EXPECT_NEAR(logprobs.index_select(0, rows)[0].item<double>(), std::log(expected), 1e-5);
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace anchor

@@ -1,5 +1,6 @@
 // `anchor-rl generate`: sample completions from any Hugging Face Llama-format checkpoint.
 #include <CLI/CLI.hpp>
+#include <sys/resource.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
@@ -59,6 +60,12 @@ std::vector<std::string> read_prompt_file(const std::string& path) {
   }
   AR_CHECK(!prompts.empty(), path, ": no prompts (one per line)");
   return prompts;
+}
+
+double peak_rss_mb() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;
 }
 
 int run_generate(GenerateOptions& o) {
@@ -135,7 +142,7 @@ int run_generate(GenerateOptions& o) {
     std::cout << nlohmann::json{{"generated_tokens", generated}, {"generate_seconds", generate_s},
                                 {"tokens_per_second", generated / std::max(generate_s, 1e-9)},
                                 {"load_seconds", load_s}, {"threads", at::get_num_threads()},
-                                {"sequences", prompt_ids.size()}}
+                                {"sequences", prompt_ids.size()}, {"peak_rss_mb", peak_rss_mb()}}
                      .dump()
               << "\n";
     return 0;

@@ -1,12 +1,19 @@
 // anchor-rl: RL fine-tuning of language models with attention-derived credit maps.
 #include <CLI/CLI.hpp>
 
+#include <malloc.h>
+
 #include <iostream>
 
 #include "trainer/cli/commands.h"
 #include "trainer/common/error.h"
 
 int main(int argc, char** argv) {
+  // glibc returns large freed blocks to the kernel and maps them again on the next step, so
+  // every [batch, vocab] temporary costs thousands of page faults (measured: ~8% of a SmolLM2
+  // decode step). Keep blocks up to 32 MB (glibc's maximum) in the heap instead.
+  mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 1024 * 1024 * 1024);
   CLI::App app{"anchor-rl: reinforcement-learning fine-tuning with attention credit maps"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "anchor-rl 0.1.0");

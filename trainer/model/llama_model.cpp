@@ -273,15 +273,23 @@ at::Tensor LlamaModel::attention(const Layer& l, int64_t index, const at::Tensor
   const LlamaConfig& c = config_;
   const int64_t B = x.size(0), T = x.size(1), D = c.head_dim;
   const int64_t H = c.num_attention_heads, Hkv = c.num_key_value_heads;
-  at::Tensor q = linear(x, l.q_proj, l.q_bias).view({B, T, H, D});      // [B,T,H,D]
-  at::Tensor k = linear(x, l.k_proj, l.k_bias).view({B, T, Hkv, D});    // [B,T,Hkv,D]
+  at::Tensor q, k, v;
+  if (in.packed) {  // one GEMM for q, k and v
+    const at::Tensor qkv = packed_linear(x, in.packed->layers[static_cast<size_t>(index)].qkv);
+    q = qkv.slice(-1, 0, H * D).view({B, T, H, D});
+    k = qkv.slice(-1, H * D, (H + Hkv) * D).view({B, T, Hkv, D});
+    v = qkv.slice(-1, (H + Hkv) * D).reshape({B, T, Hkv, D}).transpose(1, 2);
+  } else {
+    q = linear(x, l.q_proj, l.q_bias).view({B, T, H, D});      // [B,T,H,D]
+    k = linear(x, l.k_proj, l.k_bias).view({B, T, Hkv, D});    // [B,T,Hkv,D]
+    v = linear(x, l.v_proj, l.v_bias).view({B, T, Hkv, D}).transpose(1, 2);
+  }
   if (l.q_norm.defined()) {  // Qwen3: normalise each head's query and key before rope
     q = rms_norm(q, l.q_norm, c.rms_norm_eps);
     k = rms_norm(k, l.k_norm, c.rms_norm_eps);
   }
   q = q.transpose(1, 2);  // [B,H,T,D]
   k = k.transpose(1, 2);  // [B,Hkv,T,D]
-  at::Tensor v = linear(x, l.v_proj, l.v_bias).view({B, T, Hkv, D}).transpose(1, 2);
   q = q * cos + rotate_half(q) * sin;
   k = k * cos + rotate_half(k) * sin;
 
@@ -316,6 +324,7 @@ at::Tensor LlamaModel::attention(const Layer& l, int64_t index, const at::Tensor
     out = at::scaled_dot_product_attention(q, k, v, allowed, 0.0, false, scale, /*enable_gqa=*/Hkv != H);
   }
   out = out.transpose(1, 2).reshape({B, T, H * D});
+  if (in.packed) return packed_linear(out, in.packed->layers[static_cast<size_t>(index)].o);
   return linear(out, l.o_proj, l.o_bias);
 }
 
@@ -325,6 +334,12 @@ at::Tensor LlamaModel::decoder_layer(int64_t i, const at::Tensor& x_in, const at
   const double eps = config_.rms_norm_eps;
   at::Tensor x = x_in + attention(l, i, rms_norm(x_in, l.input_norm, eps), cos, sin, allowed, in);
   at::Tensor h = rms_norm(x, l.post_attention_norm, eps);
+  if (in.packed) {  // one GEMM for gate and up
+    const DecodeWeights::Layer& p = in.packed->layers[static_cast<size_t>(i)];
+    const at::Tensor gate_up = packed_linear(h, p.gate_up);
+    const int64_t I = config_.intermediate_size;
+    return x + packed_linear(torch::silu(gate_up.slice(-1, 0, I)) * gate_up.slice(-1, I), p.down);
+  }
   return x + linear(torch::silu(linear(h, l.gate_proj, l.gate_bias)) * linear(h, l.up_proj, l.up_bias), l.down_proj,
                     l.down_bias);
 }
@@ -416,12 +431,36 @@ at::Tensor LlamaModel::hidden_states(const ForwardInputs& in) const {
   return rms_norm(x, final_norm_, c.rms_norm_eps);
 }
 
-at::Tensor LlamaModel::logits(const at::Tensor& hidden) const {
+at::Tensor LlamaModel::logits(const at::Tensor& hidden, const DecodeWeights* packed) const {
+  if (packed) return packed_linear(hidden, packed->lm_head);
   const at::Tensor& head = lm_head_.defined() ? lm_head_ : embed_tokens_;
   const ComputeScope scope = compute_scope();
   return at::linear(hidden, head).to(torch::kFloat);
 }
 
-at::Tensor LlamaModel::forward(const ForwardInputs& in) const { return logits(hidden_states(in)); }
+at::Tensor LlamaModel::forward(const ForwardInputs& in) const { return logits(hidden_states(in), in.packed); }
+
+std::shared_ptr<const DecodeWeights> LlamaModel::pack_for_decode(int64_t batch_hint) const {
+  if (!device().is_cpu() || embed_tokens_.scalar_type() != at::kFloat || compute_dtype_ != at::kFloat ||
+      !packed_linear_available())
+    return nullptr;
+  torch::NoGradGuard no_grad;
+  auto out = std::make_shared<DecodeWeights>();
+  auto cat_bias = [](std::initializer_list<at::Tensor> parts) {
+    for (const auto& t : parts)
+      if (!t.defined()) return at::Tensor();
+    return torch::cat(std::vector<at::Tensor>(parts));
+  };
+  for (const Layer& l : layers_) {
+    DecodeWeights::Layer p;
+    p.qkv = pack_linear(torch::cat({l.q_proj, l.k_proj, l.v_proj}), cat_bias({l.q_bias, l.k_bias, l.v_bias}), batch_hint);
+    p.o = pack_linear(l.o_proj, l.o_bias, batch_hint);
+    p.gate_up = pack_linear(torch::cat({l.gate_proj, l.up_proj}), cat_bias({l.gate_bias, l.up_bias}), batch_hint);
+    p.down = pack_linear(l.down_proj, l.down_bias, batch_hint);
+    out->layers.push_back(std::move(p));
+  }
+  out->lm_head = pack_linear(lm_head_.defined() ? lm_head_ : embed_tokens_, at::Tensor(), batch_hint);
+  return out;
+}
 
 }  // namespace anchor

@@ -11,11 +11,13 @@
 #include <ATen/core/Tensor.h>
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "trainer/model/attention_observer.h"
+#include "trainer/model/decode_weights.h"
 #include "trainer/model/kv_cache.h"
 #include "trainer/model/llama_config.h"
 
@@ -28,6 +30,8 @@ struct ForwardInputs {
   at::Tensor key_mask;
   KVCache* cache = nullptr;              // if set: keys/values are appended, length advances
   AttentionObserver* observer = nullptr;  // if set: observed layers run the chunked path
+  // If set (inference only): the GEMMs use these prepacked copies of the weights.
+  const DecodeWeights* packed = nullptr;
 };
 
 // Builds ForwardInputs for a whole padded batch (no cache): positions count real tokens
@@ -67,7 +71,12 @@ class LlamaModel {
   at::Tensor forward(const ForwardInputs& inputs) const;
   // Final-norm hidden states [B, T, hidden]; logits() maps them to the vocabulary.
   at::Tensor hidden_states(const ForwardInputs& inputs) const;
-  at::Tensor logits(const at::Tensor& hidden) const;
+  at::Tensor logits(const at::Tensor& hidden, const DecodeWeights* packed = nullptr) const;
+
+  // The weights prepacked for CPU decoding (decode_weights.h), or nullptr where that path does
+  // not apply (CUDA, reduced-precision compute, a LibTorch without oneDNN). Valid until the
+  // parameters change.
+  std::shared_ptr<const DecodeWeights> pack_for_decode(int64_t batch_hint) const;
 
   // A KV cache for `batch` rows and `capacity` positions on the model's device.
   KVCache make_cache(int64_t batch, int64_t capacity) const;

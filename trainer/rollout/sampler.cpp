@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <map>
 
 #include "trainer/common/error.h"
 
@@ -21,23 +22,42 @@ const char* finish_reason_name(FinishReason reason) {
 std::pair<at::Tensor, at::Tensor> sample_next_tokens(const at::Tensor& logits_in, const SamplingParams& params,
                                                      at::Generator& generator, int64_t sampleable_vocab) {
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-  at::Tensor logits = logits_in.to(torch::kCPU, torch::kFloat).clone();  // [B, V]
+  at::Tensor logits = logits_in.to(torch::kCPU, torch::kFloat);  // [B, V]; a copy only if needed
+  // Rows of the embedding beyond the tokenizer's vocabulary (padding) are not tokens: the first
+  // sampleable_vocab columns are the whole choice.
+  if (sampleable_vocab > 0 && sampleable_vocab < logits.size(1)) logits = logits.slice(1, 0, sampleable_vocab);
   const int64_t V = logits.size(1);
-  // Rows of the embedding beyond the tokenizer's vocabulary (padding) are not tokens.
-  if (sampleable_vocab > 0 && sampleable_vocab < V) logits.slice(1, sampleable_vocab).fill_(kNegInf);
   if (!params.banned_token_ids.empty()) {
     std::vector<int64_t> banned;
     for (int64_t id : params.banned_token_ids)
       if (id >= 0 && id < V) banned.push_back(id);
-    logits.index_fill_(1, torch::tensor(banned, torch::kLong), kNegInf);
+    logits = logits.index_fill(1, torch::tensor(banned, torch::kLong), kNegInf);
   }
   const bool greedy = params.temperature <= 0.0;
-  at::Tensor scaled = greedy ? logits : logits / params.temperature;
-  at::Tensor logprobs = torch::log_softmax(scaled, -1);
+  at::Tensor scaled = greedy || params.temperature == 1.0 ? logits : logits / params.temperature;
   at::Tensor tokens;
+  const bool truncated = (params.top_k > 0 && params.top_k < V) || params.top_p < 1.0;
   if (greedy) {
-    tokens = logits.argmax(-1);
-  } else {
+    // argmax, and the log-probability of the chosen token at temperature 1 from one softmax.
+    const auto [top, index] = torch::softmax(logits, -1).max(-1);
+    return {index, top.log()};
+  }
+  if (!truncated) {
+    // The rollout path: probabilities in one fused softmax, then inverse-CDF sampling — one
+    // uniform draw per row against the running sum; tokens of probability 0 (banned, or
+    // underflowed) have empty intervals and are never chosen (searchsorted finds the first
+    // running sum strictly above the draw). Few passes over [B, V]: the step is memory-bound.
+    const at::Tensor probs = torch::softmax(scaled, -1);                                      // [B, V]
+    const at::Tensor cdf = probs.cumsum(-1);
+    const at::Tensor total = cdf.select(-1, V - 1).unsqueeze(-1);                             // [B, 1]
+    const at::Tensor draw = at::rand({cdf.size(0), 1}, generator, torch::TensorOptions().dtype(torch::kFloat)) * total;
+    tokens = torch::searchsorted(cdf, draw, /*out_int32=*/false, /*right=*/true).squeeze(-1).clamp_max(V - 1);
+    return {tokens, probs.gather(-1, tokens.unsqueeze(-1)).squeeze(-1).log()};
+  }
+  // top-k / top-p: log p(token) = scaled[token] - logsumexp(scaled), under the untruncated
+  // distribution.
+  const at::Tensor log_normalizer = torch::logsumexp(scaled, -1, /*keepdim=*/true);  // [B, 1]
+  {
     at::Tensor filtered = scaled;
     if (params.top_k > 0 && params.top_k < V) {
       at::Tensor kth = std::get<0>(filtered.topk(params.top_k, -1)).select(-1, params.top_k - 1).unsqueeze(-1);
@@ -53,9 +73,19 @@ std::pair<at::Tensor, at::Tensor> sample_next_tokens(const at::Tensor& logits_in
       at::Tensor drop = torch::zeros_like(drop_sorted).scatter(-1, order, drop_sorted);
       filtered = filtered.masked_fill(drop, kNegInf);
     }
-    tokens = torch::multinomial(torch::softmax(filtered, -1), 1, /*replacement=*/false, generator).squeeze(-1);
+    // Inverse-CDF sampling over the truncated distribution (as above).
+    const at::Tensor shift = torch::logsumexp(filtered, -1, true);
+    // Log-probabilities below -80 (p < 2e-35) count as 0: their exp would be a denormal float,
+    // which makes the running sum ~10x slower on x86, for a total mass below 1e-30.
+    at::Tensor log_p = filtered - shift;
+    log_p.masked_fill_(log_p < -80.0f, kNegInf);
+    const at::Tensor cdf = log_p.exp_().cumsum(-1);                                         // [B, V]
+    const at::Tensor total = cdf.select(-1, V - 1).unsqueeze(-1);                            // [B, 1]
+    const at::Tensor draw = at::rand({cdf.size(0), 1}, generator, torch::TensorOptions().dtype(torch::kFloat)) * total;
+    tokens = torch::searchsorted(cdf, draw, /*out_int32=*/false, /*right=*/true).squeeze(-1).clamp_max(V - 1);
   }
-  return {tokens, logprobs.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)};
+  at::Tensor logprobs = (scaled.gather(-1, tokens.unsqueeze(-1)) - log_normalizer).squeeze(-1);
+  return {tokens, logprobs};
 }
 
 RolloutBatch generate(const LlamaModel& model, const Tokenizer& tokenizer,
@@ -116,11 +146,31 @@ RolloutBatch generate(const LlamaModel& model, const Tokenizer& tokenizer,
   std::optional<c10::InferenceMode> inference_mode(std::in_place);
   // Under mixed precision, one autocast scope for the whole loop: each weight is cast once.
   const ComputeScope compute_scope = model.compute_scope();
+  // On CPU, weights prepacked for skinny GEMMs, once for the whole call (decode_weights.h).
+  const std::shared_ptr<const DecodeWeights> packed = params.use_cache ? model.pack_for_decode(B) : nullptr;
   if (params.use_cache) {
-    cache = model.make_cache(B, P + R);
-    ForwardInputs in = padded_batch_inputs(prompt_ids.to(device), prompt_mask.to(device));
+    // Shared prefill: rows with the same prompt (the G samples of an RL group, --num-samples)
+    // are prefilled once; the cache rows and last logits are then copied to every row.
+    std::map<std::vector<int64_t>, int64_t> unique_index;
+    std::vector<int64_t> first_row, row_to_unique;
+    for (int64_t b = 0; b < B; ++b) {
+      const auto [it, fresh] = unique_index.emplace(prompts[static_cast<size_t>(b)], static_cast<int64_t>(first_row.size()));
+      if (fresh) first_row.push_back(b);
+      row_to_unique.push_back(it->second);
+    }
+    const int64_t U = static_cast<int64_t>(first_row.size());
+    const at::Tensor unique_rows = torch::tensor(first_row, long_cpu);
+    cache = model.make_cache(U, P + R);
+    ForwardInputs in = padded_batch_inputs(prompt_ids.index_select(0, unique_rows).to(device),
+                                           prompt_mask.index_select(0, unique_rows).to(device));
     in.cache = &cache;
+    in.packed = packed.get();
     logits = model.forward(in).select(1, P - 1);
+    if (U < B) {
+      const at::Tensor expand = torch::tensor(row_to_unique, long_cpu).to(device);
+      cache.select_rows(expand);
+      logits = logits.index_select(0, expand);
+    }
   } else {
     logits = model.forward(padded_batch_inputs(sequence, key_mask)).select(1, P - 1);
   }
@@ -177,6 +227,7 @@ RolloutBatch generate(const LlamaModel& model, const Tokenizer& tokenizer,
       in.position_ids = next_pos.unsqueeze(1);
       in.key_mask = key_mask;
       in.cache = &cache;
+      in.packed = packed.get();
       logits = model.forward(in).select(1, 0);
     } else {
       sequence = torch::cat({sequence, next}, 1);

@@ -15,7 +15,6 @@ share is that bound over the measured time per generated step.
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -44,6 +43,14 @@ def machine_bounds(threads):
     return flops, bandwidth
 
 
+def peak_rss_mb():
+    """VmHWM of this process (ru_maxrss survives exec and may be the parent's)."""
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def hf_worker(args):
     """Runs in a child process: transformers generate, prints one JSON line."""
     import torch
@@ -69,8 +76,7 @@ def hf_worker(args):
                              min_new_tokens=args.new_tokens, pad_token_id=pad, **kwargs)
         dt = time.perf_counter() - t0
     assert out.shape[1] - ids.shape[1] == args.new_tokens
-    print(json.dumps({"seconds": dt, "params": sum(p.numel() for p in model.parameters()),
-                      "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(json.dumps({"seconds": dt, "params": sum(p.numel() for p in model.parameters()), "rss_mb": peak_rss_mb()}))
 
 
 def run(cmd):

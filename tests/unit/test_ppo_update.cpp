@@ -99,5 +99,41 @@ TEST(PpoUpdate, MicroBatchAccumulationEqualsFullBatchAndNaiveReference) {
   }
 }
 
+// Fully on-policy (no old log-probs given): the same gradient as with old log-probs from a
+// separate no-grad pass of the same policy, and the training forward's log-probs are returned.
+TEST(PpoUpdate, OnPolicyWithoutOldLogprobsEqualsASeparatePass) {
+  LlamaModel model = small_model();
+  UpdateInputs in = random_inputs(model);
+  const at::Tensor rows = torch::arange(6, torch::kLong);
+  UpdateOptions o;
+  const PolicyLoss& loss_fn = policy_losses().get("ppo_clip");
+  o.policy_loss = &loss_fn;
+  o.loss = PolicyLossOptions{0.2, 0.28, 0.0};
+  o.micro_batch_size = 4;
+  at::Tensor separate;
+  {
+    torch::NoGradGuard no_grad;
+    at::Tensor ids = torch::cat({in.batch.prompt_ids, in.batch.response_ids}, 1);
+    at::Tensor mask = torch::cat({in.batch.prompt_mask, in.batch.response_mask}, 1);
+    at::Tensor logits = model.forward(padded_batch_inputs(ids, mask)).slice(1, 4, 4 + 7);
+    separate = token_logprobs(logits, in.batch.response_ids) * in.batch.response_mask.to(torch::kFloat);
+  }
+  in.old_logprobs = separate;
+  zero_grads(model);
+  const UpdateStats with_pass = accumulate_policy_gradients(model, in, rows, o);
+  const auto reference = grads_of(model);
+  in.old_logprobs = at::Tensor();
+  zero_grads(model);
+  const UpdateStats skipped = accumulate_policy_gradients(model, in, rows, o);
+  const auto grads = grads_of(model);
+  EXPECT_EQ(skipped.clipped_tokens, 0.0);  // ratio exactly 1
+  for (size_t i = 0; i < grads.size(); ++i) {
+    const double scale = reference[i].abs().max().item<double>() + 1e-12;
+    EXPECT_LT((grads[i] - reference[i]).abs().max().item<double>() / scale, 1e-5) << "param " << i;
+  }
+  EXPECT_LT((skipped.logprobs - separate).abs().max().item<double>(), 1e-5);
+  EXPECT_LT((with_pass.logprobs - separate).abs().max().item<double>(), 1e-5);
+}
+
 }  // namespace
 }  // namespace anchor

@@ -1,6 +1,5 @@
 // `anchor-rl generate`: sample completions from any Hugging Face Llama-format checkpoint.
 #include <CLI/CLI.hpp>
-#include <sys/resource.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
@@ -62,10 +61,14 @@ std::vector<std::string> read_prompt_file(const std::string& path) {
   return prompts;
 }
 
+// Peak resident memory of this process image (VmHWM; getrusage's maximum survives exec and would
+// report a parent's peak when that is larger).
 double peak_rss_mb() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return static_cast<double>(usage.ru_maxrss) / 1024.0;
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+  return 0.0;
 }
 
 int run_generate(GenerateOptions& o) {

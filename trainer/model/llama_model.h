@@ -72,6 +72,8 @@ class LlamaModel {
   // Final-norm hidden states [B, T, hidden]; logits() maps them to the vocabulary.
   at::Tensor hidden_states(const ForwardInputs& inputs) const;
   at::Tensor logits(const at::Tensor& hidden, const DecodeWeights* packed = nullptr) const;
+  // The vocabulary projection [vocab, hidden] (lm_head, or the embedding when tied).
+  const at::Tensor& output_weight() const { return lm_head_.defined() ? lm_head_ : embed_tokens_; }
 
   // The weights prepacked for CPU decoding (decode_weights.h), or nullptr where that path does
   // not apply (CUDA, reduced-precision compute, a LibTorch without oneDNN). Valid until the

@@ -16,9 +16,11 @@ struct ResponseStatistics {
 };
 
 // prompt_ids/prompt_mask [B, P] (left-padded), response_ids/response_mask [B, R] (right-padded).
+// The entropy is differentiable only with entropy_grad (an entropy bonus in the loss); as a
+// metric it is computed without building a graph.
 ResponseStatistics response_statistics(const LlamaModel& model, const at::Tensor& prompt_ids,
                                        const at::Tensor& prompt_mask, const at::Tensor& response_ids,
                                        const at::Tensor& response_mask, double temperature, bool with_entropy,
-                                       AttentionObserver* observer = nullptr);
+                                       AttentionObserver* observer = nullptr, bool entropy_grad = false);
 
 }  // namespace anchor

@@ -23,12 +23,16 @@ UpdateStats accumulate_policy_gradients(const LlamaModel& model, const UpdateInp
     const int64_t R = mb.response_ids.size(1);
     const auto t0 = Clock::now();
     const ResponseStatistics st = response_statistics(model, mb.prompt_ids, mb.prompt_mask, mb.response_ids,
-                                                      mb.response_mask, o.temperature, true);
+                                                      mb.response_mask, o.temperature, true, nullptr,
+                                                      /*entropy_grad=*/o.entropy_coef != 0);
     const auto dev = st.logprobs.device();
     const at::Tensor mask = mb.response_mask.to(dev);
     auto rows_of = [&](const at::Tensor& t) { return t.index_select(0, micro).slice(1, 0, R).to(dev); };
-    const PolicyLossTerms terms = (*o.policy_loss)(st.logprobs, rows_of(in.old_logprobs),
-                                                   rows_of(in.token_advantages), o.loss);
+    const at::Tensor old = in.old_logprobs.defined() ? rows_of(in.old_logprobs) : st.logprobs.detach();
+    const PolicyLossTerms terms = (*o.policy_loss)(st.logprobs, old, rows_of(in.token_advantages), o.loss);
+    if (!stats.logprobs.defined()) stats.logprobs = torch::zeros(in.batch.response_ids.sizes(), torch::kFloat);
+    stats.logprobs.index_copy_(0, micro, torch::constant_pad_nd(st.logprobs.detach().cpu(),
+                                                                {0, in.batch.response_ids.size(1) - R}));
     at::Tensor loss = aggregate_loss(terms.loss, mask, o.aggregation, denominator, o.norm_length);
     if (o.kl != nullptr && o.kl_coef != 0 && in.ref_logprobs.defined())
       loss = loss + o.kl_coef * aggregate_loss((*o.kl)(st.logprobs, rows_of(in.ref_logprobs)), mask, o.aggregation,

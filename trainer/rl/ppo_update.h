@@ -20,7 +20,10 @@ namespace anchor {
 
 struct UpdateInputs {
   StepBatch batch;
-  at::Tensor old_logprobs;      // [N, R] from the no-grad pass (sampling policy)
+  // [N, R] from the no-grad pass (sampling policy); undefined = fully on-policy (one epoch, one
+  // mini-batch): the ratio's denominator is the training forward's own log-prob, detached, so
+  // the ratio is 1 and the no-grad pass is skipped (as TRL does).
+  at::Tensor old_logprobs;
   at::Tensor ref_logprobs;      // [N, R] frozen reference, undefined when KL is off
   at::Tensor token_advantages;  // [N, R] credit-shaped advantages, 0 on padding
 };
@@ -43,6 +46,7 @@ struct UpdateStats {
   double entropy_sum = 0;
   int64_t tokens = 0;
   double forward_seconds = 0, backward_seconds = 0;
+  at::Tensor logprobs;  // [N, R] CPU: the training forward's log-probs (detached), filled for `rows`
 };
 
 // Accumulates d(loss)/d(params) of the mini-batch `rows` into .grad.

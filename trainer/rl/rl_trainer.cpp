@@ -119,6 +119,7 @@ int run_rl_training(const TrainRunOptions& opt) {
   // Credit (DESIGN 5): which strategy, and the running receiver-head estimate of thought
   // anchors, carried across steps in the checkpoints.
   const bool attention_credit = credit::strategy_uses_attention(cfg.credit.strategy);
+  const bool on_policy = cfg.algo.ppo_epochs == 1 && cfg.algo.mini_batches == 1;
   const bool sentence_credit = credit::strategy_uses_sentences(cfg.credit.strategy);
   if (attention_credit) credit::observed_layers(cfg.credit.layers, policy.model.config().num_hidden_layers);  // checks
   credit::ReceiverHeadEstimate receivers;
@@ -263,24 +264,35 @@ int run_rl_training(const TrainRunOptions& opt) {
                           : at::Tensor();
       t_credit += seconds_since(t0);
       const int64_t micro = cfg.algo.micro_batch_size;
-      const PolicyPass old = policy_pass(policy.model, batch, cfg.rollout.temperature, micro,
-                                         cfg.credit.strategy == "entropy", attention_credit ? &cfg.credit : nullptr,
-                                         sentence_ids);
+      // Fully on-policy (one epoch, one mini-batch) the importance ratio is 1 by construction: the
+      // no-grad pass is skipped and the training forward's own log-probs stand in (as TRL does),
+      // unless the credit map needs it — attention statistics and entropies must exist before
+      // the loss is formed, and with batch-wide head ranking / running receiver heads they
+      // pool every micro-batch of the step — or a KL penalty in the reward needs them first.
+      const bool needs_pass = !on_policy || attention_credit || cfg.credit.strategy == "entropy" ||
+                              (cfg.algo.kl_coef > 0 && cfg.algo.kl_in == "reward");
+      const PolicyPass old = needs_pass ? policy_pass(policy.model, batch, cfg.rollout.temperature, micro,
+                                                      cfg.credit.strategy == "entropy",
+                                                      attention_credit ? &cfg.credit : nullptr, sentence_ids)
+                                        : PolicyPass{};
       const at::Tensor& old_logprobs = old.logprobs;
       t_credit += old.credit_seconds;
       at::Tensor ref_logprobs;
       if (reference) ref_logprobs = policy_pass(*reference, batch, cfg.rollout.temperature, micro, false).logprobs;
       t_forward += seconds_since(t0) - t_credit;
       const at::Tensor valid = batch.response_mask;
-      // Sampler vs trainer log-probs of the same tokens: ~1e-6 unless the two paths diverge.
-      at::Tensor sampled = torch::zeros_like(old_logprobs);
+      // Sampler vs trainer log-probs of the same tokens: ~1e-6 unless the two paths diverge
+      // (measured against the no-grad pass, or the training forward when that is skipped).
+      at::Tensor sampled = torch::zeros({N, R}, torch::kFloat);
       for (int64_t i = 0; i < N; ++i) {
         const auto& lp = samples[static_cast<size_t>(i)].sampling_logprobs;
         if (!lp.empty()) sampled[i].slice(0, 0, static_cast<int64_t>(lp.size())).copy_(torch::tensor(lp));
       }
-      line["logprob_mismatch"] =
-          ((sampled - old_logprobs).abs() * valid.to(torch::kFloat)).sum().item<double>() /
-          std::max<double>(1.0, valid.sum().item<double>());
+      auto mismatch = [&](const at::Tensor& trainer_logprobs) {
+        return ((sampled - trainer_logprobs).abs() * valid.to(torch::kFloat)).sum().item<double>() /
+               std::max<double>(1.0, valid.sum().item<double>());
+      };
+      if (old_logprobs.defined()) line["logprob_mismatch"] = mismatch(old_logprobs);
 
       // 4. advantages: group-normalised sequence advantages broadcast to tokens, each token's
       //    share scaled by the credit map's γ_t (detached).
@@ -335,6 +347,7 @@ int run_rl_training(const TrainRunOptions& opt) {
           const UpdateStats u = accumulate_policy_gradients(policy.model, update_inputs, order.slice(0, m, m + per_mini),
                                                             update_options);
           if (u.tokens == 0) continue;
+          if (!old_logprobs.defined()) line["logprob_mismatch"] = mismatch(u.logprobs);
           t_forward += u.forward_seconds;
           t_backward += u.backward_seconds;
           const auto tb = Clock::now();

@@ -44,6 +44,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--lr", type=float, default=1e-6)
     ap.add_argument("--gradient-checkpointing", action="store_true")
+    ap.add_argument("--plain", action="store_true", help="rows have a plain-text 'prompt' (no chat template)")
     args = ap.parse_args()
 
     import torch
@@ -53,7 +54,8 @@ def main():
     from trl import GRPOConfig, GRPOTrainer
 
     rows = [json.loads(l) for l in open(args.data)]
-    data = Dataset.from_list([{"prompt": r["messages"], "answer": r["answer"]} for r in rows])
+    data = Dataset.from_list([{"prompt": r["prompt"] if args.plain else r["messages"], "answer": str(r["answer"])}
+                              for r in rows])
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
 

@@ -57,6 +57,27 @@ TEST(Sampler, KvCacheEqualsFullRecompute) {
   EXPECT_LT((cached.sampling_logprobs - recomputed.sampling_logprobs).abs().max().item<double>(), 1e-5);
 }
 
+// Groups of repeated prompts (RL: G samples per prompt) prefill each distinct prompt once and
+// copy its cache rows; sampling is unchanged compared with prefilling every row.
+TEST(Sampler, SharedPrefillEqualsPrefillingEveryRow) {
+  ANCHOR_REQUIRE_FIXTURES();
+  Pretrained p = fixture_model();
+  std::vector<std::vector<int64_t>> grouped;
+  for (const auto& prompt : prompts(p.tokenizer))
+    for (int g = 0; g < 3; ++g) grouped.push_back(prompt);
+  SamplingParams params;
+  params.max_new_tokens = 16;
+  params.seed = 9;
+  RolloutBatch shared = generate(p.model, p.tokenizer, grouped, params);
+  params.share_prefill = false;
+  RolloutBatch separate = generate(p.model, p.tokenizer, grouped, params);
+  ASSERT_TRUE(torch::equal(shared.response_ids, separate.response_ids));
+  EXPECT_TRUE(torch::equal(shared.response_mask, separate.response_mask));
+  EXPECT_LT((shared.sampling_logprobs - separate.sampling_logprobs).abs().max().item<double>(), 1e-5);
+  // Samples within a group differ (each row has its own draws after the shared prefill).
+  EXPECT_FALSE(row(shared, 0) == row(shared, 1) && row(shared, 1) == row(shared, 2));
+}
+
 TEST(Sampler, LogprobsAreThoseOfTheModelAtTemperature) {
   ANCHOR_REQUIRE_FIXTURES();
   Pretrained p = fixture_model();

@@ -202,6 +202,8 @@ Action register_generate(CLI::App& app) {
       ->capture_default_str();
   sub->add_flag("--bench", o->bench, "Print only a JSON line with timing (tokens/s)");
   sub->add_flag("--ignore-eos", o->ignore_eos, "Do not stop at EOS (benchmarks: fixed length)");
+  sub->add_flag("--no-shared-prefill", [o](int64_t) { o->sampling.share_prefill = false; },
+                "Prefill every row even when prompts repeat (benchmarks: what sharing saves)");
   add_device_options(*sub, o->device);
   return [sub, o]() -> int { return sub->parsed() ? run_generate(*o) : -1; };
 }

@@ -44,6 +44,7 @@ UpdateStats accumulate_policy_gradients(const LlamaModel& model, const UpdateInp
     const auto t2 = Clock::now();
     stats.forward_seconds += std::chrono::duration<double>(t1 - t0).count();
     stats.backward_seconds += std::chrono::duration<double>(t2 - t1).count();
+    stats.positions += mb.response_ids.size(0) * (mb.prompt_ids.size(1) + R);
     // One host sync per micro-batch for the logged statistics.
     const at::Tensor maskf = mask.to(torch::kFloat);
     const at::Tensor summary = torch::stack({loss.detach(), (terms.clipped.to(torch::kFloat) * maskf).sum(),

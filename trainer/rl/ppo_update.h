@@ -46,6 +46,7 @@ struct UpdateStats {
   double entropy_sum = 0;
   int64_t tokens = 0;
   double forward_seconds = 0, backward_seconds = 0;
+  int64_t positions = 0;      // padded (prompt + response) positions the training forward ran over
   at::Tensor logprobs;  // [N, R] CPU: the training forward's log-probs (detached), filled for `rows`
 };
 

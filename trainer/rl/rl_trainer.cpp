@@ -158,6 +158,7 @@ int run_rl_training(const TrainRunOptions& opt) {
   for (int64_t step = state.step + 1; step <= cfg.train.steps; ++step) {
     const auto step_start = Clock::now();
     double t_rollout = 0, t_reward = 0, t_forward = 0, t_backward = 0, t_credit = 0;
+    int64_t train_positions = 0;  // padded positions of the training forward (FLOP accounting in benchmarks)
     int64_t generated_tokens = 0;
 
     // 1. rollout + 2. score: G samples for each of P prompts; with dynamic sampling, groups
@@ -350,6 +351,7 @@ int run_rl_training(const TrainRunOptions& opt) {
           if (!old_logprobs.defined()) line["logprob_mismatch"] = mismatch(u.logprobs);
           t_forward += u.forward_seconds;
           t_backward += u.backward_seconds;
+          train_positions += u.positions;
           const auto tb = Clock::now();
           if (cfg.optim.grad_clip > 0)
             grad_norm = torch::nn::utils::clip_grad_norm_(policy.model.parameters(), cfg.optim.grad_clip);
@@ -379,6 +381,7 @@ int run_rl_training(const TrainRunOptions& opt) {
                     {"credit_seconds", t_credit},
                     {"credit_percent_of_step", 100.0 * t_credit / std::max(step_time, 1e-9)},
                     {"backward_seconds", t_backward},
+                    {"train_positions", train_positions},
                     {"tokens_per_second", t_rollout > 0 ? static_cast<double>(generated_tokens) / t_rollout : 0.0},
                     {"peak_memory_mb", peak_memory_mb()},
                     {"peak_gpu_memory_mb", peak_device_memory_mb(options.device())}};

@@ -154,6 +154,11 @@ RolloutBatch generate(const LlamaModel& model, const Tokenizer& tokenizer,
     std::map<std::vector<int64_t>, int64_t> unique_index;
     std::vector<int64_t> first_row, row_to_unique;
     for (int64_t b = 0; b < B; ++b) {
+      if (!params.share_prefill) {
+        row_to_unique.push_back(static_cast<int64_t>(first_row.size()));
+        first_row.push_back(b);
+        continue;
+      }
       const auto [it, fresh] = unique_index.emplace(prompts[static_cast<size_t>(b)], static_cast<int64_t>(first_row.size()));
       if (fresh) first_row.push_back(b);
       row_to_unique.push_back(it->second);

@@ -32,6 +32,9 @@ struct SamplingParams {
   // false: recompute the whole sequence each step instead of using the KV cache. Same
   // results, O(T^2) work; kept as the reference the cache path is tested against.
   bool use_cache = true;
+  // Rows with the same prompt are prefilled once and their cache rows copied (same results);
+  // false prefills every row (benchmarks measure what sharing saves).
+  bool share_prefill = true;
   // Called with (row, token id) for every sampled token, in order (streaming output); rows are
   // indices into the prompts.
   std::function<void(int64_t, int64_t)> on_token;

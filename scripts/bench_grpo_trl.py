@@ -16,15 +16,10 @@ import sys
 import tempfile
 import time
 
+from bench_generate import peak_rss_mb  # same directory (run as a script)
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-
-def peak_rss_mb():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def last_number(text):

@@ -11,6 +11,7 @@
 
 #include "trainer/cli/commands.h"
 #include "trainer/cli/device_options.h"
+#include "trainer/common/device.h"
 #include "trainer/common/error.h"
 #include "trainer/model/pretrained.h"
 #include "trainer/rollout/sampler.h"
@@ -59,16 +60,6 @@ std::vector<std::string> read_prompt_file(const std::string& path) {
   }
   AR_CHECK(!prompts.empty(), path, ": no prompts (one per line)");
   return prompts;
-}
-
-// Peak resident memory of this process image (VmHWM; getrusage's maximum survives exec and would
-// report a parent's peak when that is larger).
-double peak_rss_mb() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line))
-    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
-  return 0.0;
 }
 
 int run_generate(GenerateOptions& o) {
@@ -145,7 +136,7 @@ int run_generate(GenerateOptions& o) {
     std::cout << nlohmann::json{{"generated_tokens", generated}, {"generate_seconds", generate_s},
                                 {"tokens_per_second", generated / std::max(generate_s, 1e-9)},
                                 {"load_seconds", load_s}, {"threads", at::get_num_threads()},
-                                {"sequences", prompt_ids.size()}, {"peak_rss_mb", peak_rss_mb()}}
+                                {"sequences", prompt_ids.size()}, {"peak_rss_mb", peak_host_memory_mb()}}
                      .dump()
               << "\n";
     return 0;

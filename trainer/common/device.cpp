@@ -53,6 +53,14 @@ bool cpu_has_native_bf16() {
   return false;
 }
 
+double peak_host_memory_mb() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+  return 0.0;
+}
+
 double peak_device_memory_mb(const at::Device& device) {
   if (!device.is_cuda()) return 0.0;
   const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.has_index() ? device.index() : 0);

@@ -21,4 +21,8 @@ bool cpu_has_native_bf16();
 // started, in MB (0 for CPU devices).
 double peak_device_memory_mb(const at::Device& device);
 
+// Peak resident memory of this process image in MB (VmHWM of /proc/self/status; getrusage's
+// maximum survives exec and would report a parent's peak when that is larger). 0 if unreadable.
+double peak_host_memory_mb();
+
 }  // namespace anchor

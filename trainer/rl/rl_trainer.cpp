@@ -1,6 +1,5 @@
 #include "trainer/rl/rl_trainer.h"
 
-#include <sys/resource.h>
 #include <torch/torch.h>
 
 #include <chrono>
@@ -33,12 +32,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-double peak_memory_mb() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return static_cast<double>(usage.ru_maxrss) / 1024.0;
-}
 
 // Seeds derived from (run seed, step, stream) only: resuming needs no generator state.
 uint64_t derive_seed(uint64_t seed, int64_t step, uint64_t stream) {
@@ -383,7 +376,7 @@ int run_rl_training(const TrainRunOptions& opt) {
                     {"backward_seconds", t_backward},
                     {"train_positions", train_positions},
                     {"tokens_per_second", t_rollout > 0 ? static_cast<double>(generated_tokens) / t_rollout : 0.0},
-                    {"peak_memory_mb", peak_memory_mb()},
+                    {"peak_memory_mb", peak_host_memory_mb()},
                     {"peak_gpu_memory_mb", peak_device_memory_mb(options.device())}};
     const bool last = step == cfg.train.steps;
     if (cfg.train.eval_every > 0 && step % cfg.train.eval_every == 0 && !last) line["eval"] = run_eval(step);

@@ -19,6 +19,20 @@ const char* finish_reason_name(FinishReason reason) {
   return "?";
 }
 
+namespace {
+
+// One token per row of an unnormalised running sum cdf [B, V]: a uniform draw scaled by the
+// row's total, then the first entry strictly above it (zero-probability tokens have empty
+// intervals and are never chosen).
+at::Tensor draw_from_cdf(const at::Tensor& cdf, at::Generator& generator) {
+  const int64_t V = cdf.size(-1);
+  const at::Tensor total = cdf.select(-1, V - 1).unsqueeze(-1);  // [B, 1]
+  const at::Tensor draw = at::rand({cdf.size(0), 1}, generator, torch::TensorOptions().dtype(torch::kFloat)) * total;
+  return torch::searchsorted(cdf, draw, /*out_int32=*/false, /*right=*/true).squeeze(-1).clamp_max(V - 1);
+}
+
+}  // namespace
+
 std::pair<at::Tensor, at::Tensor> sample_next_tokens(const at::Tensor& logits_in, const SamplingParams& params,
                                                      at::Generator& generator, int64_t sampleable_vocab) {
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
@@ -48,10 +62,7 @@ std::pair<at::Tensor, at::Tensor> sample_next_tokens(const at::Tensor& logits_in
     // underflowed) have empty intervals and are never chosen (searchsorted finds the first
     // running sum strictly above the draw). Few passes over [B, V]: the step is memory-bound.
     const at::Tensor probs = torch::softmax(scaled, -1);                                      // [B, V]
-    const at::Tensor cdf = probs.cumsum(-1);
-    const at::Tensor total = cdf.select(-1, V - 1).unsqueeze(-1);                             // [B, 1]
-    const at::Tensor draw = at::rand({cdf.size(0), 1}, generator, torch::TensorOptions().dtype(torch::kFloat)) * total;
-    tokens = torch::searchsorted(cdf, draw, /*out_int32=*/false, /*right=*/true).squeeze(-1).clamp_max(V - 1);
+    tokens = draw_from_cdf(probs.cumsum(-1), generator);
     return {tokens, probs.gather(-1, tokens.unsqueeze(-1)).squeeze(-1).log()};
   }
   // top-k / top-p: log p(token) = scaled[token] - logsumexp(scaled), under the untruncated
@@ -79,10 +90,7 @@ std::pair<at::Tensor, at::Tensor> sample_next_tokens(const at::Tensor& logits_in
     // which makes the running sum ~10x slower on x86, for a total mass below 1e-30.
     at::Tensor log_p = filtered - shift;
     log_p.masked_fill_(log_p < -80.0f, kNegInf);
-    const at::Tensor cdf = log_p.exp_().cumsum(-1);                                         // [B, V]
-    const at::Tensor total = cdf.select(-1, V - 1).unsqueeze(-1);                            // [B, 1]
-    const at::Tensor draw = at::rand({cdf.size(0), 1}, generator, torch::TensorOptions().dtype(torch::kFloat)) * total;
-    tokens = torch::searchsorted(cdf, draw, /*out_int32=*/false, /*right=*/true).squeeze(-1).clamp_max(V - 1);
+    tokens = draw_from_cdf(log_p.exp_().cumsum(-1), generator);
   }
   at::Tensor logprobs = (scaled.gather(-1, tokens.unsqueeze(-1)) - log_normalizer).squeeze(-1);
   return {tokens, logprobs};

@@ -9,16 +9,37 @@
 
 namespace anchor::credit {
 
+ReducerOptions reducer_options(const CreditOptions& c) {
+  ReducerOptions o;
+  o.window = c.window;
+  o.horizon_low = c.horizon_low;
+  o.horizon_high = c.horizon_high;
+  o.chunk_rows = c.chunk_rows;
+  o.detect_sinks = true;
+  o.exclude_sinks = c.sinks == "exclude";
+  o.sink_key_share = c.sink_key_share;
+  o.sink_query_share = c.sink_query_share;
+  return o;
+}
+
 StreamingAttentionReducer::StreamingAttentionReducer(std::vector<int64_t> layers, int64_t heads,
                                                      int64_t response_begin, const at::Tensor& response_lengths,
                                                      int64_t response_width, ReducerOptions options,
-                                                     const at::Tensor& sentence_ids)
+                                                     const at::Tensor& sentence_ids, const at::Tensor& prompt_lengths)
     : options_(options), response_begin_(response_begin), response_width_(response_width) {
   AR_CHECK(!layers.empty(), "credit: no layers to observe");
   AR_CHECK(std::is_sorted(layers.begin(), layers.end()), "credit: observed layers must be sorted");
+  AR_CHECK(!options_.exclude_sinks || options_.detect_sinks, "credit: excluding sinks needs sink detection");
   stats_.layers = std::move(layers);
   stats_.heads = heads;
   stats_.response_lengths = response_lengths.to(torch::kCPU, torch::kLong).contiguous();
+  const int64_t B0 = stats_.response_lengths.size(0);
+  prompt_lengths_ = prompt_lengths.defined() ? prompt_lengths.to(torch::kCPU, torch::kLong).contiguous()
+                                             : torch::full({B0}, response_begin, torch::kLong);
+  AR_CHECK(prompt_lengths_.numel() == B0 && prompt_lengths_.le(response_begin).all().item<bool>(),
+           "credit: prompt lengths must be [batch] and at most the prompt width ", response_begin);
+  stats_.sinks_detected = options_.detect_sinks;
+  stats_.sinks_excluded = options_.exclude_sinks;
   if (sentence_ids.defined()) {
     AR_CHECK(sentence_ids.dim() == 2 && sentence_ids.size(0) == response_lengths.size(0) &&
                  sentence_ids.size(1) == response_width,
@@ -51,6 +72,12 @@ void StreamingAttentionReducer::allocate(const at::Tensor& probs) {
   stats_.waad_heads = torch::zeros({B, J, R}, acc);
   stats_.fai_sums = torch::zeros({B, J, R}, acc);
   lengths_device_ = stats_.response_lengths.to(probs.device());
+  first_column_ = (response_begin_ - prompt_lengths_).to(probs.device());
+  const int64_t Lo = static_cast<int64_t>(stats_.layers.size());
+  stats_.sink_mass_sum = torch::zeros({B, J}, acc);
+  stats_.first_token_mass_sum = torch::zeros({B, J}, acc);
+  stats_.prompt_sink_heads = torch::zeros({B, Lo, response_begin_}, torch::kLong);
+  stats_.response_sink_heads = torch::zeros({B, Lo, R}, torch::kLong);
   if (sentence_ids_.defined()) {
     stats_.block_sums = torch::zeros({B, J, num_sentences_, num_sentences_}, acc);
     // One-hot sentence membership of every column (prompt columns belong to none).
@@ -64,27 +91,85 @@ void StreamingAttentionReducer::allocate(const at::Tensor& probs) {
   }
 }
 
+void StreamingAttentionReducer::survey(const AttentionChunk& chunk, const at::Tensor& row_valid) {
+  const at::Tensor& probs = chunk.probs;  // [B, H, rows, K]
+  const int64_t B = probs.size(0), H = probs.size(1), K = probs.size(3);
+  if (survey_layer_ != chunk.layer) {
+    survey_counts_ = torch::zeros({B, H, response_begin_ + response_width_}, probs.options());
+    survey_layer_ = chunk.layer;
+  }
+  const at::Tensor above = probs.gt(options_.sink_key_share).to(probs.scalar_type());
+  survey_counts_.slice(2, 0, K).add_((above * row_valid.unsqueeze(1).unsqueeze(3)).sum(2));
+}
+
+void StreamingAttentionReducer::decide_sinks(int64_t layer, const at::Tensor& like) {
+  const int64_t B = like.size(0), H = like.size(1), K = response_begin_ + response_width_;
+  const auto opt = like.options();
+  at::Tensor sinks = torch::zeros({B, H, K}, opt.dtype(torch::kBool));
+  if (survey_layer_ == layer) {  // no survey chunk had response rows: token 0 only
+    const at::Tensor needed = (lengths_device_.to(opt.dtype()) * options_.sink_query_share).view({B, 1, 1});
+    sinks = survey_counts_.gt(needed).logical_and(lengths_device_.gt(0).view({B, 1, 1}));
+  }
+  sinks.scatter_(2, first_column_.view({B, 1, 1}).expand({B, H, 1}), true);
+  sinks_ = sinks.to(opt.dtype());
+  sink_layer_ = layer;
+  const int64_t slot =
+      std::lower_bound(stats_.layers.begin(), stats_.layers.end(), layer) - stats_.layers.begin();
+  const at::Tensor per_key = sinks.sum(1).to(torch::kCPU, torch::kLong);  // [B, K] heads
+  // Prompt tokens indexed from token 0 of each row.
+  const at::Tensor plen = prompt_lengths_;
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t n = plen[b].item<int64_t>();
+    if (n > 0) stats_.prompt_sink_heads[b][slot].slice(0, 0, n).copy_(per_key[b].slice(0, response_begin_ - n, response_begin_));
+  }
+  stats_.response_sink_heads.select(1, slot).copy_(per_key.slice(1, response_begin_, K));
+}
+
 void StreamingAttentionReducer::on_chunk(const AttentionChunk& chunk) {
   const auto start = std::chrono::steady_clock::now();
   AR_CHECK(chunk.key_offset == 0, "credit: attention statistics need one full forward (no KV cache)");
   const auto it = std::lower_bound(stats_.layers.begin(), stats_.layers.end(), chunk.layer);
   if (it == stats_.layers.end() || *it != chunk.layer) return;
   const int64_t slot = it - stats_.layers.begin();
-  const at::Tensor& probs = chunk.probs;  // [B, H, rows, K]
-  if (!stats_.lookback_sum.defined()) allocate(probs);
-  const int64_t B = probs.size(0), H = probs.size(1), rows = probs.size(2), K = probs.size(3);
+  const at::Tensor& raw = chunk.probs;  // [B, H, rows, K]
+  if (!stats_.lookback_sum.defined()) allocate(raw);
+  const int64_t B = raw.size(0), H = raw.size(1), rows = raw.size(2), K = raw.size(3);
   const int64_t P = response_begin_, R = response_width_;
   const int64_t q0 = chunk.query_begin, q1 = q0 + rows;
   AR_CHECK(K >= q1 && K <= P + R, "credit: a chunk of rows [", q0, ", ", q1, ") sees ", K,
            " keys; expected up to prompt ", P, " + response ", R);
+  AR_CHECK(!chunk.survey || options_.detect_sinks, "credit: a survey chunk reached a reducer without sink detection");
+  if (!chunk.survey && options_.detect_sinks && sink_layer_ != chunk.layer) decide_sinks(chunk.layer, raw);
   if (q1 <= P || q0 >= P + R) return;  // no response rows in this chunk
-  const auto fopt = probs.options();
-  const auto dtype = probs.scalar_type();
+  const auto fopt = raw.options();
+  const auto dtype = raw.scalar_type();
   // Rows of the chunk that are response tokens of their sequence: P <= q < P + len_b.
   const at::Tensor q = torch::arange(q0, q1, fopt.dtype(torch::kLong));
   const at::Tensor row_valid =
       q.ge(P).unsqueeze(0).logical_and((q - P).unsqueeze(0).lt(lengths_device_.unsqueeze(1))).to(dtype);  // [B, rows]
+  if (chunk.survey) {
+    survey(chunk, row_valid);
+    seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return;
+  }
   const int64_t ra = std::max(q0, P), rb = std::min(q1, P + R);  // response rows [ra, rb)
+
+  // Sink mass per row (raw probabilities); with exclusion every row is renormalised over its
+  // non-sink keys (rows with no non-sink mass left become 0).
+  at::Tensor probs = raw;
+  if (options_.detect_sinks) {
+    const at::Tensor sink_keys = sinks_.slice(2, 0, K).unsqueeze(2);  // [B, H, 1, K]
+    const at::Tensor valid = row_valid.unsqueeze(1);
+    const at::Tensor sink_mass = (raw * sink_keys).sum(-1);  // [B, H, rows]
+    const at::Tensor first = raw.gather(3, first_column_.view({B, 1, 1, 1}).expand({B, H, rows, 1})).squeeze(3);
+    stats_.sink_mass_sum.slice(1, slot * H, (slot + 1) * H).add_((sink_mass * valid).sum(-1).to(torch::kDouble));
+    stats_.first_token_mass_sum.slice(1, slot * H, (slot + 1) * H).add_((first * valid).sum(-1).to(torch::kDouble));
+    if (options_.exclude_sinks) {
+      const at::Tensor kept = raw * (1 - sink_keys);
+      const at::Tensor mass = kept.sum(-1, true);  // summed directly: exact even when the sinks take ~all
+      probs = torch::where(mass.gt(1e-6), kept / mass.clamp_min(1e-6), torch::zeros_like(kept));
+    }
+  }
 
   // Look-back distance (5.2): Σ_s A[q,s](q-s) = (q-q0) Σ_s A[q,s] - Σ_s A[q,s](s-q0) — one pass
   // over the chunk as a product with [1, s-q0] (keys after q have probability 0; centring at
@@ -142,11 +227,18 @@ AttentionStatistics StreamingAttentionReducer::finish() {
     stats_.waad_heads = torch::zeros({B, J, R}, acc);
     stats_.fai_sums = torch::zeros({B, J, R}, acc);
     if (sentence_ids_.defined()) stats_.block_sums = torch::zeros({B, J, num_sentences_, num_sentences_}, acc);
+    const int64_t Lo = static_cast<int64_t>(stats_.layers.size());
+    stats_.sink_mass_sum = torch::zeros({B, J}, acc);
+    stats_.first_token_mass_sum = torch::zeros({B, J}, acc);
+    stats_.prompt_sink_heads = torch::zeros({B, Lo, response_begin_}, torch::kLong);
+    stats_.response_sink_heads = torch::zeros({B, Lo, R}, torch::kLong);
   }
   AttentionStatistics out = stats_;
   out.lookback_sum = out.lookback_sum.cpu();
   out.waad_heads = out.waad_heads.cpu();
   out.fai_sums = out.fai_sums.cpu();
+  out.sink_mass_sum = out.sink_mass_sum.cpu();
+  out.first_token_mass_sum = out.first_token_mass_sum.cpu();
   if (out.block_sums.defined()) out.block_sums = out.block_sums.cpu();
   return out;
 }
@@ -162,14 +254,22 @@ AttentionStatistics concat_statistics(const std::vector<AttentionStatistics>& pa
   auto pad_last = [](const at::Tensor& x, int64_t width) {
     return x.size(-1) == width ? x : torch::constant_pad_nd(x, {0, width - x.size(-1)}, 0);
   };
-  std::vector<at::Tensor> lengths, lookback, waad, fai, blocks, sizes;
+  int64_t Pmax = 0;
+  for (const auto& p : parts) Pmax = std::max(Pmax, p.prompt_sink_heads.size(-1));
+  std::vector<at::Tensor> lengths, lookback, waad, fai, blocks, sizes, sink_mass, first_mass, prompt_sinks,
+      response_sinks;
   for (const auto& p : parts) {
-    AR_CHECK(p.layers == parts.front().layers && p.heads == parts.front().heads,
-             "credit: statistics of different layer sets cannot be concatenated");
+    AR_CHECK(p.layers == parts.front().layers && p.heads == parts.front().heads &&
+                 p.sinks_excluded == parts.front().sinks_excluded,
+             "credit: statistics of different layer sets or sink modes cannot be concatenated");
     lengths.push_back(p.response_lengths);
     lookback.push_back(p.lookback_sum);
     waad.push_back(pad_last(p.waad_heads, R));
     fai.push_back(pad_last(p.fai_sums, R));
+    sink_mass.push_back(p.sink_mass_sum);
+    first_mass.push_back(p.first_token_mass_sum);
+    prompt_sinks.push_back(pad_last(p.prompt_sink_heads, Pmax));
+    response_sinks.push_back(pad_last(p.response_sink_heads, R));
     if (sentences) {
       const int64_t s = p.block_sums.size(2);
       blocks.push_back(torch::constant_pad_nd(p.block_sums, {0, S - s, 0, S - s}, 0));
@@ -183,10 +283,40 @@ AttentionStatistics concat_statistics(const std::vector<AttentionStatistics>& pa
   out.lookback_sum = torch::cat(lookback);
   out.waad_heads = torch::cat(waad);
   out.fai_sums = torch::cat(fai);
+  out.sinks_detected = parts.front().sinks_detected;
+  out.sinks_excluded = parts.front().sinks_excluded;
+  out.sink_mass_sum = torch::cat(sink_mass);
+  out.first_token_mass_sum = torch::cat(first_mass);
+  out.prompt_sink_heads = torch::cat(prompt_sinks);
+  out.response_sink_heads = torch::cat(response_sinks);
   if (sentences) {
     out.block_sums = torch::cat(blocks);
     out.sentence_sizes = torch::cat(sizes);
   }
+  return out;
+}
+
+AttentionStatistics select_layers(const AttentionStatistics& stats, const std::vector<int64_t>& layers) {
+  AR_CHECK(!layers.empty() && std::is_sorted(layers.begin(), layers.end()), "credit: layers to select must be sorted");
+  std::vector<int64_t> slots, heads;
+  for (int64_t l : layers) {
+    const auto it = std::lower_bound(stats.layers.begin(), stats.layers.end(), l);
+    AR_CHECK(it != stats.layers.end() && *it == l, "credit: layer ", l, " was not observed");
+    const int64_t slot = it - stats.layers.begin();
+    slots.push_back(slot);
+    for (int64_t h = 0; h < stats.heads; ++h) heads.push_back(slot * stats.heads + h);
+  }
+  const at::Tensor s = torch::tensor(slots, torch::kLong), j = torch::tensor(heads, torch::kLong);
+  AttentionStatistics out = stats;
+  out.layers = layers;
+  out.lookback_sum = stats.lookback_sum.index_select(1, j);
+  out.waad_heads = stats.waad_heads.index_select(1, j);
+  out.fai_sums = stats.fai_sums.index_select(1, j);
+  if (stats.block_sums.defined()) out.block_sums = stats.block_sums.index_select(1, j);
+  out.sink_mass_sum = stats.sink_mass_sum.index_select(1, j);
+  out.first_token_mass_sum = stats.first_token_mass_sum.index_select(1, j);
+  out.prompt_sink_heads = stats.prompt_sink_heads.index_select(1, s);
+  out.response_sink_heads = stats.response_sink_heads.index_select(1, s);
   return out;
 }
 

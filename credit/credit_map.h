@@ -17,6 +17,9 @@ namespace anchor::credit {
 struct CreditMap {
   at::Tensor valid;                               // [B, R] bool response tokens
   at::Tensor head_distance;                       // [B, J] look-back distance d(l, h)
+  at::Tensor head_sink_share;                     // [B, J] mean attention on the head's sink keys
+  at::Tensor eligible_heads;                      // [B, J] bool: heads that may join a group
+  at::Tensor sink_tokens;                         // [B, R] bool: response tokens that are sink keys
   HeadGroups heads;                               // local / global [B, J]
   at::Tensor waad, fai, delta;                    // [B, R] double
   at::Tensor preplan, anchor, dominated, intro;   // [B, R] bool

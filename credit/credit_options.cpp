@@ -21,9 +21,16 @@ bool strategy_uses_attention(const std::string& s) {
 
 bool strategy_uses_sentences(const std::string& s) { return s == "thought_anchor"; }
 
-std::vector<int64_t> observed_layers(const LayerSelection& selection, int64_t num_layers) {
+std::vector<int64_t> observed_layers(const LayerSelection& selection, int64_t num_layers,
+                                     const std::vector<int64_t>& chosen) {
   std::set<int64_t> out;
-  if (selection.mode == "all") {
+  if (selection.mode == "auto" && !chosen.empty()) {
+    for (int64_t l : chosen) {
+      AR_CHECK(l >= 0 && l < num_layers, "credit.layers: auto chose layer ", l, ", which the model (", num_layers,
+               " layers) does not have");
+      out.insert(l);
+    }
+  } else if (selection.mode == "all" || selection.mode == "auto") {
     for (int64_t l = 0; l < num_layers; ++l) out.insert(l);
   } else if (selection.mode == "list") {
     for (int64_t l : selection.layers) {
@@ -32,7 +39,7 @@ std::vector<int64_t> observed_layers(const LayerSelection& selection, int64_t nu
       out.insert(l);
     }
   } else {
-    AR_CHECK(selection.mode == "default", "credit.layers: expected default, all or a list of layer indices, got '",
+    AR_CHECK(selection.mode == "default", "credit.layers: expected default, all, auto or a list of layer indices, got '",
              selection.mode, "'");
     // Five layers evenly spaced over the middle third (DESIGN 5.1); duplicates collapse on
     // models with fewer than five middle layers.
@@ -60,14 +67,22 @@ void validate_credit_options(const CreditOptions& c) {
     for (const auto& n : names) allowed += (allowed.empty() ? "" : ", ") + n;
     AR_FAIL("credit.strategy: '", c.strategy, "' is not one of ", allowed);
   }
-  AR_CHECK(c.layers.mode == "default" || c.layers.mode == "all" || (c.layers.mode == "list" && !c.layers.layers.empty()),
-           "credit.layers: expected default, all or a non-empty list of layer indices");
+  AR_CHECK(c.layers.mode == "default" || c.layers.mode == "all" || c.layers.mode == "auto" ||
+               (c.layers.mode == "list" && !c.layers.layers.empty()),
+           "credit.layers: expected default, all, auto or a non-empty list of layer indices");
   for (int64_t l : c.layers.layers) AR_CHECK(l >= 0, "credit.layers: layer indices are >= 0, got ", l);
   AR_CHECK(c.chunk_rows >= 1, "credit.chunk_rows: must be >= 1, got ", c.chunk_rows);
   AR_CHECK(c.head_quantile > 0 && c.head_quantile <= 0.5, "credit.head_quantile: must be in (0, 0.5], got ",
            c.head_quantile);
   AR_CHECK(c.head_ranking == "batch" || c.head_ranking == "sequence", "credit.head_ranking: batch or sequence, got '",
            c.head_ranking, "'");
+  AR_CHECK(c.sinks == "keep" || c.sinks == "exclude", "credit.sinks: keep or exclude, got '", c.sinks, "'");
+  AR_CHECK(c.sink_key_share > 0 && c.sink_key_share < 1, "credit.sink_key_share: must be in (0, 1), got ",
+           c.sink_key_share);
+  AR_CHECK(c.sink_query_share >= 0 && c.sink_query_share < 1, "credit.sink_query_share: must be in [0, 1), got ",
+           c.sink_query_share);
+  AR_CHECK(c.sink_head_share > 0 && c.sink_head_share <= 1, "credit.sink_head_share: must be in (0, 1], got ",
+           c.sink_head_share);
   AR_CHECK(c.window >= 1, "credit.window: must be >= 1, got ", c.window);
   AR_CHECK(c.horizon_low >= 1, "credit.horizon_low: must be >= 1, got ", c.horizon_low);
   AR_CHECK(c.horizon_high >= c.horizon_low, "credit.horizon_high: must be >= credit.horizon_low (", c.horizon_low,

@@ -10,9 +10,11 @@
 namespace anchor::credit {
 
 // Which layers' attention is observed: "default" (5 layers evenly spaced between floor(L/3)
-// and floor(2L/3)), "all", or an explicit list of 0-based layer indices.
+// and floor(2L/3)), "all", "auto" (every layer on the first credit step, then the layers that
+// step measured to hold clearly local and clearly global non-sink heads; see layer_choice.h),
+// or an explicit list of 0-based layer indices.
 struct LayerSelection {
-  std::string mode = "default";  // default | all | list
+  std::string mode = "default";  // default | all | auto | list
   std::vector<int64_t> layers;   // mode == list
 };
 
@@ -25,6 +27,13 @@ struct CreditOptions {
   // the top head_quantile global; ranked over the step batch or within each sequence.
   double head_quantile = 0.3;
   std::string head_ranking = "batch";  // batch | sequence
+  // 5.7 attention sinks: token 0 and keys taking > sink_key_share of a response row's attention
+  // in > sink_query_share of the rows. exclude: rows renormalised over non-sink keys, heads with
+  // a mean sink share > sink_head_share leave the groups, sink tokens are never flagged.
+  std::string sinks = "keep";        // keep | exclude
+  double sink_key_share = 0.2;
+  double sink_query_share = 0.5;
+  double sink_head_share = 0.5;
   // 5.3 metrics
   int64_t window = 10;               // W of WAAD
   int64_t horizon_low = 10;          // H_lo of FAI
@@ -45,7 +54,9 @@ struct CreditOptions {
 
   template <class V> void visit(V& v) {
     v("strategy", strategy); v("layers", layers); v("chunk_rows", chunk_rows);
-    v("head_quantile", head_quantile); v("head_ranking", head_ranking); v("window", window);
+    v("head_quantile", head_quantile); v("head_ranking", head_ranking); v("sinks", sinks);
+    v("sink_key_share", sink_key_share); v("sink_query_share", sink_query_share);
+    v("sink_head_share", sink_head_share); v("window", window);
     v("horizon_low", horizon_low); v("horizon_high", horizon_high); v("token_fraction", token_fraction);
     v("dominance_lookback", dominance_lookback); v("tau_waad", tau_waad); v("tau_delta", tau_delta);
     v("amplification", amplification); v("coupled_alpha", coupled_alpha); v("sign", sign);
@@ -61,8 +72,10 @@ bool strategy_uses_attention(const std::string& strategy);
 // Whether the strategy needs sentence segmentation (thought anchors).
 bool strategy_uses_sentences(const std::string& strategy);
 
-// Observed layer indices (sorted, unique) for a model with num_layers layers.
-std::vector<int64_t> observed_layers(const LayerSelection& selection, int64_t num_layers);
+// Observed layer indices (sorted, unique) for a model with num_layers layers. "auto" returns
+// `chosen` once a step has chosen (validated against num_layers), every layer before that.
+std::vector<int64_t> observed_layers(const LayerSelection& selection, int64_t num_layers,
+                                     const std::vector<int64_t>& chosen = {});
 
 // A threshold that is "median" (returns true, value untouched) or a number (false, value set).
 bool parse_threshold(const std::string& text, const std::string& key, double& value);

@@ -22,16 +22,44 @@ at::Tensor lookback_distance(const AttentionStatistics& stats, const std::string
   return pooled.unsqueeze(0).expand_as(stats.lookback_sum).contiguous();
 }
 
-HeadGroups head_groups(const at::Tensor& distance, double quantile) {
+at::Tensor head_sink_share(const AttentionStatistics& stats, const std::string& ranking) {
+  if (!stats.sink_mass_sum.defined()) return torch::zeros_like(stats.lookback_sum);
+  const at::Tensor lengths = stats.response_lengths.to(torch::kDouble);
+  if (ranking == "sequence") return stats.sink_mass_sum / lengths.clamp_min(1.0).unsqueeze(1);
+  AR_CHECK(ranking == "batch", "credit.head_ranking: batch or sequence, got '", ranking, "'");
+  const at::Tensor pooled = stats.sink_mass_sum.sum(0) / lengths.sum().clamp_min(1.0);
+  return pooled.unsqueeze(0).expand_as(stats.sink_mass_sum).contiguous();
+}
+
+at::Tensor sink_tokens(const AttentionStatistics& stats) {
+  const int64_t R = stats.waad_heads.size(2);
+  const at::Tensor mask = response_mask(stats.response_lengths, R);
+  if (!stats.response_sink_heads.defined()) return torch::zeros({mask.size(0), R}, torch::kBool);
+  return stats.response_sink_heads.sum(1).gt(0).logical_and(mask);
+}
+
+HeadGroups head_groups(const at::Tensor& distance, double quantile, const at::Tensor& eligible) {
   const int64_t B = distance.size(0), J = distance.size(1);
-  const int64_t c = top_count(quantile, J);
   // Stable sort keeps the lower head index first among equal distances.
   const at::Tensor order = std::get<1>(torch::sort(distance, /*stable=*/true, /*dim=*/1, /*descending=*/false));
   HeadGroups g;
   g.local = torch::zeros({B, J}, torch::kBool);
   g.global = torch::zeros({B, J}, torch::kBool);
-  g.local.scatter_(1, order.slice(1, 0, c), true);
-  g.global.scatter_(1, order.slice(1, J - c, J), true);
+  if (!eligible.defined()) {
+    const int64_t c = top_count(quantile, J);
+    g.local.scatter_(1, order.slice(1, 0, c), true);
+    g.global.scatter_(1, order.slice(1, J - c, J), true);
+    return g;
+  }
+  const at::Tensor ok = eligible.to(torch::kBool).cpu();
+  for (int64_t b = 0; b < B; ++b) {
+    // This row's eligible heads in distance order.
+    const at::Tensor ranked = order[b].index_select(0, ok[b].index_select(0, order[b]).nonzero().flatten());
+    const int64_t n = ranked.size(0), c = top_count(quantile, n);
+    if (c == 0) continue;
+    g.local[b].index_fill_(0, ranked.slice(0, 0, c), true);
+    g.global[b].index_fill_(0, ranked.slice(0, n - c, n), true);
+  }
   return g;
 }
 
@@ -75,16 +103,21 @@ at::Tensor preplan_signal(const at::Tensor& waad, const at::Tensor& response_len
   return delta * has_next;
 }
 
-at::Tensor top_share(const at::Tensor& values, const at::Tensor& response_lengths, double q) {
+at::Tensor top_share(const at::Tensor& values, const at::Tensor& response_lengths, double q,
+                     const at::Tensor& eligible) {
   const int64_t B = values.size(0);
   at::Tensor out = torch::zeros(values.sizes(), torch::kBool);
   const at::Tensor lengths = response_lengths.to(torch::kLong).cpu();
   for (int64_t b = 0; b < B; ++b) {
     const int64_t len = lengths[b].item<int64_t>();
-    const int64_t k = top_count(q, len);
+    int64_t k = top_count(q, len);
     if (k == 0) continue;
-    const at::Tensor order = std::get<1>(torch::sort(values[b].slice(0, 0, len), /*stable=*/true, 0, /*descending=*/true));
-    out[b].index_fill_(0, order.slice(0, 0, k), true);
+    at::Tensor order = std::get<1>(torch::sort(values[b].slice(0, 0, len), /*stable=*/true, 0, /*descending=*/true));
+    if (eligible.defined()) {  // drop ineligible tokens, keep the share of the whole response
+      order = order.index_select(0, eligible[b].slice(0, 0, len).to(torch::kBool).index_select(0, order).nonzero().flatten());
+      k = std::min(k, order.size(0));
+    }
+    if (k > 0) out[b].index_fill_(0, order.slice(0, 0, k), true);
   }
   return out;
 }
@@ -98,7 +131,8 @@ double response_median(const at::Tensor& row, int64_t len) {
 
 DominatedAnchors dominated_anchors(const at::Tensor& waad, const at::Tensor& delta, const at::Tensor& anchors,
                                    const at::Tensor& response_lengths, int64_t lookback,
-                                   std::optional<double> tau_waad, std::optional<double> tau_delta) {
+                                   std::optional<double> tau_waad, std::optional<double> tau_delta,
+                                   const at::Tensor& eligible) {
   const int64_t B = waad.size(0), R = waad.size(1);
   DominatedAnchors out;
   out.dominated = torch::zeros({B, R}, torch::kBool);
@@ -110,6 +144,8 @@ DominatedAnchors dominated_anchors(const at::Tensor& waad, const at::Tensor& del
   auto a = anchors_b.accessor<bool, 2>();
   auto dom = out.dominated.accessor<bool, 2>();
   auto intro = out.intro.accessor<bool, 2>();
+  const at::Tensor ok_t = eligible.defined() ? eligible.to(torch::kBool).contiguous() : torch::ones({B, R}, torch::kBool);
+  auto ok = ok_t.accessor<bool, 2>();
   const at::Tensor lengths = response_lengths.to(torch::kLong).cpu();
   for (int64_t b = 0; b < B; ++b) {
     const int64_t len = lengths[b].item<int64_t>();
@@ -119,7 +155,7 @@ DominatedAnchors dominated_anchors(const at::Tensor& waad, const at::Tensor& del
       if (!a[b][t] || w[b][t] > tw) continue;
       int64_t best = -1;
       for (int64_t u = std::max<int64_t>(0, t - lookback); u < t; ++u)
-        if (best < 0 || d[b][u] > d[b][best]) best = u;
+        if (ok[b][u] && (best < 0 || d[b][u] > d[b][best])) best = u;
       if (best >= 0 && d[b][best] >= td) {
         dom[b][t] = true;
         intro[b][best] = true;

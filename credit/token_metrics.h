@@ -21,12 +21,20 @@ at::Tensor response_mask(const at::Tensor& response_lengths, int64_t width);
 // ("batch": every row gets the same values) or per row ("sequence"). 0 where no tokens.
 at::Tensor lookback_distance(const AttentionStatistics& stats, const std::string& ranking);
 
-// Bottom / top ceil(quantile * J) heads of each row by distance (ties: lower head index is
-// more local). [B, J] bool each. With few heads the two groups can share heads.
+// Mean share of a head's attention on its sink keys over response tokens [B, J], pooled like
+// lookback_distance. 0 without sink detection.
+at::Tensor head_sink_share(const AttentionStatistics& stats, const std::string& ranking);
+
+// [B, R] bool: response tokens that are a sink key of at least one observed head.
+at::Tensor sink_tokens(const AttentionStatistics& stats);
+
+// Bottom / top ceil(quantile * J') heads of each row by distance among its J' eligible heads
+// (eligible [B, J] bool, undefined = all; ties: lower head index is more local). [B, J] bool
+// each. With few heads the two groups can share heads; with none eligible both are empty.
 struct HeadGroups {
   at::Tensor local, global;
 };
-HeadGroups head_groups(const at::Tensor& distance, double quantile);
+HeadGroups head_groups(const at::Tensor& distance, double quantile, const at::Tensor& eligible = {});
 
 // WAAD_t [B, R]: Σ_s Ā_loc[t,s] min(t-s, W), Ā_loc the plain mean of the local heads' maps.
 at::Tensor windowed_attention_distance(const AttentionStatistics& stats, const at::Tensor& local);
@@ -42,21 +50,24 @@ at::Tensor future_attention_influence(const AttentionStatistics& stats, const at
 // Δ_t = |WAAD_t - WAAD_{t+1}| [B, R]; 0 for the last response token (no successor).
 at::Tensor preplan_signal(const at::Tensor& waad, const at::Tensor& response_lengths);
 
-// [B, R] bool: the top ceil(q * len) tokens of each response by value (ties: earlier first).
-at::Tensor top_share(const at::Tensor& values, const at::Tensor& response_lengths, double q);
+// [B, R] bool: the top ceil(q * len) tokens of each response by value (ties: earlier first),
+// chosen among eligible tokens only when eligible [B, R] bool is given.
+at::Tensor top_share(const at::Tensor& values, const at::Tensor& response_lengths, double q,
+                     const at::Tensor& eligible = {});
 
 // Median of the first len values (mean of the two middle ones for even len); 0 when empty.
 double response_median(const at::Tensor& row, int64_t len);
 
 // Locally dominated anchors (5.3): anchors t with WAAD_t <= τ_waad and max_{u in t-k..t-1} Δ_u
-// >= τ_Δ, u inside the response; intro(t) = the first argmax of that window. Thresholds are
-// the per-response medians unless given.
+// >= τ_Δ, u inside the response (and eligible, when eligible [B, R] is given); intro(t) = the
+// first argmax of that window. Thresholds are the per-response medians unless given.
 struct DominatedAnchors {
   at::Tensor dominated;  // [B, R] bool
   at::Tensor intro;      // [B, R] bool: tokens that introduce at least one dominated anchor
 };
 DominatedAnchors dominated_anchors(const at::Tensor& waad, const at::Tensor& delta, const at::Tensor& anchors,
                                    const at::Tensor& response_lengths, int64_t lookback,
-                                   std::optional<double> tau_waad, std::optional<double> tau_delta);
+                                   std::optional<double> tau_waad, std::optional<double> tau_delta,
+                                   const at::Tensor& eligible = {});
 
 }  // namespace anchor::credit

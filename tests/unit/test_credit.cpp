@@ -252,6 +252,85 @@ TEST(CreditWeights, BaselinesAndSignMode) {
   expect_near(credit::apply_sign_mode(gamma, adv, "positive_only"), {1.5, 1.5, 1, 1});
 }
 
+// ---- attention sinks (DESIGN 5.7) on hand-written attention --------------------------------
+
+// One sequence: prompt columns 0-1 (token 0 = column 0), response r0..r3 in columns 2-5.
+// Head 0 puts 0.5 of every response row on token 0; head 1 puts 0.9 there (sink-dominated);
+// head 2 ignores token 0 but gives response token r0 (column 2) more than 0.2 in all 4 rows
+// (a secondary sink). Prompt rows are arbitrary valid rows.
+at::Tensor sink_attention() {
+  const float h[3][6][6] = {{{1, 0, 0, 0, 0, 0}, {.5f, .5f, 0, 0, 0, 0}, {.5f, 0, .5f, 0, 0, 0},
+                             {.5f, 0, .25f, .25f, 0, 0}, {.5f, 0, 0, .25f, .25f, 0}, {.5f, 0, 0, 0, .25f, .25f}},
+                            {{1, 0, 0, 0, 0, 0}, {.5f, .5f, 0, 0, 0, 0}, {.9f, 0, .1f, 0, 0, 0},
+                             {.9f, 0, 0, .1f, 0, 0}, {.9f, 0, 0, 0, .1f, 0}, {.9f, 0, 0, 0, 0, .1f}},
+                            {{1, 0, 0, 0, 0, 0}, {.5f, .5f, 0, 0, 0, 0}, {0, .5f, .5f, 0, 0, 0},
+                             {0, .2f, .6f, .2f, 0, 0}, {0, .2f, .4f, .2f, .2f, 0}, {0, .1f, .4f, .1f, .2f, .2f}}};
+  at::Tensor a = torch::zeros({1, 3, 6, 6}, torch::kFloat);
+  for (int j = 0; j < 3; ++j)
+    for (int t = 0; t < 6; ++t)
+      for (int k = 0; k < 6; ++k) a[0][j][t][k] = h[j][t][k];
+  return a;
+}
+
+AttentionStatistics sink_statistics(const CreditOptions& o) {
+  credit::StreamingAttentionReducer reducer({4}, 3, /*response_begin=*/2, torch::tensor({4}, torch::kLong), 4,
+                                            credit::reducer_options(o), {}, torch::tensor({2}, torch::kLong));
+  EXPECT_TRUE(reducer.surveys_layer(4));
+  const at::Tensor a = sink_attention();
+  // Survey sweep, then the real one, each in two chunks of rows (0-2, 3-5) as the model streams them.
+  for (bool survey : {true, false}) {
+    reducer.on_chunk({4, 0, 0, a.slice(2, 0, 3).slice(3, 0, 3), survey});
+    reducer.on_chunk({4, 3, 0, a.slice(2, 3, 6), survey});
+  }
+  return reducer.finish();
+}
+
+TEST(CreditSinks, HandWrittenSinkColumnsRenormalisedExactly) {
+  CreditOptions o = hand_options();  // W 2, H_lo 1, H_hi 2, q_head 0.5, q 0.5
+  o.sinks = "exclude";
+  const AttentionStatistics ex = sink_statistics(o);
+  // Sinks: token 0 in every head; r0 in head 2 (> 0.2 in 4 of 4 rows). Head 0 gives r0 > 0.2 in
+  // only 2 of 4 rows (not more than half): no sink.
+  expect_near(ex.prompt_sink_heads, {3, 0});
+  expect_near(ex.response_sink_heads, {1, 0, 0, 0});
+  // Raw sink mass over the 4 response rows: 4 x 0.5, 4 x 0.9, 0.5 + 0.6 + 0.4 + 0.4.
+  expect_near(ex.sink_mass_sum, {2.0, 3.6, 1.9}, 1e-6);
+  expect_near(ex.first_token_mass_sum, {2.0, 3.6, 0.0}, 1e-6);
+  expect_near(credit::head_sink_share(ex, "batch"), {0.5, 0.9, 0.475}, 1e-6);
+  // Rows renormalised over non-sink keys. Head 0: r0 -> itself; r1..r3 -> 0.5 / 0.5 on the
+  // previous token and itself: look-back 0 + 0.5 + 0.5 + 0.5. Head 1: every row on itself: 0.
+  // Head 2: r0 -> column 1 (1.0, distance 1); r1 -> columns 1, 3 (0.5 each: 1.0); r2 ->
+  // columns 1, 3, 4 (1/3 each: 4/3); r3 -> 1/6, 1/6, 1/3, 1/3 on columns 1, 3, 4, 5 (4/3).
+  expect_near(ex.lookback_sum, {1.5, 0.0, 1.0 + 1.0 + 4.0 / 3 + 4.0 / 3}, 1e-6);
+  const credit::CreditMap m = credit::build_credit_map(ex, o);
+  // Head 1 (0.9 > sink_head_share 0.5) leaves the groups; of heads 0 and 2, ceil(0.5 x 2) = 1 each.
+  EXPECT_EQ(flags(m.eligible_heads), (std::vector<bool>{true, false, true}));
+  EXPECT_EQ(flags(m.heads.local), (std::vector<bool>{true, false, false}));
+  EXPECT_EQ(flags(m.heads.global), (std::vector<bool>{false, false, true}));
+  // WAAD (W 2) of head 0 renormalised: 0, 0.5, 0.5, 0.5. FAI (H_lo 1, H_hi 2) of head 2
+  // renormalised: r0 is a sink column (0); r1 <- rows r2, r3 (1/3 + 1/6) / 2; r2 <- r3 (1/3).
+  expect_near(m.waad, {0.0, 0.5, 0.5, 0.5}, 1e-6);
+  expect_near(m.fai, {0.0, 0.25, 1.0 / 3, 0.0}, 1e-6);
+  // Δ = 0.5, 0, 0, 0 peaks at r0, but r0 is a sink token: never preplan or anchor (the top
+  // two of the other tokens, ties earlier first).
+  EXPECT_EQ(flags(m.sink_tokens), (std::vector<bool>{true, false, false, false}));
+  EXPECT_EQ(flags(m.preplan), (std::vector<bool>{false, true, true, false}));
+  EXPECT_EQ(flags(m.anchor), (std::vector<bool>{false, true, true, false}));
+
+  // keep: the same sinks are reported, the sums are the raw ones and every head competes.
+  o.sinks = "keep";
+  const AttentionStatistics kept = sink_statistics(o);
+  expect_near(kept.sink_mass_sum, {2.0, 3.6, 1.9}, 1e-6);
+  // Raw look-back: head 0 (1 + 1.75 + 2.25 + 2.75), head 1 0.9 x (2 + 3 + 4 + 5), head 2 (0.5 + 1 + 1.6 + 2).
+  expect_near(kept.lookback_sum, {7.75, 12.6, 5.1}, 1e-6);
+  const credit::CreditMap mk = credit::build_credit_map(kept, o);
+  EXPECT_EQ(flags(mk.heads.global), (std::vector<bool>{true, true, false}));  // the sink head ranks global
+  EXPECT_TRUE(mk.preplan[0][0].item<bool>());                               // and r0 may be flagged
+  // A stricter key share finds no secondary sink (r0 gets 0.4 - 0.6 in head 2): token 0 only.
+  o.sink_key_share = 0.6;
+  expect_near(sink_statistics(o).response_sink_heads, {0, 0, 0, 0});
+}
+
 // ---- streaming vs a naive full-matrix reference on a random model ---------------------------
 
 LlamaModel random_model() {
@@ -409,6 +488,110 @@ TEST(CreditStreaming, MatchesNaiveFullMatrixReferenceOnPaddedBatch) {
   EXPECT_TRUE(torch::allclose(plain.logprobs, pass.logprobs, 1e-5, 1e-6));
 }
 
+TEST(CreditStreaming, SinksExcludedMatchNaiveRenormalisedReference) {
+  const LlamaModel model = random_model();
+  CreditOptions o;
+  o.layers.mode = "all";
+  o.chunk_rows = 3;
+  o.window = 4;
+  o.horizon_low = 2;
+  o.horizon_high = 6;
+  o.sinks = "exclude";
+  o.sink_key_share = 0.25;  // low enough for the random model to have secondary sinks
+  o.sink_query_share = 0.3;
+  const std::vector<int64_t> layers = credit::observed_layers(o.layers, 4);
+  const int64_t H = 8, J = static_cast<int64_t>(layers.size()) * H;
+  std::vector<std::vector<int64_t>> prompts = {{1, 5, 6, 7}, {1, 9}, {1, 4, 4, 8, 12, 3}};
+  const std::vector<int64_t> response_lengths = {17, 9, 0};
+  std::vector<std::vector<int64_t>> responses(3);
+  for (size_t i = 0; i < 3; ++i)
+    for (int64_t r = 0; r < response_lengths[i]; ++r) responses[i].push_back(3 + (r * 5 + 2 * static_cast<int64_t>(i)) % 37);
+  std::vector<const std::vector<int64_t>*> pp, rr;
+  for (size_t i = 0; i < 3; ++i) {
+    pp.push_back(&prompts[i]);
+    rr.push_back(&responses[i]);
+  }
+  const StepBatch batch = pad_sequences(pp, rr, 0);
+  const int64_t R = batch.response_ids.size(1);
+  const PolicyPass pass = policy_pass(model, batch, 1.0, 2, false, &o);
+  const AttentionStatistics& st = *pass.attention;
+  const credit::CreditMap m = credit::build_credit_map(st, o);
+
+  int64_t secondary = 0;
+  std::vector<double> d(static_cast<size_t>(J), 0.0), share(static_cast<size_t>(J), 0.0);
+  double rows = 0;
+  std::vector<at::Tensor> renormalised;  // per sequence [J, N, N]
+  for (size_t i = 0; i < 3; ++i) {
+    std::vector<int64_t> ids = prompts[i];
+    ids.insert(ids.end(), responses[i].begin(), responses[i].end());
+    const int64_t P = static_cast<int64_t>(prompts[i].size()), len = response_lengths[i], N = P + len;
+    FullAttention full;
+    ForwardInputs in = padded_batch_inputs(torch::tensor(ids).view({1, -1}), torch::ones({1, N}, torch::kBool));
+    in.observer = &full;
+    {
+      torch::NoGradGuard ng;
+      model.forward(in);
+    }
+    at::Tensor maps = torch::zeros({J, N, N}, torch::kDouble);
+    for (int64_t j = 0; j < J; ++j) {
+      const at::Tensor A = full.maps.at(layers[static_cast<size_t>(j / H)])[j % H];
+      // Sinks by loops: token 0, and keys above the key share in more than the query share of rows.
+      std::vector<bool> sink(static_cast<size_t>(N), false);
+      sink[0] = true;
+      for (int64_t k = 1; k < N; ++k) {
+        int64_t above = 0;
+        for (int64_t t = P; t < N; ++t) above += A[t][k].item<double>() > o.sink_key_share;
+        if (len > 0 && static_cast<double>(above) > o.sink_query_share * static_cast<double>(len)) {
+          sink[static_cast<size_t>(k)] = true;
+          ++secondary;
+        }
+      }
+      for (int64_t t = P; t < N; ++t) {
+        double kept = 0, sunk = 0;
+        for (int64_t k = 0; k <= t; ++k) (sink[static_cast<size_t>(k)] ? sunk : kept) += A[t][k].item<double>();
+        share[static_cast<size_t>(j)] += sunk;
+        for (int64_t k = 0; k <= t; ++k)
+          if (!sink[static_cast<size_t>(k)] && kept > 1e-6) maps[j][t][k] = A[t][k].item<double>() / kept;
+        for (int64_t k = 0; k <= t; ++k) d[static_cast<size_t>(j)] += maps[j][t][k].item<double>() * static_cast<double>(t - k);
+      }
+    }
+    rows += static_cast<double>(len);
+    renormalised.push_back(maps);
+  }
+  EXPECT_GT(secondary, 0) << "the test model should have secondary sinks";
+  for (size_t j = 0; j < d.size(); ++j) {
+    d[j] /= rows;
+    share[j] /= rows;
+  }
+  for (int64_t b = 0; b < 3; ++b) {
+    expect_near(m.head_distance[b], d, 1e-5);
+    expect_near(m.head_sink_share[b], share, 1e-5);
+  }
+  for (size_t i = 0; i < 3; ++i) {
+    const int64_t P = static_cast<int64_t>(prompts[i].size()), len = response_lengths[i], N = P + len;
+    const at::Tensor local = m.heads.local[static_cast<int64_t>(i)].to(torch::kDouble).view({J, 1, 1});
+    const at::Tensor global = m.heads.global[static_cast<int64_t>(i)].to(torch::kDouble).view({J, 1, 1});
+    const at::Tensor loc = (renormalised[i] * local).sum(0) / local.sum().clamp_min(1);
+    const at::Tensor glob = (renormalised[i] * global).sum(0) / global.sum().clamp_min(1);
+    std::vector<double> waad(static_cast<size_t>(R), 0.0), fai(static_cast<size_t>(R), 0.0);
+    for (int64_t r = 0; r < len; ++r) {
+      const int64_t t = P + r;
+      for (int64_t k = 0; k <= t; ++k) waad[static_cast<size_t>(r)] += loc[t][k].item<double>() * std::min<int64_t>(t - k, o.window);
+      double sum = 0;
+      int64_t count = 0;
+      for (int64_t u = t + o.horizon_low; u <= std::min(N - 1, t + o.horizon_high); ++u) {
+        sum += glob[u][t].item<double>();
+        ++count;
+      }
+      fai[static_cast<size_t>(r)] = count ? sum / static_cast<double>(count) : 0.0;
+    }
+    expect_near(m.waad[static_cast<int64_t>(i)], waad, 1e-5);
+    expect_near(m.fai[static_cast<int64_t>(i)], fai, 1e-5);
+    // Sink tokens are never flagged.
+    EXPECT_FALSE(m.sink_tokens[static_cast<int64_t>(i)].logical_and(m.preplan[static_cast<int64_t>(i)].logical_or(m.anchor[static_cast<int64_t>(i)])).any().item<bool>());
+  }
+}
+
 // ---- sentences ---------------------------------------------------------------------------
 
 std::vector<std::string> pieces(const std::string& text, const std::vector<std::pair<size_t, size_t>>& ranges) {
@@ -470,10 +653,13 @@ TEST(CreditConfig, KeysParseAndBadValuesNameTheKey) {
     return test::error_of([&] { parse_train_config(base + credit_yaml, "c.yaml"); });
   };
   EXPECT_NE(err("credit: {strategy: attention}\n").find("credit.strategy: 'attention' is not one of none, random"), std::string::npos);
-  EXPECT_NE(err("credit: {layers: some}\n").find("credit.layers must be default, all or a list"), std::string::npos);
+  EXPECT_NE(err("credit: {layers: some}\n").find("credit.layers must be default, all, auto or a list"), std::string::npos);
   EXPECT_NE(err("credit: {tau_delta: big}\n").find("credit.tau_delta: expected 'median' or a number"), std::string::npos);
   EXPECT_NE(err("credit: {horizon_low: 20, horizon_high: 5}\n").find("credit.horizon_high: must be >="), std::string::npos);
   EXPECT_NE(err("credit: {head_quantile: 0.8}\n").find("credit.head_quantile"), std::string::npos);
+  EXPECT_NE(err("credit: {sinks: drop}\n").find("credit.sinks: keep or exclude, got 'drop'"), std::string::npos);
+  EXPECT_NE(err("credit: {sink_key_share: 1.5}\n").find("credit.sink_key_share: must be in (0, 1)"), std::string::npos);
+  EXPECT_EQ(parse_train_config(base + "credit: {layers: auto, sinks: exclude}\n", "c.yaml").credit.layers.mode, "auto");
   EXPECT_NE(test::error_of([] { credit::observed_layers({"list", {9}}, 4); }).find("credit.layers: layer 9 does not exist"),
             std::string::npos);
   // The shipped ablation configs inherit the demo through `base:` and override only credit.

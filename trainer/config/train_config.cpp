@@ -133,12 +133,12 @@ class Reader {
     if (v.IsScalar()) {
       f.mode = v.Scalar();
       f.layers.clear();
-      AR_CHECK(f.mode == "default" || f.mode == "all", source_, ": ", key,
-               " must be default, all or a list of layer indices, got '", f.mode, "'", mark_of(v));
+      AR_CHECK(f.mode == "default" || f.mode == "all" || f.mode == "auto", source_, ": ", key,
+               " must be default, all, auto or a list of layer indices, got '", f.mode, "'", mark_of(v));
       return;
     }
     AR_CHECK(v.IsSequence() && v.size() > 0, source_, ": ", key,
-             " must be default, all or a non-empty list of layer indices", mark_of(v));
+             " must be default, all, auto or a non-empty list of layer indices", mark_of(v));
     f.mode = "list";
     f.layers.clear();
     for (size_t i = 0; i < v.size(); ++i) {

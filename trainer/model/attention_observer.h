@@ -22,6 +22,10 @@ struct AttentionChunk {
   // every key up to the chunk's last query (later keys are causally masked, so they are left
   // out); masked keys are 0.
   at::Tensor probs;
+  // True for the chunks of a survey sweep: an extra pass over the layer's query rows, before
+  // the one that produces the layer's output, for observers that must see the whole layer
+  // before reducing it (attention-sink detection). Chunks arrive in row order in both sweeps.
+  bool survey = false;
 };
 
 class AttentionObserver {
@@ -30,6 +34,9 @@ class AttentionObserver {
   virtual bool observes_layer(int64_t layer) const = 0;
   // Query rows per chunk; trades peak memory against per-chunk overhead.
   virtual int64_t chunk_rows() const { return 128; }
+  // Whether the model streams each observed layer twice (a survey sweep, then the real one).
+  // The survey recomputes only the layer's scores and softmax, not the rest of the forward.
+  virtual bool surveys_layer(int64_t /*layer*/) const { return false; }
   virtual void on_chunk(const AttentionChunk& chunk) = 0;
 };
 

@@ -310,6 +310,14 @@ at::Tensor LlamaModel::attention(const Layer& l, int64_t index, const at::Tensor
     // since it needs no copy of the cache for grouped-query heads.
     out = torch::empty_like(q);
     const int64_t rows = observed ? std::max<int64_t>(1, in.observer->chunk_rows()) : T;
+    if (observed && in.observer->surveys_layer(index)) {
+      for (int64_t r0 = 0; r0 < T; r0 += rows) {
+        const int64_t r1 = std::min(T, r0 + rows), keys = past + r1;
+        at::Tensor probs = attention_probabilities(q.slice(2, r0, r1), k.slice(2, 0, keys),
+                                                   allowed.slice(2, r0, r1).slice(3, 0, keys), scale);
+        in.observer->on_chunk(AttentionChunk{index, r0, past, probs, /*survey=*/true});
+      }
+    }
     for (int64_t r0 = 0; r0 < T; r0 += rows) {
       const int64_t r1 = std::min(T, r0 + rows);
       // Keys after the chunk's last query are causally masked: leave them out (about half

@@ -24,9 +24,10 @@ PolicyPass policy_pass(const LlamaModel& model, const StepBatch& b, double tempe
     const int64_t width = mb.response_ids.size(1);
     std::optional<credit::StreamingAttentionReducer> reducer;
     if (credit) {
-      const credit::ReducerOptions ro{credit->window, credit->horizon_low, credit->horizon_high, credit->chunk_rows};
       reducer.emplace(layers, model.config().num_attention_heads, mb.prompt_ids.size(1), mb.response_mask.sum(1), width,
-                      ro, sentence_ids.defined() ? sentence_ids.index_select(0, rows).slice(1, 0, width) : at::Tensor());
+                      credit::reducer_options(*credit),
+                      sentence_ids.defined() ? sentence_ids.index_select(0, rows).slice(1, 0, width) : at::Tensor(),
+                      mb.prompt_mask.sum(1));
     }
     const ResponseStatistics st =
         response_statistics(model, mb.prompt_ids, mb.prompt_mask, mb.response_ids, mb.response_mask, temperature,

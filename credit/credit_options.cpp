@@ -21,16 +21,9 @@ bool strategy_uses_attention(const std::string& s) {
 
 bool strategy_uses_sentences(const std::string& s) { return s == "thought_anchor"; }
 
-std::vector<int64_t> observed_layers(const LayerSelection& selection, int64_t num_layers,
-                                     const std::vector<int64_t>& chosen) {
+std::vector<int64_t> observed_layers(const LayerSelection& selection, int64_t num_layers) {
   std::set<int64_t> out;
-  if (selection.mode == "auto" && !chosen.empty()) {
-    for (int64_t l : chosen) {
-      AR_CHECK(l >= 0 && l < num_layers, "credit.layers: auto chose layer ", l, ", which the model (", num_layers,
-               " layers) does not have");
-      out.insert(l);
-    }
-  } else if (selection.mode == "all" || selection.mode == "auto") {
+  if (selection.mode == "all" || selection.mode == "auto") {
     for (int64_t l = 0; l < num_layers; ++l) out.insert(l);
   } else if (selection.mode == "list") {
     for (int64_t l : selection.layers) {
@@ -71,6 +64,7 @@ void validate_credit_options(const CreditOptions& c) {
                (c.layers.mode == "list" && !c.layers.layers.empty()),
            "credit.layers: expected default, all, auto or a non-empty list of layer indices");
   for (int64_t l : c.layers.layers) AR_CHECK(l >= 0, "credit.layers: layer indices are >= 0, got ", l);
+  AR_CHECK(c.auto_layer_count >= 1, "credit.auto_layer_count: must be >= 1, got ", c.auto_layer_count);
   AR_CHECK(c.chunk_rows >= 1, "credit.chunk_rows: must be >= 1, got ", c.chunk_rows);
   AR_CHECK(c.head_quantile > 0 && c.head_quantile <= 0.5, "credit.head_quantile: must be in (0, 0.5], got ",
            c.head_quantile);

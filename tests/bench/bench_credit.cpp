@@ -80,6 +80,7 @@ int main(int argc, char** argv) {
   const anchor::StepBatch batch = anchor::pad_sequences({&prompt}, {&response}, 0);
   anchor::credit::CreditOptions o;
   o.chunk_rows = std::stoll(args["--chunk-rows"]);
+  o.layers = {"default", {}};  // the steady state of a run: five observed layers
   const std::vector<int64_t> layers = anchor::credit::observed_layers(o.layers, L);
   const double base_rss = current_rss_mb();
 

@@ -27,18 +27,97 @@ def fail(msg):
     raise SystemExit("FAIL: " + msg)
 
 
-def main():
-    binary, out = sys.argv[1], sys.argv[2]
-    model_dir = os.path.join(ROOT, "data", "demo-model")
+def run_report(binary, model_dir, out, extra):
     cmd = [binary, "credit", "--model", model_dir, "--data", os.path.join(ROOT, "data/countdown/eval.jsonl"),
-           "--index", "4", "--generate", "--stop", "\n", "--max-new-tokens", "48", "--seed", "3",
-           "--suppression", "--resample", "2", "--out", out,
+           "--index", "4", "--generate", "--stop", "\n", "--max-new-tokens", "48", "--seed", "3", "--out", out,
            "--set", "credit.proximity=1", "--set", "credit.window=4", "--set", "credit.horizon_low=3",
-           "--set", "credit.horizon_high=12", "--set", "credit.layers=all"]
+           "--set", "credit.horizon_high=12", "--set", "credit.layers=all"] + extra
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         fail(f"anchor-rl credit exited with {res.returncode}: {res.stderr}")
-    report = json.load(open(os.path.join(out, "credit.json")))
+    return json.load(open(os.path.join(out, "credit.json")))
+
+
+def eager_attention(model_dir, report):
+    """[J, N, N] attention of the observed layers from transformers' eager implementation."""
+    model = AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="eager", dtype=torch.float32)
+    model.eval()
+    ids = report["prompt_ids"] + [t["id"] for t in report["tokens"]]
+    with torch.no_grad():
+        att = model(torch.tensor([ids]), output_attentions=True).attentions  # L x [1, H, N, N]
+    maps = np.stack([att[l][0].double().numpy() for l in report["observed_layers"]])  # [Lo, H, N, N]
+    Lo, H, N, _ = maps.shape
+    return maps.reshape(Lo * H, N, N)
+
+
+def check_sinks_excluded(binary, model_dir, out, key_share=0.2, head_share=0.5):
+    """The default credit map (sinks excluded, 10% per role) recomputed from transformers'
+    attentions: sink keys, renormalised rows, sink-dominated heads left out, WAAD / FAI."""
+    report = run_report(binary, model_dir, out, ["--set", f"credit.sink_key_share={key_share}",
+                                                 "--set", f"credit.sink_head_share={head_share}"])
+    if report.get("sinks") != "exclude":
+        fail(f"the default credit.sinks should be exclude, the report says {report.get('sinks')}")
+    tokens = report["tokens"]
+    A = eager_attention(model_dir, report)
+    J, N, _ = A.shape
+    P, R = len(report["prompt_ids"]), len(tokens)
+    rows = np.arange(P, P + R)
+    # Sinks by the definition: token 0, and keys above 0.2 in more than half of the response rows.
+    sink = (A[:, rows, :] > key_share).sum(1) > 0.5 * R  # [J, N]
+    sink[:, 0] = True
+    prompt_sinks = {p: int(sink[:, p].sum()) for p in range(P) if sink[:, p].any()}
+    got = {s["index"]: s["heads"] for s in report["prompt_sinks"]}
+    if got != prompt_sinks:
+        fail(f"prompt sink keys differ: report {got}, recomputed {prompt_sinks}")
+    got_resp = [t["sink_heads"] for t in tokens]
+    if got_resp != [int(sink[:, P + r].sum()) for r in range(R)]:
+        fail(f"response sink heads differ: {got_resp}")
+    share = (A[:, rows, :] * sink[:, None, :]).sum(-1).mean(-1)
+    kept = A * ~sink[:, None, :]
+    mass = kept.sum(-1, keepdims=True)
+    Ahat = np.where(mass > 1e-6, kept / np.maximum(mass, 1e-6), 0.0)
+    dist = np.maximum(np.arange(N)[:, None] - np.arange(N)[None, :], 0).astype(float)
+    d = (Ahat[:, rows, :] * dist[rows][None]).sum(-1).mean(-1)
+    heads = report["heads"]
+    for name, ref in (("lookback_distance", d), ("sink_share", share)):
+        got = np.array([h[name] for h in heads])
+        if np.abs(got - ref).max() > 1e-4:
+            fail(f"sinks excluded: {name} differs: max |diff| {np.abs(got - ref).max()}")
+    eligible = [j for j in range(J) if share[j] <= head_share]
+    if [h["sink_dominated"] for h in heads] != [j not in eligible for j in range(J)]:
+        fail("sink-dominated heads differ")
+    c = math.ceil(0.3 * len(eligible) - 1e-9) if eligible else 0
+    order = sorted(eligible, key=lambda j: (d[j], j))
+    local, glob = order[:c], order[len(order) - c:]
+    if [j for j, h in enumerate(heads) if h["group"] == "local"] != sorted(local) or \
+       [j for j, h in enumerate(heads) if h["group"] == "global"] != sorted(glob):
+        fail(f"sinks excluded: head groups differ (recomputed local {local}, global {glob})")
+    W, hlo, hhi = 4, 3, 12
+    loc, gl = Ahat[local].mean(0), Ahat[glob].mean(0)
+    waad = np.array([(loc[t] * np.minimum(dist[t], W)).sum() for t in rows])
+    fai = np.array([np.mean([gl[t, s] for t in range(s + hlo, min(N - 1, s + hhi) + 1)])
+                    if s + hlo <= N - 1 else 0.0 for s in rows])
+    for name, ref in (("waad", waad), ("fai", fai)):
+        err = np.abs(np.array([t[name] for t in tokens]) - ref).max()
+        if err > 1e-4:
+            fail(f"sinks excluded: {name} differs from the transformers recomputation: max |diff| {err}")
+    k = math.ceil(0.1 * R - 1e-9)
+    for role in ("preplan", "anchor"):
+        flagged = [t for t in tokens if t[role]]
+        if any(t["sink_heads"] for t in flagged):
+            fail(f"a sink token is flagged {role}")
+        if len(flagged) > k:
+            fail(f"{len(flagged)} {role} tokens, at most ceil(0.1 n) = {k}")
+    print(f"sinks excluded (key share {key_share}, head share {head_share}): {len(prompt_sinks)} prompt sink keys, {sum(1 for x in got_resp if x)} response sink tokens, "
+          f"{J - len(eligible)} sink-dominated heads of {J}; look-back, sink shares, groups, WAAD and FAI match "
+          f"transformers")
+
+
+def main():
+    binary, out = sys.argv[1], sys.argv[2]
+    model_dir = os.path.join(ROOT, "data", "demo-model")
+    report = run_report(binary, model_dir, out, ["--suppression", "--resample", "2", "--set", "credit.sinks=keep",
+                                                 "--set", "credit.token_fraction=0.4"])
     html = open(os.path.join(out, "credit.html")).read()
     tokens, sentences = report["tokens"], report["sentences"]
     if not tokens:
@@ -92,24 +171,17 @@ def main():
         fail("entropy baseline does not amplify the top-entropy tokens")
 
     # ---- independent recomputation from transformers' attentions ----------------------------
-    model = AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="eager", dtype=torch.float32)
-    model.eval()
-    ids = report["prompt_ids"] + [t["id"] for t in tokens]
-    with torch.no_grad():
-        att = model(torch.tensor([ids]), output_attentions=True).attentions  # L x [1, H, N, N]
-    layers = report["observed_layers"]
-    maps = np.stack([att[l][0].double().numpy() for l in layers])  # [Lo, H, N, N]
-    Lo, H, N, _ = maps.shape
+    A = eager_attention(model_dir, report)
+    J, N, _ = A.shape
     P, R = len(report["prompt_ids"]), n
-    A = maps.reshape(Lo * H, N, N)
     dist = np.maximum(np.arange(N)[:, None] - np.arange(N)[None, :], 0).astype(float)
     rows = np.arange(P, P + R)
     d = (A[:, rows, :] * dist[rows][None]).sum(-1).mean(-1)  # [J]
     got_d = np.array([h["lookback_distance"] for h in report["heads"]])
     if np.abs(got_d - d).max() > 1e-4 * max(1.0, np.abs(d).max()):
         fail(f"look-back distances differ: max |diff| {np.abs(got_d - d).max()}")
-    c = math.ceil(0.3 * Lo * H - 1e-9)
-    order = sorted(range(Lo * H), key=lambda j: (d[j], j))
+    c = math.ceil(0.3 * J - 1e-9)
+    order = sorted(range(J), key=lambda j: (d[j], j))
     local, glob = order[:c], order[-c:]
     groups = {h_i: h["group"] for h_i, h in enumerate(report["heads"])}
     if {j for j in groups if groups[j] == "local"} != set(local) or {j for j in groups if groups[j] == "global"} != set(glob):
@@ -130,6 +202,9 @@ def main():
             fail(f"{name} differs from the transformers recomputation: max |diff| {err}")
     print(f"credit report: {n} tokens, {len(sentences)} sentences; γ formulas hold; WAAD/FAI/Δ/look-back match "
           f"transformers' eager attentions (max |diff| WAAD {np.abs(np.array([t['waad'] for t in tokens]) - waad).max():.2e})")
+    check_sinks_excluded(binary, model_dir, out + "-sinks")
+    # Lower thresholds give the demo model secondary sinks and sink-dominated heads too.
+    check_sinks_excluded(binary, model_dir, out + "-sinks-low", key_share=0.05, head_share=0.02)
 
 
 if __name__ == "__main__":

@@ -127,8 +127,16 @@ def main():
     check(binary, scratch, "train", "configs/demo.yaml", 4,
           small + ["--set", "credit.strategy=thought_anchor", "--set", "credit.proximity=1",
                    "--set", "credit.receiver_heads=3"], name="train-thought-anchor")
-    check(binary, scratch, "train", "configs/demo.yaml", 4, small + ["--set", "credit.strategy=coupled"],
-          name="train-coupled")
+    # credit.layers: auto chooses 2 of the 4 layers on the first step; the resumed half must
+    # observe the same ones (read back from the checkpoint), not choose again.
+    check(binary, scratch, "train", "configs/demo.yaml", 4,
+          small + ["--set", "credit.strategy=coupled", "--set", "credit.layers=auto",
+                   "--set", "credit.auto_layer_count=2", "--set", "credit.sinks=exclude"], name="train-coupled")
+    with open(os.path.join(scratch, "train-coupled-resumed", "checkpoints", "step-00000004", "trainer_state.json")) as f:
+        chosen = json.load(f)["extra"].get("credit_layers")
+    if not chosen or len(chosen) != 2:
+        raise SystemExit(f"FAIL: train-coupled: the checkpoint should carry 2 auto-chosen layers, has {chosen}")
+    print(f"train-coupled: auto layers {chosen} carried across the resume")
     sft = ["--set", "sft.batch_size=8", "--set", "data.eval_limit=2", "--set", "train.eval_every=3",
            "--set", "model.path=data/demo-model", "--set", "checkpoint.every=0"]
     check(binary, scratch, "sft", "configs/demo_sft.yaml", 6, sft)

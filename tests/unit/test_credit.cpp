@@ -9,7 +9,9 @@
 #include <map>
 
 #include "credit/attention_statistics.h"
+#include "credit/coupling.h"
 #include "credit/credit_map.h"
+#include "credit/layer_choice.h"
 #include "credit/sentence_segmentation.h"
 #include "credit/thought_anchors.h"
 #include "credit/token_metrics.h"
@@ -67,6 +69,7 @@ at::Tensor hand_attention() {
 
 CreditOptions hand_options() {
   CreditOptions o;
+  o.sinks = "keep";  // column 0 is token 0; the sink tests below exclude it on purpose
   o.window = 2;
   o.horizon_low = 1;
   o.horizon_high = 2;
@@ -195,6 +198,7 @@ TEST(CreditMetrics, KurtosisAndRunningReceiverHeads) {
 
 TEST(CreditMetrics, EdgeCasesEmptyShortAndOneSentence) {
   CreditOptions o;  // W 10, H_lo 10: a 3-token response is shorter than both
+  o.token_fraction = 0.4;
   // Two rows: an empty response and a 3-token one; response width 3, prompt width 2.
   const at::Tensor lengths = torch::tensor({0, 3}, torch::kLong);
   credit::StreamingAttentionReducer reducer({0}, 1, 2, lengths, 3, {o.window, o.horizon_low, o.horizon_high, 2},
@@ -222,6 +226,7 @@ TEST(CreditMetrics, EdgeCasesEmptyShortAndOneSentence) {
 
 TEST(CreditWeights, BaselinesAndSignMode) {
   CreditOptions o;
+  o.token_fraction = 0.4;
   const at::Tensor lengths = torch::tensor({5, 10, 0}, torch::kLong);
   credit::WeightInputs in{lengths, 10, nullptr, {}, 42};
   o.strategy = "random";
@@ -331,6 +336,62 @@ TEST(CreditSinks, HandWrittenSinkColumnsRenormalisedExactly) {
   expect_near(sink_statistics(o).response_sink_heads, {0, 0, 0, 0});
 }
 
+TEST(CreditSinks, LayerProfilesAndAutoLayerChoice) {
+  CreditOptions o = hand_options();  // W 2, H_lo 1
+  o.sinks = "exclude";
+  const auto profiles = credit::layer_profiles(sink_statistics(o), o);
+  ASSERT_EQ(profiles.size(), 1u);
+  const credit::LayerProfile& p = profiles[0];
+  EXPECT_EQ(p.layer, 4);
+  EXPECT_NEAR(p.mean_lookback, (0.375 + 0.0 + 14.0 / 12) / 3, 1e-6);
+  EXPECT_NEAR(p.first_token_share, (0.5 + 0.9 + 0.0) / 3, 1e-6);
+  EXPECT_EQ(p.sink_heads, 1);    // head 1 (0.9 > 0.5)
+  EXPECT_EQ(p.local_heads, 2);   // heads 0 and 2: d <= W = 2
+  EXPECT_EQ(p.global_heads, 0);  // none with d >= 2 H_lo = 2
+  // Layers with both kinds first, then by count, ties to the middle of a 9-layer model.
+  auto profile = [](int64_t layer, int64_t local, int64_t global) {
+    credit::LayerProfile q;
+    q.layer = layer;
+    q.local_heads = local;
+    q.global_heads = global;
+    return q;
+  };
+  const std::vector<credit::LayerProfile> ps = {profile(0, 0, 3), profile(1, 1, 1), profile(2, 2, 0),
+                                                profile(3, 1, 2), profile(5, 0, 2), profile(8, 2, 0)};
+  EXPECT_EQ(credit::choose_layers(ps, 9, 2), (std::vector<int64_t>{1, 3}));
+  EXPECT_EQ(credit::choose_layers(ps, 9, 3), (std::vector<int64_t>{0, 1, 3}));
+  EXPECT_EQ(credit::choose_layers(ps, 9, 5), (std::vector<int64_t>{0, 1, 2, 3, 5}));  // 2 (d 2) beats 8 (d 4)
+}
+
+TEST(CreditCoupling, HandComputedSharesLagsAndStandardError) {
+  // Response 0 (8 tokens): preplan 1, 5; anchors 2, 7. Response 1 (4 tokens): preplan 0, anchor 3.
+  at::Tensor pre = torch::zeros({2, 8}, torch::kBool), anc = torch::zeros({2, 8}, torch::kBool);
+  pre[0][1] = pre[0][5] = pre[1][0] = true;
+  anc[0][2] = anc[0][7] = anc[1][3] = true;
+  const at::Tensor lengths = torch::tensor({8, 4}, torch::kLong);
+  const credit::CouplingStatistic c = credit::anchor_after_preplan(pre, anc, lengths, 3);
+  // Every anchor has a preplan token 0-3 before it. Random positions: 7 of 8 in response 0
+  // (all but token 0), 4 of 4 in response 1 -> expected hits 2 x 7/8 + 1.
+  EXPECT_EQ(c.events, 3);
+  EXPECT_NEAR(c.share, 1.0, 1e-12);
+  EXPECT_NEAR(c.random, (1.75 + 1.0) / 3, 1e-12);
+  EXPECT_NEAR(c.excess, 0.25 / 3, 1e-12);
+  // Cluster SE of (0.25, 0) over (2, 1) events: sqrt(2 (0.25 - 2/12)^2 x 2) / 3.
+  EXPECT_NEAR(c.excess_se, std::sqrt(2.0 * 2.0 * std::pow(0.25 - 2.0 / 12, 2)) / 3, 1e-12);
+  // Lags: anchor 2 <- preplan 1 (lag 1), anchor 7 <- preplan 5 (lag 2), anchor 3 <- 0 (lag 3);
+  // anchor 2 also has preplan 5 three tokens after it (lag -3).
+  ASSERT_EQ(c.lags, (std::vector<int64_t>{-3, -2, -1, 0, 1, 2, 3}));
+  expect_near(torch::tensor(c.lag_share, torch::kDouble), {1.0 / 3, 0, 0, 0, 1.0 / 3, 1.0 / 3, 1.0 / 3}, 1e-12);
+  // Lag 0: positions that are preplan tokens: 2 of 8 and 1 of 4 -> (2 x 2/8 + 1 x 1/4) / 3.
+  EXPECT_NEAR(c.lag_random[3], (2 * 0.25 + 0.25) / 3, 1e-12);
+  // The paper's wording: preplan 1 is followed by anchor 2, preplan 5 by none, preplan 0 (of
+  // response 1) by none (anchor at 3). Random: anchor at t or t + 1 for 4 of 8 and 2 of 4.
+  const credit::CouplingStatistic p = credit::preplan_then_anchor(pre, anc, lengths);
+  EXPECT_EQ(p.events, 3);
+  EXPECT_NEAR(p.share, 1.0 / 3, 1e-12);
+  EXPECT_NEAR(p.random, (2 * 0.5 + 1 * 0.5) / 3, 1e-12);
+}
+
 // ---- streaming vs a naive full-matrix reference on a random model ---------------------------
 
 LlamaModel random_model() {
@@ -360,6 +421,7 @@ struct NaiveSequence {
 TEST(CreditStreaming, MatchesNaiveFullMatrixReferenceOnPaddedBatch) {
   const LlamaModel model = random_model();
   CreditOptions o;
+  o.sinks = "keep";  // raw rows here; SinksExcludedMatchNaiveRenormalisedReference renormalises
   o.layers.mode = "all";
   o.chunk_rows = 3;  // many chunks per layer
   o.window = 4;
@@ -677,8 +739,10 @@ TEST(CreditConfig, KeysParseAndBadValuesNameTheKey) {
   std::ofstream(dir / "c.yaml") << "base: missing.yaml\n";
   EXPECT_NE(test::error_of([&] { load_train_config((dir / "c.yaml").string()); }).find("missing.yaml"), std::string::npos);
   // Default layers: five evenly spaced in [floor(L/3), floor(2L/3)].
-  EXPECT_EQ(credit::observed_layers({}, 32), (std::vector<int64_t>{10, 13, 16, 18, 21}));
-  EXPECT_EQ(credit::observed_layers({}, 4), (std::vector<int64_t>{1, 2}));
+  EXPECT_EQ(credit::observed_layers({"default", {}}, 32), (std::vector<int64_t>{10, 13, 16, 18, 21}));
+  EXPECT_EQ(credit::observed_layers({"default", {}}, 4), (std::vector<int64_t>{1, 2}));
+  // auto observes every layer until a step has chosen.
+  EXPECT_EQ(credit::observed_layers({"auto", {}}, 4), (std::vector<int64_t>{0, 1, 2, 3}));
 }
 
 }  // namespace

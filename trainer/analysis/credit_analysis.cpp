@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "credit/credit_map.h"
+#include "credit/layer_choice.h"
 #include "credit/sentence_segmentation.h"
 #include "credit/token_weights.h"
 #include "trainer/common/error.h"
@@ -62,7 +63,13 @@ nlohmann::json analyze_credit(const Pretrained& policy, const CreditAnalysisInpu
   std::vector<const std::vector<int64_t>*> prompts = {&input.prompt_ids}, responses = {&input.response_ids};
   const StepBatch batch = pad_sequences(prompts, responses, 0);
   const at::Tensor sentence_ids = torch::tensor(token_sentence, torch::kLong).view({1, R});
-  const PolicyPass pass = policy_pass(model, batch, 1.0, 1, true, &o.credit, sentence_ids);
+  PolicyPass pass = policy_pass(model, batch, 1.0, 1, true, &o.credit, sentence_ids);
+  std::string layer_choice = o.credit.layers.mode;
+  if (o.credit.layers.mode == "auto") {  // no run chose: choose from this response's attention
+    const auto profiles = credit::layer_profiles(*pass.attention, o.credit);
+    pass.attention = credit::select_layers(*pass.attention, credit::choose_layers(profiles, model.config().num_hidden_layers, o.credit.auto_layer_count));
+    layer_choice = "auto (measured on this response)";
+  }
   const credit::CreditMap map = credit::build_credit_map(*pass.attention, o.credit, nullptr, sentence_ids);
   credit::WeightInputs wi;
   wi.response_lengths = torch::tensor({R}, torch::kLong);
@@ -82,7 +89,21 @@ nlohmann::json analyze_credit(const Pretrained& policy, const CreditAnalysisInpu
   out["prompt_ids"] = input.prompt_ids;
   out["response"] = d.text;
   out["observed_layers"] = pass.attention->layers;
+  out["layer_choice"] = layer_choice;
   out["heads_per_layer"] = pass.attention->heads;
+  out["sinks"] = o.credit.sinks;
+  // Sink keys (5.7): heads of the observed layers for which each prompt / response token is a sink.
+  const at::Tensor prompt_sinks = pass.attention->prompt_sink_heads.sum(1)[0].contiguous();
+  const at::Tensor response_sinks = pass.attention->response_sink_heads.sum(1)[0].contiguous();
+  nlohmann::json sink_list = nlohmann::json::array();
+  for (int64_t p = 0; p < prompt_sinks.numel(); ++p) {
+    const int64_t n = prompt_sinks[p].item<int64_t>();
+    if (n == 0 || static_cast<size_t>(p) >= input.prompt_ids.size()) continue;
+    sink_list.push_back({{"index", p},
+                         {"text", policy.tokenizer.decode({input.prompt_ids[static_cast<size_t>(p)]}, false)},
+                         {"heads", n}});
+  }
+  out["prompt_sinks"] = sink_list;
   nlohmann::json heads = nlohmann::json::array();
   const int64_t J = pass.attention->num_heads();
   for (int64_t j = 0; j < J; ++j) {
@@ -90,6 +111,8 @@ nlohmann::json analyze_credit(const Pretrained& policy, const CreditAnalysisInpu
     heads.push_back({{"layer", pass.attention->layers[static_cast<size_t>(j / pass.attention->heads)]},
                      {"head", j % pass.attention->heads},
                      {"lookback_distance", map.head_distance[0][j].item<double>()},
+                     {"sink_share", map.head_sink_share[0][j].item<double>()},
+                     {"sink_dominated", !map.eligible_heads[0][j].item<bool>()},
                      {"group", map.heads.local[0][j].item<bool>()    ? "local"
                                : map.heads.global[0][j].item<bool>() ? "global"
                                                                      : "middle"},
@@ -117,6 +140,7 @@ nlohmann::json analyze_credit(const Pretrained& policy, const CreditAnalysisInpu
                       {"anchor", map.anchor[0][r].item<bool>()},
                       {"dominated", map.dominated[0][r].item<bool>()},
                       {"intro", map.intro[0][r].item<bool>()},
+                      {"sink_heads", response_sinks[r].item<int64_t>()},
                       {"sentence", token_sentence[static_cast<size_t>(r)]},
                       {"gamma", g}});
   }

@@ -43,6 +43,7 @@ pre.prompt { background: #f7fafc; border: 1px solid #e2e8f0; padding: 8px; white
 .tok.preplan { border-bottom: 3px solid #2b6cb0; }
 .tok.anchor { box-shadow: inset 0 3px 0 #c53030; }
 .tok.dominated { box-shadow: inset 0 3px 0 #fc8181; }
+.tok.sink { outline: 1px dashed #718096; }
 .tok.intro::after { content: "\25B2"; color: #805ad5; font-size: 9px; vertical-align: sub; }
 .legend { display: flex; gap: 18px; flex-wrap: wrap; font-size: 13px; margin: 10px 0; align-items: center; }
 .bar { width: 160px; height: 12px; border: 1px solid #a0aec0; display: inline-block; vertical-align: middle; }
@@ -87,12 +88,14 @@ function render() {
   });
   R.tokens.forEach((t, i) => {
     const e = document.createElement('span');
-    e.className = 'tok' + ['preplan', 'anchor', 'dominated', 'intro'].filter(k => t[k]).map(k => ' ' + k).join('');
+    e.className = 'tok' + ['preplan', 'anchor', 'dominated', 'intro'].filter(k => t[k]).map(k => ' ' + k).join('') +
+      (t.sink_heads ? ' sink' : '');
     e.textContent = t.text.replace(/\n/g, '↵');
     e.style.background = heat((vals[i] - lo) / ((hi - lo) || 1), hue);
     e.title = `#${t.index} ${JSON.stringify(t.text)}\nγ: ${Object.entries(t.gamma).map(([k, v]) => k + ' ' + v.toFixed(2)).join(', ')}\n` +
       `WAAD ${fmt(t.waad)}  FAI ${fmt(t.fai)}  Δ ${fmt(t.delta)}  entropy ${fmt(t.entropy)}  logprob ${fmt(t.logprob)}\n` +
-      ['preplan', 'anchor', 'dominated', 'intro'].filter(k => t[k]).join(' ');
+      ['preplan', 'anchor', 'dominated', 'intro'].filter(k => t[k]).join(' ') +
+      (t.sink_heads ? `\nattention sink of ${t.sink_heads} observed heads` : '');
     (t.sentence >= 0 && sentSpans[t.sentence] ? sentSpans[t.sentence] : box).appendChild(e);
   });
   document.getElementById('bar').style.background = `linear-gradient(to right, ${heat(0, hue)}, ${heat(1, hue)})`;
@@ -113,6 +116,24 @@ const heads = R.heads || [];
 document.getElementById('heads').textContent = `observed layers ${JSON.stringify(R.observed_layers)}, ` +
   `${heads.filter(h => h.group === 'local').length} local / ${heads.filter(h => h.group === 'global').length} global heads of ${heads.length}; ` +
   `receiver heads: ${heads.filter(h => h.receiver).map(h => 'L' + h.layer + 'H' + h.head).join(' ') || 'none'}`;
+// Why each head was or was not used: its look-back distance, its share of attention on sink
+// keys, and the group it joined (sink-dominated heads leave the groups under sinks: exclude).
+const hb = document.getElementById('headbody');
+for (const h of heads) {
+  const tr = document.createElement('tr');
+  const group = h.sink_dominated && R.sinks === 'exclude' ? 'left out (sink-dominated)' : h.group;
+  for (const [v, cls] of [['L' + h.layer + 'H' + h.head, ''], [fmt(h.lookback_distance), 'num'],
+                          [h.sink_share === undefined ? '—' : (100 * h.sink_share).toFixed(1) + '%', 'num'], [group, ''],
+                          [h.receiver ? 'yes' : '', '']]) {
+    const td = document.createElement('td'); td.textContent = v; if (cls) td.className = cls; tr.appendChild(td);
+  }
+  hb.appendChild(tr);
+}
+const sinks = R.prompt_sinks || [];
+document.getElementById('sinks').textContent = `sinks: ${R.sinks || 'keep'}; layers: ${R.layer_choice || ''}; ` +
+  `prompt sink keys (token index "text" x observed heads): ` +
+  (sinks.map(s => `#${s.index} ${JSON.stringify(s.text)} x${s.heads}`).join(', ') || 'none') +
+  `; response sink tokens: ${R.tokens.filter(t => t.sink_heads).length} (dashed outline)`;
 render();
 )JS";
 
@@ -124,6 +145,7 @@ std::string credit_html(const nlohmann::json& report, const std::string& title) 
           "</title>\n<style>" + kStyle + "</style></head><body>\n";
   html += "<h1>anchor-rl credit map</h1><div class=\"sub\">" + escape_html(title) + " — <span id=\"heads\"></span></div>\n";
   html += "<pre class=\"prompt\">" + escape_html(report.value("prompt", "")) + "</pre>\n";
+  html += "<div class=\"sub\" id=\"sinks\"></div>\n";
   html += R"(<div class="controls">Colour tokens by <select id="colour"></select>
   <label><input type="checkbox" id="sentences" checked> shade sentences by receiver score</label></div>
 <div class="legend"><span><span id="lo"></span> <span class="bar" id="bar"></span> <span id="hi"></span></span>
@@ -131,11 +153,14 @@ std::string credit_html(const nlohmann::json& report, const std::string& title) 
   <span><span class="key tok anchor">anchor</span> top FAI</span>
   <span><span class="key tok dominated">dominated</span> locally dominated anchor</span>
   <span><span class="key tok intro">intro</span> introduces a dominated anchor</span>
+  <span><span class="key tok sink">sink</span> attention-sink key</span>
   <span>sentence bar: receiver score (green = high)</span></div>
 <div class="text" id="text"></div>
 <table><thead><tr><th>#</th><th>sentence</th><th>receiver score</th><th>thought anchor</th>
 <th>suppression (mean log KL on later sentences)</th><th>resampling importance (with vs without)</th></tr></thead>
 <tbody id="sentbody"></tbody></table>
+<table><thead><tr><th>observed head</th><th>look-back distance</th><th>attention on sink keys</th><th>group</th>
+<th>receiver</th></tr></thead><tbody id="headbody"></tbody></table>
 )";
   html += "<script type=\"application/json\" id=\"report\">" + embed_json(report) + "</script>\n";
   html += std::string("<script>") + kScript + "</script>\n</body></html>\n";

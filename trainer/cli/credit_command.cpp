@@ -15,6 +15,7 @@
 #include "trainer/cli/device_options.h"
 #include "trainer/common/error.h"
 #include "trainer/common/file_util.h"
+#include "trainer/checkpoint/checkpoint.h"
 #include "trainer/config/train_config.h"
 
 namespace anchor::cli {
@@ -82,6 +83,15 @@ int run_credit(CreditCommandOptions& o) {
   const rewards::CompositeReward reward = rewards::CompositeReward::from_names(o.rewards);
   CreditAnalysisOptions ao;
   ao.credit = cfg.credit;
+  // A checkpoint of a run with credit.layers: auto observes the layers that run chose.
+  std::string layer_choice;
+  if (ao.credit.layers.mode == "auto" && std::filesystem::exists(std::filesystem::path(o.model_dir) / "trainer_state.json")) {
+    const TrainerState state = load_trainer_state(o.model_dir);
+    if (state.extra.contains("credit_layers")) {
+      ao.credit.layers = {"list", state.extra["credit_layers"].get<std::vector<int64_t>>()};
+      layer_choice = "auto (chosen by the run, from its checkpoint)";
+    }
+  }
   ao.seed = o.sampling.seed;
   ao.suppression = o.suppression;
   ao.resample = o.resample;
@@ -90,11 +100,16 @@ int run_credit(CreditCommandOptions& o) {
   ao.reward = o.resample > 0 ? &reward : nullptr;
   nlohmann::json report = analyze_credit(policy, input, ao);
   report["model"] = o.model_dir;
+  if (!layer_choice.empty()) report["layer_choice"] = layer_choice;
   report["source"] = title;
   report["options"] = {{"window", cfg.credit.window},
                        {"horizon_low", cfg.credit.horizon_low},
                        {"horizon_high", cfg.credit.horizon_high},
                        {"head_quantile", cfg.credit.head_quantile},
+                       {"sinks", cfg.credit.sinks},
+                       {"sink_key_share", cfg.credit.sink_key_share},
+                       {"sink_query_share", cfg.credit.sink_query_share},
+                       {"sink_head_share", cfg.credit.sink_head_share},
                        {"token_fraction", cfg.credit.token_fraction},
                        {"amplification", cfg.credit.amplification},
                        {"coupled_alpha", cfg.credit.coupled_alpha},

@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   actions.push_back(anchor::cli::register_eval(app));
   actions.push_back(anchor::cli::register_generate(app));
   actions.push_back(anchor::cli::register_credit(app));
+  actions.push_back(anchor::cli::register_credit_stats(app));
   actions.push_back(anchor::cli::register_chat(app));
   try {
     app.parse(argc, argv);

@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "credit/credit_map.h"
+#include "credit/layer_choice.h"
 #include "credit/token_weights.h"
 #include "data/prompt_dataset.h"
 #include "rewards/reward_function.h"
@@ -115,6 +116,10 @@ int run_rl_training(const TrainRunOptions& opt) {
   const bool on_policy = cfg.algo.ppo_epochs == 1 && cfg.algo.mini_batches == 1;
   const bool sentence_credit = credit::strategy_uses_sentences(cfg.credit.strategy);
   if (attention_credit) credit::observed_layers(cfg.credit.layers, policy.model.config().num_hidden_layers);  // checks
+  // credit.layers: auto observes every layer on the first credit step, chooses there (5.7) and
+  // keeps the choice, which the checkpoints carry so a resumed run observes the same layers.
+  std::vector<int64_t> auto_layers;
+  if (state.extra.contains("credit_layers")) auto_layers = state.extra["credit_layers"].get<std::vector<int64_t>>();
   credit::ReceiverHeadEstimate receivers;
   if (state.extra.contains("credit_receivers")) {
     receivers.kurtosis_sum = state.extra["credit_receivers"]["kurtosis_sum"].get<std::vector<double>>();
@@ -132,6 +137,7 @@ int run_rl_training(const TrainRunOptions& opt) {
     state.data_epoch = cursor.epoch();
     state.data_position = cursor.position();
     state.config_hash = start.config_hash;
+    if (!auto_layers.empty()) state.extra["credit_layers"] = auto_layers;
     if (!receivers.traces.empty())
       state.extra["credit_receivers"] = {{"kurtosis_sum", receivers.kurtosis_sum}, {"traces", receivers.traces}};
     const std::string path =
@@ -265,10 +271,24 @@ int run_rl_training(const TrainRunOptions& opt) {
       // pool every micro-batch of the step — or a KL penalty in the reward needs them first.
       const bool needs_pass = !on_policy || attention_credit || cfg.credit.strategy == "entropy" ||
                               (cfg.algo.kl_coef > 0 && cfg.algo.kl_in == "reward");
-      const PolicyPass old = needs_pass ? policy_pass(policy.model, batch, cfg.rollout.temperature, micro,
-                                                      cfg.credit.strategy == "entropy",
-                                                      attention_credit ? &cfg.credit : nullptr, sentence_ids)
-                                        : PolicyPass{};
+      credit::CreditOptions step_credit = cfg.credit;
+      if (cfg.credit.layers.mode == "auto" && !auto_layers.empty()) step_credit.layers = {"list", auto_layers};
+      PolicyPass old = needs_pass ? policy_pass(policy.model, batch, cfg.rollout.temperature, micro,
+                                                cfg.credit.strategy == "entropy",
+                                                attention_credit ? &step_credit : nullptr, sentence_ids)
+                                  : PolicyPass{};
+      if (old.attention && cfg.credit.layers.mode == "auto" && auto_layers.empty()) {
+        const auto profiles = credit::layer_profiles(*old.attention, cfg.credit);
+        auto_layers = credit::choose_layers(profiles, policy.model.config().num_hidden_layers,
+                                             cfg.credit.auto_layer_count);
+        std::string text;
+        for (const auto& p : profiles)
+          text += str_cat(" ", p.layer, ":", p.local_heads, "L/", p.global_heads, "G/", p.sink_heads, "S");
+        log::info(str_cat("credit.layers auto: observing layers ", nlohmann::json(auto_layers).dump(),
+                          " (per layer: clearly local / clearly global / sink heads:", text, ")"));
+        line["credit_layers_chosen"] = auto_layers;
+        old.attention = credit::select_layers(*old.attention, auto_layers);
+      }
       const at::Tensor& old_logprobs = old.logprobs;
       t_credit += old.credit_seconds;
       at::Tensor ref_logprobs;

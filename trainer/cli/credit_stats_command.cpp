@@ -124,7 +124,7 @@ int run_credit_stats(const CreditStatsOptions& o) {
   }
   const auto keep_profiles = credit::layer_profiles(stats["keep"], base);
   const auto excl_profiles = credit::layer_profiles(stats["exclude"], base);
-  const std::vector<int64_t> default_layers = credit::observed_layers({}, L);
+  const std::vector<int64_t> default_layers = credit::observed_layers({"default", {}}, L);
   const std::vector<int64_t> auto_layers = credit::choose_layers(excl_profiles, L, base.auto_layer_count);
 
   nlohmann::json report = {{"model", o.model_dir}, {"data", o.data}, {"responses", n}, {"response_tokens", tokens},

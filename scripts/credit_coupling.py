@@ -12,7 +12,7 @@ measures it (one streaming attention pass, the run config's credit: section). Pe
 
 and the lag profile: for lag L in -3..+3, the share of anchors with a preplan peak at t - L.
 Shares are pooled over anchors; standard errors treat responses as independent clusters. Both
-q (--fraction) and the trainer's own flags (credit.token_fraction of the config, default 0.4)
+q (--fraction) and the trainer's own flags (credit.token_fraction of the config, default 0.1; 0.4 before the sink-aware defaults)
 are reported, since how many tokens are flagged sets the random baseline.
 
 Usage:

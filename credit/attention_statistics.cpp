@@ -61,25 +61,29 @@ bool StreamingAttentionReducer::observes_layer(int64_t layer) const {
   return std::binary_search(stats_.layers.begin(), stats_.layers.end(), layer);
 }
 
+void StreamingAttentionReducer::zero_sums(const at::TensorOptions& acc) {
+  const int64_t B = stats_.response_lengths.size(0), J = stats_.num_heads(), R = response_width_;
+  const int64_t Lo = static_cast<int64_t>(stats_.layers.size());
+  stats_.lookback_sum = torch::zeros({B, J}, acc);
+  stats_.waad_heads = torch::zeros({B, J, R}, acc);
+  stats_.fai_sums = torch::zeros({B, J, R}, acc);
+  if (sentence_ids_.defined()) stats_.block_sums = torch::zeros({B, J, num_sentences_, num_sentences_}, acc);
+  stats_.sink_mass_sum = torch::zeros({B, J}, acc);
+  stats_.first_token_mass_sum = torch::zeros({B, J}, acc);
+  stats_.prompt_sink_heads = torch::zeros({B, Lo, response_begin_}, torch::kLong);
+  stats_.response_sink_heads = torch::zeros({B, Lo, R}, torch::kLong);
+}
+
 void StreamingAttentionReducer::allocate(const at::Tensor& probs) {
   const int64_t B = probs.size(0), J = stats_.num_heads(), R = response_width_;
   AR_CHECK(B == stats_.response_lengths.size(0), "credit: the observed batch has ", B, " rows, the reducer expects ",
            stats_.response_lengths.size(0));
   AR_CHECK(probs.size(1) == stats_.heads, "credit: the model has ", probs.size(1), " heads, the reducer expects ",
            stats_.heads);
-  const auto acc = probs.options().dtype(torch::kDouble);
-  stats_.lookback_sum = torch::zeros({B, J}, acc);
-  stats_.waad_heads = torch::zeros({B, J, R}, acc);
-  stats_.fai_sums = torch::zeros({B, J, R}, acc);
+  zero_sums(probs.options().dtype(torch::kDouble));
   lengths_device_ = stats_.response_lengths.to(probs.device());
   first_column_ = (response_begin_ - prompt_lengths_).to(probs.device());
-  const int64_t Lo = static_cast<int64_t>(stats_.layers.size());
-  stats_.sink_mass_sum = torch::zeros({B, J}, acc);
-  stats_.first_token_mass_sum = torch::zeros({B, J}, acc);
-  stats_.prompt_sink_heads = torch::zeros({B, Lo, response_begin_}, torch::kLong);
-  stats_.response_sink_heads = torch::zeros({B, Lo, R}, torch::kLong);
   if (sentence_ids_.defined()) {
-    stats_.block_sums = torch::zeros({B, J, num_sentences_, num_sentences_}, acc);
     // One-hot sentence membership of every column (prompt columns belong to none).
     const int64_t K = response_begin_ + R;
     at::Tensor onehot = torch::zeros({B, K, num_sentences_}, torch::kFloat);
@@ -106,7 +110,7 @@ void StreamingAttentionReducer::decide_sinks(int64_t layer, const at::Tensor& li
   const int64_t B = like.size(0), H = like.size(1), K = response_begin_ + response_width_;
   const auto opt = like.options();
   at::Tensor sinks = torch::zeros({B, H, K}, opt.dtype(torch::kBool));
-  if (survey_layer_ == layer) {  // no survey chunk had response rows: token 0 only
+  if (survey_layer_ == layer) {  // else no survey chunk had response rows: token 0 only
     const at::Tensor needed = (lengths_device_.to(opt.dtype()) * options_.sink_query_share).view({B, 1, 1});
     sinks = survey_counts_.gt(needed).logical_and(lengths_device_.gt(0).view({B, 1, 1}));
   }
@@ -220,19 +224,7 @@ void StreamingAttentionReducer::on_chunk(const AttentionChunk& chunk) {
 }
 
 AttentionStatistics StreamingAttentionReducer::finish() {
-  const int64_t B = stats_.response_lengths.size(0), J = stats_.num_heads(), R = response_width_;
-  if (!stats_.lookback_sum.defined()) {  // nothing observed (e.g. every response empty)
-    const auto acc = torch::TensorOptions().dtype(torch::kDouble);
-    stats_.lookback_sum = torch::zeros({B, J}, acc);
-    stats_.waad_heads = torch::zeros({B, J, R}, acc);
-    stats_.fai_sums = torch::zeros({B, J, R}, acc);
-    if (sentence_ids_.defined()) stats_.block_sums = torch::zeros({B, J, num_sentences_, num_sentences_}, acc);
-    const int64_t Lo = static_cast<int64_t>(stats_.layers.size());
-    stats_.sink_mass_sum = torch::zeros({B, J}, acc);
-    stats_.first_token_mass_sum = torch::zeros({B, J}, acc);
-    stats_.prompt_sink_heads = torch::zeros({B, Lo, response_begin_}, torch::kLong);
-    stats_.response_sink_heads = torch::zeros({B, Lo, R}, torch::kLong);
-  }
+  if (!stats_.lookback_sum.defined()) zero_sums(torch::TensorOptions().dtype(torch::kDouble));  // nothing observed
   AttentionStatistics out = stats_;
   out.lookback_sum = out.lookback_sum.cpu();
   out.waad_heads = out.waad_heads.cpu();

@@ -83,6 +83,7 @@ class StreamingAttentionReducer : public AttentionObserver {
 
  private:
   void allocate(const at::Tensor& like);
+  void zero_sums(const at::TensorOptions& acc);
   void survey(const at::Tensor& rows, const at::Tensor& row_valid, int64_t layer);
   void decide_sinks(int64_t layer, const at::Tensor& like);
 

@@ -413,6 +413,27 @@ struct FullAttention : AttentionObserver {
   void on_chunk(const AttentionChunk& c) override { maps[c.layer] = c.probs[0].to(torch::kDouble).clone(); }
 };
 
+// WAAD and FAI of one sequence by loops over the group-mean maps loc / glob [N, N] (prompt P,
+// response len, padded to width R).
+std::pair<std::vector<double>, std::vector<double>> naive_waad_fai(const at::Tensor& loc, const at::Tensor& glob,
+                                                                   int64_t P, int64_t len, int64_t R,
+                                                                   const CreditOptions& o) {
+  const int64_t N = P + len;
+  std::vector<double> waad(static_cast<size_t>(R), 0.0), fai(static_cast<size_t>(R), 0.0);
+  for (int64_t r = 0; r < len; ++r) {
+    const int64_t t = P + r;
+    for (int64_t k = 0; k <= t; ++k) waad[static_cast<size_t>(r)] += loc[t][k].item<double>() * std::min<int64_t>(t - k, o.window);
+    double sum = 0;
+    int64_t count = 0;
+    for (int64_t u = t + o.horizon_low; u <= std::min(N - 1, t + o.horizon_high); ++u) {
+      sum += glob[u][t].item<double>();
+      ++count;
+    }
+    fai[static_cast<size_t>(r)] = count ? sum / static_cast<double>(count) : 0.0;
+  }
+  return {waad, fai};
+}
+
 struct NaiveSequence {
   int64_t prompt = 0, response = 0;
   std::vector<at::Tensor> maps;  // per observed layer [H, N, N] double
@@ -506,18 +527,7 @@ TEST(CreditStreaming, MatchesNaiveFullMatrixReferenceOnPaddedBatch) {
     }
     loc /= static_cast<double>(nl);
     glob /= static_cast<double>(ng);
-    std::vector<double> waad(static_cast<size_t>(R), 0.0), fai(static_cast<size_t>(R), 0.0);
-    for (int64_t r = 0; r < s.response; ++r) {
-      const int64_t t = s.prompt + r;
-      for (int64_t k = 0; k <= t; ++k) waad[static_cast<size_t>(r)] += loc[t][k].item<double>() * std::min<int64_t>(t - k, o.window);
-      double sum = 0;
-      int64_t count = 0;
-      for (int64_t u = t + o.horizon_low; u <= std::min(N - 1, t + o.horizon_high); ++u) {
-        sum += glob[u][t].item<double>();
-        ++count;
-      }
-      fai[static_cast<size_t>(r)] = count ? sum / static_cast<double>(count) : 0.0;
-    }
+    const auto [waad, fai] = naive_waad_fai(loc, glob, s.prompt, s.response, R, o);
     expect_near(m.waad[static_cast<int64_t>(i)], waad, 1e-5);
     expect_near(m.fai[static_cast<int64_t>(i)], fai, 1e-5);
     // Vertical scores per head from block means of the full maps (sentences of 5 tokens).
@@ -630,23 +640,12 @@ TEST(CreditStreaming, SinksExcludedMatchNaiveRenormalisedReference) {
     expect_near(m.head_sink_share[b], share, 1e-5);
   }
   for (size_t i = 0; i < 3; ++i) {
-    const int64_t P = static_cast<int64_t>(prompts[i].size()), len = response_lengths[i], N = P + len;
+    const int64_t P = static_cast<int64_t>(prompts[i].size()), len = response_lengths[i];
     const at::Tensor local = m.heads.local[static_cast<int64_t>(i)].to(torch::kDouble).view({J, 1, 1});
     const at::Tensor global = m.heads.global[static_cast<int64_t>(i)].to(torch::kDouble).view({J, 1, 1});
     const at::Tensor loc = (renormalised[i] * local).sum(0) / local.sum().clamp_min(1);
     const at::Tensor glob = (renormalised[i] * global).sum(0) / global.sum().clamp_min(1);
-    std::vector<double> waad(static_cast<size_t>(R), 0.0), fai(static_cast<size_t>(R), 0.0);
-    for (int64_t r = 0; r < len; ++r) {
-      const int64_t t = P + r;
-      for (int64_t k = 0; k <= t; ++k) waad[static_cast<size_t>(r)] += loc[t][k].item<double>() * std::min<int64_t>(t - k, o.window);
-      double sum = 0;
-      int64_t count = 0;
-      for (int64_t u = t + o.horizon_low; u <= std::min(N - 1, t + o.horizon_high); ++u) {
-        sum += glob[u][t].item<double>();
-        ++count;
-      }
-      fai[static_cast<size_t>(r)] = count ? sum / static_cast<double>(count) : 0.0;
-    }
+    const auto [waad, fai] = naive_waad_fai(loc, glob, P, len, R, o);
     expect_near(m.waad[static_cast<int64_t>(i)], waad, 1e-5);
     expect_near(m.fai[static_cast<int64_t>(i)], fai, 1e-5);
     // Sink tokens are never flagged.

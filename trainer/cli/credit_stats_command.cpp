@@ -111,10 +111,7 @@ int run_credit_stats(const CreditStatsOptions& o) {
     rr.push_back(&responses[static_cast<size_t>(i)]);
     tokens += static_cast<int64_t>(responses[static_cast<size_t>(i)].size());
   }
-  // Padding is masked out; any valid id does (SentencePiece models may have no pad token).
-  const int64_t pad_id = policy.tokenizer.pad_id() >= 0 ? policy.tokenizer.pad_id()
-                                                        : std::max<int64_t>(policy.tokenizer.eos_id(), 0);
-  const StepBatch batch = pad_sequences(pp, rr, pad_id);
+  const StepBatch batch = pad_sequences(pp, rr, policy.tokenizer.padding_id());
 
   // One pass per sink mode over every layer.
   credit::CreditOptions base = cfg.credit;

@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -85,6 +86,9 @@ class Tokenizer {
   int64_t bos_id() const { return backend_->bos_id(); }  // -1 when the tokenizer defines none
   int64_t eos_id() const { return backend_->eos_id(); }
   int64_t pad_id() const { return backend_->pad_id(); }
+  // An id for padded positions, which are masked out: pad, else EOS, else 0 (SentencePiece
+  // models may define no pad token).
+  int64_t padding_id() const { return pad_id() >= 0 ? pad_id() : std::max<int64_t>(eos_id(), 0); }
   std::string id_to_piece(int64_t id) const { return backend_->id_to_piece(id); }
   // Whether decode(skip_special = true) drops this id.
   bool is_special(int64_t id) const { return backend_->is_special(id); }

@@ -127,7 +127,7 @@ int run_rl_training(const TrainRunOptions& opt) {
   }
 
   const int64_t G = cfg.rollout.samples_per_prompt;
-  const int64_t pad_id = policy.tokenizer.pad_id() >= 0 ? policy.tokenizer.pad_id() : std::max<int64_t>(policy.tokenizer.eos_id(), 0);
+  const int64_t pad_id = policy.tokenizer.padding_id();
   auto run_eval = [&](int64_t step) -> nlohmann::json {
     if (!eval_set) return nullptr;
     return evaluate_for_run(policy, *eval_set, prompt_template, reward, cfg, step);

@@ -118,7 +118,7 @@ RolloutBatch generate(const LlamaModel& model, const Tokenizer& tokenizer,
     stop_ids = config.stop_token_ids();
     if (tokenizer.eos_id() >= 0) stop_ids.push_back(tokenizer.eos_id());
   }
-  const int64_t pad_id = tokenizer.pad_id() >= 0 ? tokenizer.pad_id() : std::max<int64_t>(tokenizer.eos_id(), 0);
+  const int64_t pad_id = tokenizer.padding_id();
   const at::Device device = model.device();
   const auto long_cpu = torch::TensorOptions().dtype(torch::kLong);
 

@@ -7,12 +7,12 @@
 namespace anchor::credit {
 
 CreditMap build_credit_map(const AttentionStatistics& stats, const CreditOptions& o, ReceiverHeadEstimate* receivers,
-                           const at::Tensor& sentence_ids) {
+                           const at::Tensor& sentence_ids, const BatchSum* batch_sum) {
   CreditMap m;
   const at::Tensor& lengths = stats.response_lengths;
   m.valid = response_mask(lengths, stats.waad_heads.size(2));
-  m.head_distance = lookback_distance(stats, o.head_ranking);
-  m.head_sink_share = head_sink_share(stats, o.head_ranking);
+  m.head_distance = lookback_distance(stats, o.head_ranking, batch_sum);
+  m.head_sink_share = head_sink_share(stats, o.head_ranking, batch_sum);
   m.sink_tokens = sink_tokens(stats);
   // With sinks excluded (5.7), sink-dominated heads leave the groups and sink tokens are never
   // preplan, anchor or introductory tokens.
@@ -41,7 +41,7 @@ CreditMap build_credit_map(const AttentionStatistics& stats, const CreditOptions
     const HeadKurtosis k = vertical_score_kurtosis(m.vertical);
     ReceiverHeadEstimate local;
     ReceiverHeadEstimate& estimate = receivers ? *receivers : local;
-    estimate.update(k);
+    estimate.update(k, batch_sum);
     m.receiver_heads = estimate.top_heads(o.receiver_heads);
     m.sentence_scores = receiver_scores(m.vertical, m.receiver_heads);
     m.anchor_sentence_tokens = top_sentence_tokens(m.sentence_scores, m.sentence_ids, o.sentence_fraction);

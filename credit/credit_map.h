@@ -33,7 +33,9 @@ struct CreditMap {
 
 // `receivers`: the running receiver-head estimate to update with this batch and choose heads
 // from (nullptr: use this batch's kurtosis alone). `sentence_ids` [B, R] as given to the reducer.
+// `batch_sum`: pools batch-wide statistics over data-parallel ranks (nullptr: this batch).
 CreditMap build_credit_map(const AttentionStatistics& stats, const CreditOptions& options,
-                           ReceiverHeadEstimate* receivers = nullptr, const at::Tensor& sentence_ids = {});
+                           ReceiverHeadEstimate* receivers = nullptr, const at::Tensor& sentence_ids = {},
+                           const BatchSum* batch_sum = nullptr);
 
 }  // namespace anchor::credit

@@ -10,12 +10,14 @@
 
 namespace anchor::credit {
 
-std::vector<LayerProfile> layer_profiles(const AttentionStatistics& stats, const CreditOptions& o) {
-  const at::Tensor d = lookback_distance(stats, "batch")[0];      // [J]
-  const at::Tensor sink = head_sink_share(stats, "batch")[0];     // [J]
-  const double rows = std::max<double>(1.0, stats.response_lengths.sum().item<double>());
-  const at::Tensor first = stats.first_token_mass_sum.defined() ? stats.first_token_mass_sum.sum(0) / rows
-                                                                 : torch::zeros_like(d);
+std::vector<LayerProfile> layer_profiles(const AttentionStatistics& stats, const CreditOptions& o,
+                                         const BatchSum* batch_sum) {
+  const at::Tensor d = lookback_distance(stats, "batch", batch_sum)[0];   // [J]
+  const at::Tensor sink = head_sink_share(stats, "batch", batch_sum)[0];  // [J]
+  const at::Tensor first =
+      stats.first_token_mass_sum.defined()
+          ? pooled_mean(stats.first_token_mass_sum, stats.response_lengths.to(torch::kDouble), batch_sum)[0]
+          : torch::zeros_like(d);
   std::vector<LayerProfile> out;
   const int64_t H = stats.heads;
   for (size_t i = 0; i < stats.layers.size(); ++i) {

@@ -9,6 +9,7 @@
 
 #include "credit/attention_statistics.h"
 #include "credit/credit_options.h"
+#include "credit/token_metrics.h"
 
 namespace anchor::credit {
 
@@ -26,7 +27,9 @@ struct LayerProfile {
 };
 
 // One profile per observed layer of `stats`.
-std::vector<LayerProfile> layer_profiles(const AttentionStatistics& stats, const CreditOptions& options);
+// batch_sum pools over data-parallel ranks (every rank then chooses the same layers).
+std::vector<LayerProfile> layer_profiles(const AttentionStatistics& stats, const CreditOptions& options,
+                                         const BatchSum* batch_sum = nullptr);
 
 // The `count` layers (sorted) with the most heads that are clearly local or clearly global,
 // layers that have both first; ties go to the layer nearer the middle of the model.

@@ -45,7 +45,7 @@ HeadKurtosis vertical_score_kurtosis(const VerticalScores& vertical) {
   return out;
 }
 
-void ReceiverHeadEstimate::update(const HeadKurtosis& k) {
+void ReceiverHeadEstimate::update(const HeadKurtosis& k, const std::function<at::Tensor(const at::Tensor&)>* batch_sum) {
   const int64_t J = k.kurtosis.size(1);
   if (kurtosis_sum.empty()) {
     kurtosis_sum.assign(static_cast<size_t>(J), 0.0);
@@ -53,7 +53,12 @@ void ReceiverHeadEstimate::update(const HeadKurtosis& k) {
   }
   AR_CHECK(static_cast<int64_t>(kurtosis_sum.size()) == J, "credit: the receiver-head estimate covers ",
            kurtosis_sum.size(), " heads, this model observes ", J, " (were credit.layers changed on resume?)");
-  const at::Tensor sum = (k.kurtosis * k.valid).sum(0), cnt = k.valid.sum(0);
+  at::Tensor sum = (k.kurtosis * k.valid).sum(0), cnt = k.valid.sum(0);
+  if (batch_sum != nullptr && *batch_sum) {
+    const at::Tensor both = (*batch_sum)(torch::cat({sum.to(torch::kDouble), cnt.to(torch::kDouble)}));
+    sum = both.slice(0, 0, J);
+    cnt = both.slice(0, J, 2 * J).round().to(torch::kLong);
+  }
   for (int64_t j = 0; j < J; ++j) {
     kurtosis_sum[static_cast<size_t>(j)] += sum[j].item<double>();
     traces[static_cast<size_t>(j)] += cnt[j].item<int64_t>();

@@ -8,6 +8,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "credit/attention_statistics.h"
@@ -34,7 +35,8 @@ HeadKurtosis vertical_score_kurtosis(const VerticalScores& vertical);
 struct ReceiverHeadEstimate {
   std::vector<double> kurtosis_sum;
   std::vector<int64_t> traces;
-  void update(const HeadKurtosis& k);
+  // Adds this batch's kurtosis (summed over data-parallel ranks when batch_sum is given).
+  void update(const HeadKurtosis& k, const std::function<at::Tensor(const at::Tensor&)>* batch_sum = nullptr);
   // The top-k heads by mean kurtosis (ties: lower index); heads never measured rank last.
   std::vector<int64_t> top_heads(int64_t k) const;
 };

@@ -14,21 +14,30 @@ at::Tensor response_mask(const at::Tensor& response_lengths, int64_t width) {
   return torch::arange(width, torch::kLong).unsqueeze(0).lt(response_lengths.to(torch::kLong).unsqueeze(1));
 }
 
-at::Tensor lookback_distance(const AttentionStatistics& stats, const std::string& ranking) {
+at::Tensor pooled_mean(const at::Tensor& sums, const at::Tensor& lengths, const BatchSum* batch_sum) {
+  if (batch_sum == nullptr || !*batch_sum) {
+    const at::Tensor pooled = sums.sum(0) / lengths.sum().clamp_min(1.0);
+    return pooled.unsqueeze(0).expand_as(sums).contiguous();
+  }
+  const at::Tensor both = (*batch_sum)(torch::cat({sums.sum(0), lengths.sum().unsqueeze(0)}));
+  const int64_t J = sums.size(1);
+  const at::Tensor pooled = both.slice(0, 0, J) / both.slice(0, J, J + 1).clamp_min(1.0);
+  return pooled.unsqueeze(0).expand_as(sums).contiguous();
+}
+
+at::Tensor lookback_distance(const AttentionStatistics& stats, const std::string& ranking, const BatchSum* batch_sum) {
   const at::Tensor lengths = stats.response_lengths.to(torch::kDouble);
   if (ranking == "sequence") return stats.lookback_sum / lengths.clamp_min(1.0).unsqueeze(1);
   AR_CHECK(ranking == "batch", "credit.head_ranking: batch or sequence, got '", ranking, "'");
-  const at::Tensor pooled = stats.lookback_sum.sum(0) / lengths.sum().clamp_min(1.0);
-  return pooled.unsqueeze(0).expand_as(stats.lookback_sum).contiguous();
+  return pooled_mean(stats.lookback_sum, lengths, batch_sum);
 }
 
-at::Tensor head_sink_share(const AttentionStatistics& stats, const std::string& ranking) {
+at::Tensor head_sink_share(const AttentionStatistics& stats, const std::string& ranking, const BatchSum* batch_sum) {
   if (!stats.sink_mass_sum.defined()) return torch::zeros_like(stats.lookback_sum);
   const at::Tensor lengths = stats.response_lengths.to(torch::kDouble);
   if (ranking == "sequence") return stats.sink_mass_sum / lengths.clamp_min(1.0).unsqueeze(1);
   AR_CHECK(ranking == "batch", "credit.head_ranking: batch or sequence, got '", ranking, "'");
-  const at::Tensor pooled = stats.sink_mass_sum.sum(0) / lengths.sum().clamp_min(1.0);
-  return pooled.unsqueeze(0).expand_as(stats.sink_mass_sum).contiguous();
+  return pooled_mean(stats.sink_mass_sum, lengths, batch_sum);
 }
 
 at::Tensor sink_tokens(const AttentionStatistics& stats) {

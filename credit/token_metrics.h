@@ -7,6 +7,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -14,16 +15,27 @@
 
 namespace anchor::credit {
 
+// Sums a tensor over the data-parallel ranks (DESIGN 7), so that statistics pooled over the
+// step batch ("batch" head ranking, layer choice, receiver heads) are pooled over the global
+// batch and every rank builds the same map as one process would. nullptr = this batch alone.
+using BatchSum = std::function<at::Tensor(const at::Tensor&)>;
+
+// sums [B, J] pooled over the batch (and the ranks): every row gets sum over rows / total
+// response tokens (lengths [B] double).
+at::Tensor pooled_mean(const at::Tensor& sums, const at::Tensor& lengths, const BatchSum* batch_sum);
+
 // [B, R] bool: r < response_lengths[b].
 at::Tensor response_mask(const at::Tensor& response_lengths, int64_t width);
 
 // d(l,h) [B, J] double: mean look-back distance over response tokens, pooled over the batch
 // ("batch": every row gets the same values) or per row ("sequence"). 0 where no tokens.
-at::Tensor lookback_distance(const AttentionStatistics& stats, const std::string& ranking);
+at::Tensor lookback_distance(const AttentionStatistics& stats, const std::string& ranking,
+                             const BatchSum* batch_sum = nullptr);
 
 // Mean share of a head's attention on its sink keys over response tokens [B, J], pooled like
 // lookback_distance. 0 without sink detection.
-at::Tensor head_sink_share(const AttentionStatistics& stats, const std::string& ranking);
+at::Tensor head_sink_share(const AttentionStatistics& stats, const std::string& ranking,
+                           const BatchSum* batch_sum = nullptr);
 
 // [B, R] bool: response tokens that are a sink key of at least one observed head.
 at::Tensor sink_tokens(const AttentionStatistics& stats);

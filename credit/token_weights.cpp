@@ -27,10 +27,11 @@ at::Tensor none(const WeightInputs& in, const CreditOptions&) { return ones(in);
 at::Tensor random_tokens(const WeightInputs& in, const CreditOptions& o) {
   const at::Tensor lengths = in.response_lengths.to(torch::kLong).cpu();
   at::Tensor bonus = torch::zeros({lengths.size(0), in.width}, torch::kBool);
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(in.seed);
   for (int64_t b = 0; b < lengths.size(0); ++b) {
     const int64_t len = lengths[b].item<int64_t>();
     const int64_t k = top_count(o.token_fraction, len);
+    const int64_t id = in.sample_ids.defined() ? in.sample_ids[b].item<int64_t>() : b;
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(in.seed ^ (static_cast<uint64_t>(id) + 1) * 0x9E3779B97F4A7C15ull);
     if (k > 0) bonus[b].index_fill_(0, torch::randperm(len, gen, torch::kLong).slice(0, 0, k), true);
   }
   return amplify(bonus, o);

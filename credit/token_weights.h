@@ -20,6 +20,9 @@ struct WeightInputs {
   const CreditMap* map = nullptr;    // attention strategies
   at::Tensor entropy;                // [B, R] policy entropy (entropy baseline)
   uint64_t seed = 0;                 // random baseline
+  // [B] int64 global sample index of each row (random baseline: one stream per sample, so the
+  // choice does not depend on how the batch is split across ranks); undefined = 0..B-1.
+  at::Tensor sample_ids;
 };
 
 using TokenWeightFn = std::function<at::Tensor(const WeightInputs&, const CreditOptions&)>;

@@ -42,6 +42,30 @@ TEST(Sampler, SameSeedSameSamplesOtherSeedOtherSamples) {
   EXPECT_FALSE(a.response_ids.sizes() == c.response_ids.sizes() && torch::equal(a.response_ids, c.response_ids));
 }
 
+// Data-parallel ranks sample their shard of the global batch: with rows numbered by global
+// stream, a shard draws exactly the tokens the whole batch draws for those rows.
+TEST(Sampler, RowDrawsDependOnlyOnTheirStream) {
+  ANCHOR_REQUIRE_FIXTURES();
+  Pretrained p = fixture_model();
+  std::vector<std::vector<int64_t>> all;
+  for (const auto& prompt : prompts(p.tokenizer))
+    for (int g = 0; g < 2; ++g) all.push_back(prompt);
+  SamplingParams params;
+  params.max_new_tokens = 16;
+  params.seed = 21;
+  const RolloutBatch whole = generate(p.model, p.tokenizer, all, params);
+  const size_t half = all.size() / 2;
+  params.streams.clear();
+  for (size_t i = half; i < all.size(); ++i) params.streams.push_back(static_cast<int64_t>(i));
+  const RolloutBatch shard =
+      generate(p.model, p.tokenizer, std::vector<std::vector<int64_t>>(all.begin() + half, all.end()), params);
+  for (size_t i = half; i < all.size(); ++i)
+    EXPECT_EQ(row(whole, static_cast<int64_t>(i)), row(shard, static_cast<int64_t>(i - half))) << "row " << i;
+  // Without the stream numbers the shard would reuse rows 0.. 's draws.
+  EXPECT_EQ(stream_uniforms(21, {3}, 4).item<float>(), stream_uniforms(21, {0, 3}, 4)[1].item<float>());
+  EXPECT_NE(stream_uniforms(21, {3}, 4).item<float>(), stream_uniforms(21, {3}, 5).item<float>());
+}
+
 TEST(Sampler, KvCacheEqualsFullRecompute) {
   ANCHOR_REQUIRE_FIXTURES();
   Pretrained p = fixture_model();
@@ -180,14 +204,14 @@ TEST(Sampler, TopPKeepsSmallestPrefixReachingMass) {
   SamplingParams params;
   params.top_p = 0.7;
   auto gen = at::make_generator<at::CPUGeneratorImpl>(0);
-  auto [tokens, logprobs] = sample_next_tokens(logits, params, gen);
+  auto [tokens, logprobs] = sample_next_tokens(logits, params, torch::rand({4000}, gen));
   EXPECT_TRUE((tokens <= 1).all().item<bool>());
   const double share0 = (tokens == 0).to(torch::kFloat).mean().item<double>();
   EXPECT_NEAR(share0, 5.0 / 8.0, 0.03);
   // Logprobs are under the untruncated distribution.
   EXPECT_NEAR(logprobs[0].item<float>(), std::log(tokens[0].item<int64_t>() == 0 ? 0.5 : 0.3), 1e-5);
   // Ids beyond the tokenizer's vocabulary are never drawn.
-  auto [limited, _] = sample_next_tokens(torch::zeros({200, 4}), SamplingParams{}, gen, 2);
+  auto [limited, _] = sample_next_tokens(torch::zeros({200, 4}), SamplingParams{}, torch::rand({200}, gen), 2);
   EXPECT_TRUE((limited < 2).all().item<bool>());
 }
 
@@ -201,8 +225,10 @@ TEST(Sampler, InverseCdfDrawsFollowTheDistribution) {
     SamplingParams params;
     params.temperature = temperature;
     params.banned_token_ids = {3};
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(11);
-    auto [tokens, logprobs] = sample_next_tokens(logits, params, gen);
+    std::vector<int64_t> streams(40000);
+    for (int64_t i = 0; i < 40000; ++i) streams[static_cast<size_t>(i)] = i;
+    // The counter-based draws the sampler uses (one per stream), not torch's generator.
+    auto [tokens, logprobs] = sample_next_tokens(logits, params, stream_uniforms(11, streams, 0));
     std::vector<double> q(p.size(), 0.0);
     double sum = 0;
     for (size_t i = 0; i < 3; ++i) sum += q[i] = std::pow(p[i], 1.0 / temperature);  // token 3 banned

@@ -5,7 +5,7 @@
 
 namespace anchor {
 
-RunStart start_run(const TrainRunOptions& opt, ConfigUse use, const std::string& command) {
+RunStart start_run(const TrainRunOptions& opt, ConfigUse use, const std::string& command, bool writes) {
   RunStart s;
   s.config = load_train_config(opt.config_path, opt.overrides, use);
   if (!opt.run_dir.empty()) s.config.logging.run_dir = opt.run_dir;
@@ -16,15 +16,15 @@ RunStart start_run(const TrainRunOptions& opt, ConfigUse use, const std::string&
   if (!opt.resume.empty()) {
     s.checkpoint_dir = resolve_checkpoint(run_dir, opt.resume);
     s.state = load_trainer_state(s.checkpoint_dir);
-    // Resume rules: the world size must match; a different config is allowed (an ablation
-    // branching from the checkpoint) and logged.
-    AR_CHECK(s.state.world_size == 1, s.checkpoint_dir, ": saved with world size ", s.state.world_size,
-             ", running with 1");
+    // Resume rules: any world size (the trainer state is global: data position, seeds,
+    // optimizer); a different config is allowed (an ablation branching from the checkpoint)
+    // and logged.
     if (s.state.config_hash != s.config_hash)
       log::warn("resuming with a config that differs from the checkpoint's (ablation branch); see config.yaml");
     s.weights_from = s.checkpoint_dir;
   }
   const std::string resolved_yaml = train_config_to_yaml(s.config);
+  if (!writes) return s;
   s.run = std::make_unique<RunDirectory>(
       run_dir, !opt.resume.empty(), resolved_yaml,
       nlohmann::json{{"command", command}, {"config", opt.config_path}, {"overrides", opt.overrides},

@@ -21,10 +21,13 @@ struct RunStart {
   std::string checkpoint_dir;  // the checkpoint being resumed ("" for a new run)
   std::string weights_from;    // model.path, --init-from, or the checkpoint
   TrainerState state;          // step 0 for a new run
-  std::unique_ptr<RunDirectory> run;
+  std::unique_ptr<RunDirectory> run;  // null on data-parallel ranks other than 0
 };
 
-RunStart start_run(const TrainRunOptions& options, ConfigUse use, const std::string& command);
+// `writes_run_directory`: false on data-parallel ranks other than 0, which read the config and
+// the checkpoint but leave the run directory to rank 0.
+RunStart start_run(const TrainRunOptions& options, ConfigUse use, const std::string& command,
+                   bool writes_run_directory = true);
 
 // AdamW over the model's parameters with the optim section's hyper-parameters.
 torch::optim::AdamW make_adamw(const LlamaModel& model, const OptimSection& optim);

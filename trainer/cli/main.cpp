@@ -7,6 +7,20 @@
 
 #include "trainer/cli/commands.h"
 #include "trainer/common/error.h"
+#include "trainer/distributed/communicator.h"
+
+namespace {
+
+// An error on one rank of a data-parallel job ends the whole job (MPI_Abort), naming the rank;
+// otherwise the other ranks would wait for it in their next collective.
+int fail(const std::string& kind, const std::string& message, int code) {
+  anchor::dist::Communicator& world = anchor::dist::Communicator::world();
+  if (world.distributed()) world.abort(kind + message, code);
+  std::cerr << "anchor-rl: " << kind << message << "\n";
+  return code;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   // glibc returns large freed blocks to the kernel and maps them again on the next step, so
@@ -30,6 +44,11 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  // Under mpirun / srun only training is data parallel; any other command would just run
+  // K identical copies that write the same files.
+  if (anchor::dist::Communicator::world().distributed() && !app.got_subcommand("train"))
+    return fail("error: ", "only `anchor-rl train` runs data parallel under mpirun / srun; run this command as one process",
+                1);
   try {
     // Each action returns -1 unless its subcommand was the one given.
     for (auto& action : actions) {
@@ -38,10 +57,8 @@ int main(int argc, char** argv) {
     }
     return 0;
   } catch (const anchor::Error& e) {
-    std::cerr << "anchor-rl: error: " << e.what() << "\n";
-    return 1;
+    return fail("error: ", e.what(), 1);
   } catch (const std::exception& e) {
-    std::cerr << "anchor-rl: internal error: " << e.what() << "\n";
-    return 2;
+    return fail("internal error: ", e.what(), 2);
   }
 }

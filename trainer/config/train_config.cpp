@@ -332,6 +332,7 @@ std::string train_config_to_yaml(const TrainConfig& config) {
 std::string train_config_hash(const TrainConfig& config) {
   TrainConfig copy = config;
   copy.logging = LoggingSection{};  // where a run writes does not change what it computes
+  copy.distributed = DistributedSection{};  // nor how long a collective may wait
   uint64_t h = 1469598103934665603ull;  // FNV-1a 64
   for (unsigned char c : train_config_to_yaml(copy)) h = (h ^ c) * 1099511628211ull;
   char out[17];
@@ -394,6 +395,8 @@ void validate_train_config(const TrainConfig& c, ConfigUse use) {
   AR_CHECK(c.checkpoint.every >= 0, "checkpoint.every: must be >= 0");
   AR_CHECK(c.checkpoint.keep_last >= 1, "checkpoint.keep_last: must be >= 1");
   AR_CHECK(!c.logging.run_dir.empty(), "logging.run_dir: required");
+  AR_CHECK(c.distributed.timeout_seconds > 0, "distributed.timeout_seconds: must be positive, got ",
+           c.distributed.timeout_seconds);
   check_one_of("sft.mode", c.sft.mode, {"plain"});
   AR_CHECK(c.sft.batch_size >= 1, "sft.batch_size: must be >= 1");
   AR_CHECK(!c.sft.response_key.empty(), "sft.response_key: required");

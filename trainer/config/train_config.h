@@ -136,6 +136,14 @@ struct LoggingSection {
   template <class V> void visit(V& v) { v("run_dir", run_dir); v("progress", progress); }
 };
 
+// Data-parallel runs under mpirun / srun (DESIGN 7); ignored by a one-process run.
+struct DistributedSection {
+  // A collective (gradient all-reduce, gathers, barriers) that takes longer than this ends the
+  // job with an error naming the rank and the collective, instead of hanging it.
+  double timeout_seconds = 600;
+  template <class V> void visit(V& v) { v("timeout_seconds", timeout_seconds); }
+};
+
 struct SftSection {
   std::string mode = "plain";             // plain (conditional / context_indicator: SFT-modes issue)
   std::string response_key = "response";  // JSONL field holding the target text
@@ -158,12 +166,13 @@ struct TrainConfig {
   TrainSection train;
   CheckpointSection checkpoint;
   LoggingSection logging;
+  DistributedSection distributed;
   SftSection sft;
   template <class V> void visit(V& v) {
     v.section("model", model); v.section("data", data); v.section("rollout", rollout);
     v.section("reward", reward); v.section("algo", algo); v.section("credit", credit);
     v.section("optim", optim); v.section("train", train); v.section("checkpoint", checkpoint);
-    v.section("logging", logging); v.section("sft", sft);
+    v.section("logging", logging); v.section("distributed", distributed); v.section("sft", sft);
   }
 };
 

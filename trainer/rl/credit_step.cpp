@@ -20,22 +20,37 @@ at::Tensor response_sentence_ids(const Tokenizer& tokenizer, const std::vector<c
   return ids;
 }
 
-nlohmann::json credit_metrics(const credit::CreditMap* map, const at::Tensor& gamma, const at::Tensor& valid) {
+void add_credit_sums(MetricSums& sums, const credit::CreditMap* map, const at::Tensor& gamma, const at::Tensor& valid) {
   const at::Tensor v = valid.to(torch::kBool).cpu();
-  const double n = std::max<double>(1.0, v.sum().item<double>());
-  auto share = [&](const at::Tensor& mask) { return mask.logical_and(v).sum().item<double>() / n; };
-  auto mean = [&](const at::Tensor& x) { return (x.to(torch::kDouble) * v).sum().item<double>() / n; };
-  nlohmann::json j;
-  j["amplified_share"] = share(gamma.cpu().gt(1.0f));
-  j["gamma_mean"] = mean(gamma.cpu());
+  auto count = [&](const at::Tensor& mask) { return mask.logical_and(v).sum().item<double>(); };
+  auto total = [&](const at::Tensor& x) { return (x.to(torch::kDouble) * v).sum().item<double>(); };
+  sums.add("credit/tokens", v.sum().item<double>());
+  sums.add("credit/amplified", count(gamma.cpu().gt(1.0f)));
+  sums.add("credit/gamma", total(gamma.cpu()));
   if (map) {
-    j["preplan_share"] = share(map->preplan);
-    j["anchor_share"] = share(map->anchor);
-    j["dominated_share"] = share(map->dominated);
-    j["intro_share"] = share(map->intro);
-    j["waad_mean"] = mean(map->waad);
-    j["fai_mean"] = mean(map->fai);
-    if (map->anchor_sentence_tokens.defined()) j["anchor_sentence_share"] = share(map->anchor_sentence_tokens);
+    sums.add("credit/preplan", count(map->preplan));
+    sums.add("credit/anchor", count(map->anchor));
+    sums.add("credit/dominated", count(map->dominated));
+    sums.add("credit/intro", count(map->intro));
+    sums.add("credit/waad", total(map->waad));
+    sums.add("credit/fai", total(map->fai));
+    if (map->anchor_sentence_tokens.defined()) sums.add("credit/anchor_sentence", count(map->anchor_sentence_tokens));
+  }
+}
+
+nlohmann::json credit_metrics(const MetricSums& sums) {
+  const double n = std::max(1.0, sums["credit/tokens"]);
+  nlohmann::json j;
+  j["amplified_share"] = sums["credit/amplified"] / n;
+  j["gamma_mean"] = sums["credit/gamma"] / n;
+  if (sums.has("credit/preplan")) {
+    j["preplan_share"] = sums["credit/preplan"] / n;
+    j["anchor_share"] = sums["credit/anchor"] / n;
+    j["dominated_share"] = sums["credit/dominated"] / n;
+    j["intro_share"] = sums["credit/intro"] / n;
+    j["waad_mean"] = sums["credit/waad"] / n;
+    j["fai_mean"] = sums["credit/fai"] / n;
+    if (sums.has("credit/anchor_sentence")) j["anchor_sentence_share"] = sums["credit/anchor_sentence"] / n;
   }
   return j;
 }

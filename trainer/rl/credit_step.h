@@ -10,6 +10,7 @@
 
 #include "credit/credit_map.h"
 #include "trainer/model/tokenizer.h"
+#include "trainer/rl/metric_sums.h"
 
 namespace anchor {
 
@@ -17,7 +18,12 @@ namespace anchor {
 at::Tensor response_sentence_ids(const Tokenizer& tokenizer, const std::vector<const std::vector<int64_t>*>& responses,
                                  int64_t width, int64_t min_sentence_chars);
 
-// Shares of response tokens per credit category and amplified overall, mean WAAD / FAI, mean γ.
-nlohmann::json credit_metrics(const credit::CreditMap* map, const at::Tensor& gamma, const at::Tensor& valid);
+// Adds this rank's token counts per credit category, amplified tokens, and sums of WAAD / FAI /
+// γ over response tokens to `sums` (names "credit/..."), to be reduced over ranks.
+void add_credit_sums(MetricSums& sums, const credit::CreditMap* map, const at::Tensor& gamma, const at::Tensor& valid);
+
+// The metrics line's "credit" object from reduced sums: shares of response tokens per category
+// and amplified overall, mean WAAD / FAI, mean γ.
+nlohmann::json credit_metrics(const MetricSums& sums);
 
 }  // namespace anchor

@@ -21,8 +21,10 @@ EvalResult evaluate(const LlamaModel& model, const Tokenizer& tokenizer, const d
   EvalResult r;
   int64_t correct = 0, prompts_solved = 0, tokens = 0;
   double reward_sum = 0;
-  for (size_t start = 0; start < n_prompts; start += prompts_per_batch) {
-    const size_t end = std::min(n_prompts, start + prompts_per_batch);
+  const auto [first, last] = o.comm ? dist::shard_range(static_cast<int64_t>(n_prompts), o.comm->rank(), o.comm->size())
+                                    : std::pair<int64_t, int64_t>{0, static_cast<int64_t>(n_prompts)};
+  for (size_t start = static_cast<size_t>(first); start < static_cast<size_t>(last); start += prompts_per_batch) {
+    const size_t end = std::min(static_cast<size_t>(last), start + prompts_per_batch);
     std::vector<std::vector<int64_t>> prompts;
     std::vector<std::string> texts;
     for (size_t i = start; i < end; ++i) {
@@ -35,7 +37,9 @@ EvalResult evaluate(const LlamaModel& model, const Tokenizer& tokenizer, const d
     params.temperature = o.temperature;
     params.top_p = o.top_p;
     params.stop_strings = o.stop;
-    params.seed = o.seed * 7919 + start;
+    params.seed = o.seed * 7919;
+    for (size_t i = start; i < end; ++i)
+      for (size_t s = 0; s < k; ++s) params.streams.push_back(static_cast<int64_t>(i * k + s));
     const RolloutBatch batch = generate(model, tokenizer, prompts, params);
     const at::Tensor lengths = batch.response_mask.sum(1);
     for (size_t i = start; i < end; ++i) {
@@ -53,6 +57,15 @@ EvalResult evaluate(const LlamaModel& model, const Tokenizer& tokenizer, const d
       prompts_solved += any;
     }
   }
+  if (o.comm && o.comm->distributed()) {
+    at::Tensor sums = torch::tensor({static_cast<double>(correct), static_cast<double>(prompts_solved),
+                                     static_cast<double>(tokens), reward_sum}, torch::kDouble);
+    o.comm->all_reduce_sum(sums, "eval counts");
+    correct = static_cast<int64_t>(sums[0].item<double>());
+    prompts_solved = static_cast<int64_t>(sums[1].item<double>());
+    tokens = static_cast<int64_t>(sums[2].item<double>());
+    reward_sum = sums[3].item<double>();
+  }
   r.prompts = static_cast<int64_t>(n_prompts);
   r.samples = r.prompts * static_cast<int64_t>(k);
   if (r.samples == 0) return r;
@@ -66,7 +79,7 @@ EvalResult evaluate(const LlamaModel& model, const Tokenizer& tokenizer, const d
 
 nlohmann::json evaluate_for_run(const Pretrained& policy, const data::PromptDataset& dataset,
                                 const data::ChatTemplate& prompt_template, const rewards::CompositeReward& reward,
-                                const TrainConfig& cfg, int64_t step) {
+                                const TrainConfig& cfg, int64_t step, dist::Communicator* comm) {
   torch::NoGradGuard no_grad;
   EvalOptions eo;
   eo.samples_per_prompt = cfg.train.eval_samples;
@@ -76,6 +89,7 @@ nlohmann::json evaluate_for_run(const Pretrained& policy, const data::PromptData
   eo.stop = cfg.rollout.stop;
   eo.seed = cfg.train.seed + 1;
   eo.limit = cfg.data.eval_limit;
+  eo.comm = comm;
   const auto start = std::chrono::steady_clock::now();
   const EvalResult r = evaluate(policy.model, policy.tokenizer, dataset, prompt_template, reward, eo);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

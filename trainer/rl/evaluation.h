@@ -12,6 +12,7 @@
 #include "data/prompt_dataset.h"
 #include "rewards/reward_function.h"
 #include "trainer/config/train_config.h"
+#include "trainer/distributed/communicator.h"
 #include "trainer/model/pretrained.h"
 
 namespace anchor {
@@ -25,6 +26,10 @@ struct EvalOptions {
   uint64_t seed = 0;
   int64_t limit = 0;          // first N prompts (0 = all)
   int64_t batch_sequences = 256;
+  // Data-parallel evaluation: each rank samples its shard of the prompts and the counts are
+  // summed over ranks (nullptr: all prompts here). Sample i of prompt p draws from stream
+  // p * k + i, so the result does not depend on the number of ranks or the batch size.
+  dist::Communicator* comm = nullptr;
 };
 
 struct EvalResult {
@@ -46,6 +51,6 @@ EvalResult evaluate(const LlamaModel& model, const Tokenizer& tokenizer, const d
 // different steps differ only by the model. Logs and returns the metrics line's "eval" object.
 nlohmann::json evaluate_for_run(const Pretrained& policy, const data::PromptDataset& dataset,
                                 const data::ChatTemplate& prompt_template, const rewards::CompositeReward& reward,
-                                const TrainConfig& config, int64_t step);
+                                const TrainConfig& config, int64_t step, dist::Communicator* comm = nullptr);
 
 }  // namespace anchor

@@ -14,7 +14,9 @@ UpdateStats accumulate_policy_gradients(const LlamaModel& model, const UpdateInp
   using Clock = std::chrono::steady_clock;
   AR_CHECK(o.policy_loss != nullptr, "accumulate_policy_gradients: no policy loss");
   UpdateStats stats;
-  const double denominator = aggregation_denominator(o.aggregation, in.batch.response_mask.index_select(0, rows));
+  const double denominator = o.denominator > 0 ? o.denominator
+                                               : aggregation_denominator(o.aggregation,
+                                                                         in.batch.response_mask.index_select(0, rows));
   if (denominator <= 0) return stats;
   const int64_t n = rows.size(0);
   for (int64_t s = 0; s < n; s += o.micro_batch_size) {

@@ -38,6 +38,9 @@ struct UpdateOptions {
   double kl_coef = 0.0;
   double entropy_coef = 0.0;
   int64_t micro_batch_size = 32;
+  // The aggregation denominator of the whole mini-batch — over every rank's rows when data
+  // parallel, so that the summed gradients equal one process's. 0: computed from `rows`.
+  double denominator = 0;
 };
 
 struct UpdateStats {

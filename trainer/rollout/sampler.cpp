@@ -24,17 +24,39 @@ namespace {
 // One token per row of an unnormalised running sum cdf [B, V]: a uniform draw scaled by the
 // row's total, then the first entry strictly above it (zero-probability tokens have empty
 // intervals and are never chosen).
-at::Tensor draw_from_cdf(const at::Tensor& cdf, at::Generator& generator) {
+at::Tensor draw_from_cdf(const at::Tensor& cdf, const at::Tensor& uniforms) {
   const int64_t V = cdf.size(-1);
   const at::Tensor total = cdf.select(-1, V - 1).unsqueeze(-1);  // [B, 1]
-  const at::Tensor draw = at::rand({cdf.size(0), 1}, generator, torch::TensorOptions().dtype(torch::kFloat)) * total;
+  const at::Tensor draw = uniforms.to(torch::kFloat).reshape({cdf.size(0), 1}) * total;
   return torch::searchsorted(cdf, draw, /*out_int32=*/false, /*right=*/true).squeeze(-1).clamp_max(V - 1);
 }
 
 }  // namespace
 
+uint64_t stream_seed(uint64_t seed, uint64_t stream) {
+  uint64_t x = seed * 0x9E3779B97F4A7C15ull ^ (stream + 1) * 0xBF58476D1CE4E5B9ull;
+  x ^= x >> 31;
+  x *= 0xD6E8FEB86659FD93ull;
+  return x ^ (x >> 29);
+}
+
+at::Tensor stream_uniforms(uint64_t seed, const std::vector<int64_t>& streams, int64_t position) {
+  at::Tensor out = torch::empty({static_cast<int64_t>(streams.size())}, torch::kFloat);
+  float* u = out.data_ptr<float>();
+  for (size_t i = 0; i < streams.size(); ++i) {
+    // splitmix64 of (stream seed, position): a counter-based generator, so a row's draws depend
+    // on nothing but its own stream and position.
+    uint64_t z = stream_seed(seed, static_cast<uint64_t>(streams[i])) + (static_cast<uint64_t>(position) + 1) * 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    u[i] = static_cast<float>(z >> 40) * 0x1.0p-24f;  // 24 random bits: exact floats in [0, 1)
+  }
+  return out;
+}
+
 std::pair<at::Tensor, at::Tensor> sample_next_tokens(const at::Tensor& logits_in, const SamplingParams& params,
-                                                     at::Generator& generator, int64_t sampleable_vocab) {
+                                                     const at::Tensor& uniforms, int64_t sampleable_vocab) {
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   at::Tensor logits = logits_in.to(torch::kCPU, torch::kFloat);  // [B, V]; a copy only if needed
   // Rows of the embedding beyond the tokenizer's vocabulary (padding) are not tokens: the first
@@ -62,7 +84,7 @@ std::pair<at::Tensor, at::Tensor> sample_next_tokens(const at::Tensor& logits_in
     // underflowed) have empty intervals and are never chosen (searchsorted finds the first
     // running sum strictly above the draw). Few passes over [B, V]: the step is memory-bound.
     const at::Tensor probs = torch::softmax(scaled, -1);                                      // [B, V]
-    tokens = draw_from_cdf(probs.cumsum(-1), generator);
+    tokens = draw_from_cdf(probs.cumsum(-1), uniforms);
     return {tokens, probs.gather(-1, tokens.unsqueeze(-1)).squeeze(-1).log()};
   }
   // top-k / top-p: log p(token) = scaled[token] - logsumexp(scaled), under the untruncated
@@ -90,7 +112,7 @@ std::pair<at::Tensor, at::Tensor> sample_next_tokens(const at::Tensor& logits_in
     // which makes the running sum ~10x slower on x86, for a total mass below 1e-30.
     at::Tensor log_p = filtered - shift;
     log_p.masked_fill_(log_p < -80.0f, kNegInf);
-    tokens = draw_from_cdf(log_p.exp_().cumsum(-1), generator);
+    tokens = draw_from_cdf(log_p.exp_().cumsum(-1), uniforms);
   }
   at::Tensor logprobs = (scaled.gather(-1, tokens.unsqueeze(-1)) - log_normalizer).squeeze(-1);
   return {tokens, logprobs};
@@ -132,7 +154,8 @@ RolloutBatch generate(const LlamaModel& model, const Tokenizer& tokenizer,
     prompt_mask[b].slice(0, P - n).fill_(true);
   }
 
-  auto generator = at::make_generator<at::CPUGeneratorImpl>(params.seed);
+  AR_CHECK(params.streams.empty() || static_cast<int64_t>(params.streams.size()) == B, "generate: ",
+           params.streams.size(), " random streams for ", B, " prompts");
   const int64_t R = params.max_new_tokens;
   at::Tensor out_ids = torch::full({B, R}, pad_id, long_cpu);
   at::Tensor out_logprobs = torch::zeros({B, R}, torch::kFloat);
@@ -189,7 +212,10 @@ RolloutBatch generate(const LlamaModel& model, const Tokenizer& tokenizer,
   }
 
   for (int64_t step = 0; step < R && !rows.empty(); ++step) {
-    auto [tokens, logprobs] = sample_next_tokens(logits, params, generator, tokenizer.vocab_size());
+    std::vector<int64_t> streams;
+    for (int64_t b : rows) streams.push_back(params.streams.empty() ? b : params.streams[static_cast<size_t>(b)]);
+    auto [tokens, logprobs] =
+        sample_next_tokens(logits, params, stream_uniforms(params.seed, streams, step), tokenizer.vocab_size());
     const int64_t* tok = tokens.data_ptr<int64_t>();
     const float* lp = logprobs.data_ptr<float>();
     int64_t* ids_out = out_ids.data_ptr<int64_t>();

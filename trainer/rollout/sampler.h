@@ -29,6 +29,10 @@ struct SamplingParams {
   std::vector<int64_t> stop_token_ids;
   std::vector<int64_t> banned_token_ids;   // never sampled (e.g. SFT control tokens)
   uint64_t seed = 0;
+  // Random stream of each row (default: the row index). A row's draws depend only on (seed,
+  // stream, position), never on the other rows of the batch, so a trainer that numbers rows by
+  // their global sample index gets the same samples however the batch is split across ranks.
+  std::vector<int64_t> streams;
   // false: recompute the whole sequence each step instead of using the KV cache. Same
   // results, O(T^2) work; kept as the reference the cache path is tested against.
   bool use_cache = true;
@@ -62,10 +66,13 @@ struct RolloutBatch {
 RolloutBatch generate(const LlamaModel& model, const Tokenizer& tokenizer,
                       const std::vector<std::vector<int64_t>>& prompts, const SamplingParams& params);
 
+// [streams.size()] float32 uniforms in [0, 1): draw `position` of each stream under `seed`.
+at::Tensor stream_uniforms(uint64_t seed, const std::vector<int64_t>& streams, int64_t position);
+
 // Applies banned tokens, temperature, top-k and top-p to logits [B, V] and draws one token
-// per row with `generator` (CPU). Ids >= sampleable_vocab (embedding rows the tokenizer does
+// per row with the row's uniform draw (`uniforms` [B], in [0, 1)). Ids >= sampleable_vocab (embedding rows the tokenizer does
 // not know; 0 = no limit) are never drawn. Returns {tokens [B] int64, logprobs [B] float32}.
 std::pair<at::Tensor, at::Tensor> sample_next_tokens(const at::Tensor& logits, const SamplingParams& params,
-                                                     at::Generator& generator, int64_t sampleable_vocab = 0);
+                                                     const at::Tensor& uniforms, int64_t sampleable_vocab = 0);
 
 }  // namespace anchor

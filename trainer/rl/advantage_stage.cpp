@@ -1,0 +1,36 @@
+#include "trainer/rl/advantage_stage.h"
+
+#include <torch/torch.h>
+
+#include "credit/token_weights.h"
+#include "trainer/algo/advantage.h"
+#include "trainer/algo/kl_penalty.h"
+#include "trainer/rl/step_seed.h"
+
+namespace anchor {
+
+StepAdvantages compute_advantages(const ScoredRollouts& rollouts, const OldPolicyOutputs& old, const TrainConfig& cfg,
+                                  const at::Tensor& global_rows, int64_t step) {
+  StepAdvantages out;
+  const at::Tensor valid = rollouts.batch.response_mask;
+  at::Tensor shaped_rewards = rollouts.rewards;
+  if (old.ref_logprobs.defined()) {
+    const KlEstimator& kl = kl_estimators().get(cfg.algo.kl_estimator);
+    out.kl_tokens = kl(old.logprobs, old.ref_logprobs).masked_fill(valid.logical_not(), 0.0);
+    if (cfg.algo.kl_in == "reward") shaped_rewards = rollouts.rewards - cfg.algo.kl_coef * out.kl_tokens.sum(1);
+  }
+  const AdvantageEstimator& estimator = advantage_estimators().get(cfg.algo.advantage);
+  out.sequence = estimator(shaped_rewards, AdvantageOptions{cfg.rollout.samples_per_prompt, cfg.algo.normalize_std, 1e-6});
+  credit::WeightInputs weight_inputs;
+  weight_inputs.response_lengths = valid.sum(1);
+  weight_inputs.width = valid.size(1);
+  weight_inputs.map = old.credit_map ? &*old.credit_map : nullptr;
+  weight_inputs.entropy = old.entropy;
+  weight_inputs.seed = derive_seed(cfg.train.seed, step, 2000);
+  weight_inputs.sample_ids = global_rows;
+  out.gamma = credit::apply_sign_mode(credit::token_weights(weight_inputs, cfg.credit), out.sequence, cfg.credit.sign);
+  out.tokens = out.sequence.unsqueeze(1) * valid.to(torch::kFloat) * out.gamma;
+  return out;
+}
+
+}  // namespace anchor

@@ -1,0 +1,27 @@
+// Stage 4 of the RL step: group-normalised sequence advantages (after an optional KL penalty
+// in the reward), broadcast to tokens, each token's share scaled by the credit map's γ_t
+// (DESIGN 4-5). Whole groups are on one rank, so nothing here crosses ranks.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+
+#include "trainer/config/train_config.h"
+#include "trainer/rl/old_policy_stage.h"
+#include "trainer/rl/rollout_stage.h"
+
+namespace anchor {
+
+struct StepAdvantages {
+  at::Tensor sequence;   // [N] float: the estimator's advantage of each response
+  at::Tensor gamma;      // [N, R] float: credit weights (sign mode applied)
+  at::Tensor tokens;     // [N, R] float: sequence advantage x gamma, 0 on padding
+  at::Tensor kl_tokens;  // [N, R] per-token KL to the reference, 0 on padding; undefined without KL
+};
+
+// `global_rows` [N]: each row's index in the step's global batch (the random baseline's stream).
+StepAdvantages compute_advantages(const ScoredRollouts& rollouts, const OldPolicyOutputs& old,
+                                  const TrainConfig& config, const at::Tensor& global_rows, int64_t step);
+
+}  // namespace anchor

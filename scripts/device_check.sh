@@ -2,7 +2,7 @@
 # GPU check, for a machine with an NVIDIA GPU: builds anchor-rl (CUDA build of LibTorch from the
 # pinned wheel), then runs SmolLM2-135M-Instruct on cuda with bf16 compute and fp32 master
 # weights — generation throughput and a short GRPO run — and prints tokens/s, s/step and peak
-# GPU memory.
+# GPU memory; then the same short run under mpirun (one rank per GPU, up to 2: NCCL all-reduce).
 #   scripts/device_check.sh [--build-only] [--credit-grpo] [MODEL_DIR]
 # --build-only: what a machine without a GPU can check — the binary links libtorch_cuda and
 #   NCCL, and asking for cuda fails with a clear message instead of crashing.
@@ -33,7 +33,7 @@ fi
 bin="$BUILD_DIR/anchor-rl"
 
 echo "== link check"
-for lib in libtorch_cuda.so libc10_cuda.so libnccl.so; do
+for lib in libtorch_cuda.so libc10_cuda.so libnccl.so libmpi.so; do
   if ldd "$bin" | grep -q "$lib"; then echo "  $lib: linked"; else echo "  $lib: NOT linked" >&2; exit 1; fi
 done
 
@@ -70,6 +70,21 @@ for r in rows:
     print(f"  step {r['step']}: {p['step_seconds']:.2f} s/step, rollout {p['rollout_seconds']:.2f} s "
           f"({p['tokens_per_second']:.0f} tokens/s), peak GPU memory {p['peak_gpu_memory_mb']:.0f} MB, "
           f"logprob mismatch {r.get('logprob_mismatch', float('nan'))}")
+EOF
+gpus=$(nvidia-smi -L | wc -l)
+ranks=$(( gpus >= 2 ? 2 : 1 ))
+echo "== data parallel: mpirun -np $ranks on $gpus GPU(s), cuda:<local rank>, NCCL all-reduce when 2+ ranks, 3 steps"
+dp="$run-mpi$ranks"
+scripts/launch_mpi.sh -np "$ranks" "$bin" train configs/smollm2_smoke.yaml --run-dir "$dp" \
+  --set model.path="$model" --set model.device=cuda --set model.dtype=bfloat16 --set train.steps=3 \
+  --set rollout.prompts_per_step=8 --set rollout.samples_per_prompt=8 --set rollout.max_new_tokens=128 \
+  --set algo.micro_batch_size=64 --set data.eval_limit=64 --set checkpoint.every=0
+"$VENV/bin/python" - "$dp/metrics.jsonl" <<'EOF'
+import json, sys
+for r in (json.loads(l) for l in open(sys.argv[1]) if '"perf"' in l):
+    p = r["perf"]
+    print(f"  step {r['step']}: {p['world_size']} rank(s), {p['step_seconds']:.2f} s/step, "
+          f"comm {p['comm_seconds']:.3f} s, reward {r.get('reward_mean', float('nan')):.3f}")
 EOF
 if [ "$credit_grpo" = 1 ]; then
   echo "== credit comparison on SmolLM2 (full settings, bf16 on cuda)"

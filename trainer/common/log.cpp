@@ -39,6 +39,15 @@ void add_file_sink(const std::string& path) {
   logger().sinks().push_back(sink);
 }
 
-void write(Level level, const std::string& message) { logger().log(to_spdlog(level), message); }
+namespace {
+std::string& prefix() {
+  static std::string p;
+  return p;
+}
+}  // namespace
+
+void set_prefix(const std::string& p) { prefix() = p; }
+
+void write(Level level, const std::string& message) { logger().log(to_spdlog(level), prefix() + message); }
 
 }  // namespace anchor::log

@@ -10,6 +10,8 @@ namespace anchor::log {
 enum class Level { debug, info, warn, error };
 
 void set_level(Level level);
+// Prepended to every message (data-parallel runs: "rank R of N: ").
+void set_prefix(const std::string& prefix);
 // Adds a log file next to the console sink (the run directory's log).
 void add_file_sink(const std::string& path);
 void write(Level level, const std::string& message);

@@ -157,11 +157,11 @@ Communicator::Communicator() : impl_(std::make_unique<Impl>()) {
       if (deadline == 0 || now < deadline) continue;
       const char* what = impl->in_flight.load();
       const std::string message =
-          str_cat("rank ", rank, " of ", size, ": collective '", what ? what : "?", "' did not complete within ",
-                  impl->timeout_seconds, " s (distributed.timeout_seconds): another rank died, is stuck or took a "
-                  "different path; ending the job");
-      log::error(message);
-      std::fprintf(stderr, "anchor-rl: error: %s\n", message.c_str());
+          str_cat("collective '", what ? what : "?", "' did not complete within ", impl->timeout_seconds,
+                  " s (distributed.timeout_seconds): another rank died, is stuck or took a different path; ending "
+                  "the job");
+      log::error(message);  // the log prefix names the rank
+      std::fprintf(stderr, "anchor-rl: error: rank %d of %d: %s\n", rank, size, message.c_str());
       std::fflush(stderr);
       // A non-zero exit without MPI_Finalize makes the launcher end every rank.
       std::_Exit(3);

@@ -82,6 +82,7 @@ int run_rl_training(const TrainRunOptions& opt) {
   dist::Communicator& comm = dist::Communicator::world();
   const bool writer = comm.rank() == 0;  // rank 0 writes the run directory, metrics and checkpoints
   if (!writer) log::set_level(log::Level::warn);
+  if (comm.distributed()) log::set_prefix(dist::rank_prefix());
   RunStart start = start_run(opt, ConfigUse::rl, "train", writer);
   const TrainConfig& cfg = start.config;
   TrainerState& state = start.state;

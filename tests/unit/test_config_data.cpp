@@ -46,6 +46,44 @@ TEST(TrainConfig, DefaultsOverridesAndRoundTrip) {
   EXPECT_DOUBLE_EQ(again.optim.lr, 3e-4);
 }
 
+// Found by trying the CLI as a new user would (issue: reliability, bad input).
+TEST(TrainConfig, NonFiniteNumbersDuplicateKeysAndRangeErrorsNameTheLine) {
+  // .inf / .nan are YAML numbers but no learning rate, clip or weight.
+  EXPECT_THAT(error_of([] { parse_train_config(std::string(kMinimal) + "optim:\n  lr: .inf\n", "x.yaml"); }),
+              HasSubstr("x.yaml: optim.lr must be a finite number, got '.inf' (line 15)"));
+  EXPECT_THAT(error_of([] { parse_train_config(kMinimal, "x.yaml", {"algo.clip_low=.nan"}); }),
+              HasSubstr("algo.clip_low must be a finite number, got '.nan'"));
+  // A key or a section given twice: the second would be ignored.
+  EXPECT_THAT(error_of([] {
+                parse_train_config(std::string(kMinimal) + "rollout:\n  max_new_tokens: 8\n  max_new_tokens: 9\n", "x.yaml");
+              }),
+              HasSubstr("x.yaml: key 'rollout.max_new_tokens' appears twice (lines 15 and 16)"));
+  EXPECT_THAT(error_of([] { parse_train_config(std::string(kMinimal) + "algo:\n  clip_low: 0.1\n", "x.yaml"); }),
+              HasSubstr("x.yaml: key 'algo' appears twice (lines 12 and 14)"));
+  // Range errors found after reading name the file and the line (or --set, or the default).
+  EXPECT_THAT(error_of([] { parse_train_config(std::string(kMinimal) + "rollout:\n  max_new_tokens: -5\n", "x.yaml"); }),
+              HasSubstr("x.yaml: rollout.max_new_tokens: must be"));
+  EXPECT_THAT(error_of([] { parse_train_config(std::string(kMinimal) + "rollout:\n  max_new_tokens: -5\n", "x.yaml"); }),
+              HasSubstr("(line 15)"));
+  EXPECT_THAT(error_of([] { parse_train_config(kMinimal, "x.yaml", {"optim.lr=-1"}); }),
+              HasSubstr("x.yaml: optim.lr: must be > 0, got -1 (--set)"));
+}
+
+// With `base:` chains the merged tree has no parser marks: the line comes from the file that
+// set the key.
+TEST(TrainConfig, ErrorsInBaseChainsNameTheFileAndLineOfTheKey) {
+  const auto dir = test::scratch_dir("config_origins");
+  const std::string base = (dir / "base.yaml").string(), top = (dir / "top.yaml").string();
+  std::ofstream(base) << kMinimal << "rollout:\n  max_new_tokens: -5\n";
+  std::ofstream(top) << "base: base.yaml\noptim:\n  lr: 1e-4\n";
+  EXPECT_THAT(error_of([&] { load_train_config(top); }),
+              HasSubstr("rollout.max_new_tokens: must be >= 1 (" + base + " line 15)"));
+  std::ofstream(top) << "base: base.yaml\nrollout:\n  max_new_tokens: 0\n";
+  EXPECT_THAT(error_of([&] { load_train_config(top); }), HasSubstr("rollout.max_new_tokens: must be >= 1 (line 3)"));
+  std::ofstream(top) << "base: base.yaml\nrollout:\n  max_new_token: 4\n";
+  EXPECT_THAT(error_of([&] { load_train_config(top); }), HasSubstr("unknown key 'rollout.max_new_token' (line 3)"));
+}
+
 TEST(TrainConfig, ErrorsNameTheKeyPath) {
   EXPECT_THAT(error_of([] { parse_train_config(std::string(kMinimal) + "optim:\n  learning_rate: 1\n", "x.yaml"); }),
               HasSubstr("x.yaml: unknown key 'optim.learning_rate' (line 15)"));

@@ -3,7 +3,9 @@
 
 #include <malloc.h>
 
+#include <algorithm>
 #include <iostream>
+#include <vector>
 
 #include "trainer/cli/commands.h"
 #include "trainer/common/error.h"
@@ -13,6 +15,22 @@ namespace {
 
 // An error on one rank of a data-parallel job ends the whole job (MPI_Abort), naming the rank;
 // otherwise the other ranks would wait for it in their next collective.
+// Levenshtein distance, to suggest the command a typo meant.
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
 int fail(const std::string& kind, const std::string& message, int code) {
   anchor::dist::Communicator& world = anchor::dist::Communicator::world();
   if (world.distributed()) world.abort(kind + message, code);
@@ -39,10 +57,31 @@ int main(int argc, char** argv) {
   actions.push_back(anchor::cli::register_credit(app));
   actions.push_back(anchor::cli::register_credit_stats(app));
   actions.push_back(anchor::cli::register_chat(app));
+  // A first word that is no command (`anchor-rl trian`): name it and suggest the closest.
+  if (argc >= 2 && argv[1][0] != '-') {
+    const std::string word = argv[1];
+    std::string names, closest;
+    size_t best = std::string::npos;
+    for (const CLI::App* sub : app.get_subcommands({})) {
+      if (sub->get_name() == word) {
+        best = 0;
+        break;
+      }
+      names += (names.empty() ? "" : ", ") + sub->get_name();
+      const size_t d = edit_distance(word, sub->get_name());
+      if (d < best) best = d, closest = sub->get_name();
+    }
+    if (best != 0) {
+      std::cerr << "anchor-rl: error: unknown command '" << word << "'"
+                << (best <= 2 ? "; did you mean '" + closest + "'?" : "") << " (commands: " << names << ")\n";
+      return 1;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help / --version exit 0; every usage error exits 1 (as every other error).
+    return app.exit(e) == 0 ? 0 : 1;
   }
   // Under mpirun / srun only training is data parallel; any other command would just run
   // K identical copies that write the same files.

@@ -4,7 +4,10 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cmath>
 #include <filesystem>
+#include <map>
+#include <regex>
 #include <set>
 
 #include "trainer/common/error.h"
@@ -80,6 +83,7 @@ class Reader {
   void section(const char* key, Section& section) {
     used_.insert(key);
     Reader inner(node_.IsMap() ? node_[key] : YAML::Node(), key, source_);
+    inner.origins_ = origins_;
     section.visit(inner);
     inner.finish();
   }
@@ -93,6 +97,10 @@ class Reader {
     read(value, path_ + "." + key, field);
   }
 
+  // Where each section and key came from (" (line N)", or " (FILE line N)" for a key set in a
+  // `base:` file); merged configs lose the parser's marks, so errors look the key up here.
+  void set_origins(const std::map<std::string, std::string>* origins) { origins_ = origins; }
+
   void finish() const {
     if (!node_.IsMap()) return;
     for (const auto& kv : node_) {
@@ -100,7 +108,8 @@ class Reader {
       if (used_.count(key)) continue;
       std::string allowed;
       for (const auto& k : used_) allowed += (allowed.empty() ? "" : ", ") + k;
-      AR_FAIL(source_, ": unknown key '", path_.empty() ? key : path_ + "." + key, "'", mark_of(kv.first),
+      const std::string full = path_.empty() ? key : path_ + "." + key;
+      AR_FAIL(source_, ": unknown key '", full, "'", where(full, kv.first),
               " (allowed: ", allowed, ")");
     }
   }
@@ -108,20 +117,23 @@ class Reader {
  private:
   template <class T>
   void scalar(const YAML::Node& value, const std::string& key, T& field, const char* expected) {
-    AR_CHECK(value.IsScalar(), source_, ": ", key, " must be ", expected, mark_of(value));
+    AR_CHECK(value.IsScalar(), source_, ": ", key, " must be ", expected, where(key, value));
     try {
       field = value.as<T>();
     } catch (const YAML::Exception&) {
-      AR_FAIL(source_, ": ", key, " must be ", expected, ", got '", value.Scalar(), "'", mark_of(value));
+      AR_FAIL(source_, ": ", key, " must be ", expected, ", got '", value.Scalar(), "'", where(key, value));
     }
   }
   void read(const YAML::Node& v, const std::string& key, bool& f) { scalar(v, key, f, "true or false"); }
   void read(const YAML::Node& v, const std::string& key, int64_t& f) { scalar(v, key, f, "an integer"); }
   void read(const YAML::Node& v, const std::string& key, uint64_t& f) { scalar(v, key, f, "a non-negative integer"); }
-  void read(const YAML::Node& v, const std::string& key, double& f) { scalar(v, key, f, "a number"); }
+  void read(const YAML::Node& v, const std::string& key, double& f) {
+    scalar(v, key, f, "a number");
+    AR_CHECK(std::isfinite(f), source_, ": ", key, " must be a finite number, got '", v.Scalar(), "'", where(key, v));
+  }
   void read(const YAML::Node& v, const std::string& key, std::string& f) { scalar(v, key, f, "a string"); }
   void read(const YAML::Node& v, const std::string& key, std::vector<std::string>& f) {
-    AR_CHECK(v.IsSequence(), source_, ": ", key, " must be a list of strings", mark_of(v));
+    AR_CHECK(v.IsSequence(), source_, ": ", key, " must be a list of strings", where(key, v));
     f.clear();
     for (size_t i = 0; i < v.size(); ++i) {
       std::string s;
@@ -134,11 +146,11 @@ class Reader {
       f.mode = v.Scalar();
       f.layers.clear();
       AR_CHECK(f.mode == "default" || f.mode == "all" || f.mode == "auto", source_, ": ", key,
-               " must be default, all, auto or a list of layer indices, got '", f.mode, "'", mark_of(v));
+               " must be default, all, auto or a list of layer indices, got '", f.mode, "'", where(key, v));
       return;
     }
     AR_CHECK(v.IsSequence() && v.size() > 0, source_, ": ", key,
-             " must be default, all, auto or a non-empty list of layer indices", mark_of(v));
+             " must be default, all, auto or a non-empty list of layer indices", where(key, v));
     f.mode = "list";
     f.layers.clear();
     for (size_t i = 0; i < v.size(); ++i) {
@@ -148,14 +160,14 @@ class Reader {
     }
   }
   void read(const YAML::Node& v, const std::string& key, std::vector<RewardComponentConfig>& f) {
-    AR_CHECK(v.IsSequence(), source_, ": ", key, " must be a list of {name, weight, ...params}", mark_of(v));
+    AR_CHECK(v.IsSequence(), source_, ": ", key, " must be a list of {name, weight, ...params}", where(key, v));
     f.clear();
     for (size_t i = 0; i < v.size(); ++i) {
       const std::string item = key + "[" + std::to_string(i) + "]";
       AR_CHECK(v[i].IsMap() && v[i]["name"], source_, ": ", item, " needs a 'name'", mark_of(v[i]));
       RewardComponentConfig c;
       scalar(v[i]["name"], item + ".name", c.name, "a string");
-      if (v[i]["weight"]) scalar(v[i]["weight"], item + ".weight", c.weight, "a number");
+      if (v[i]["weight"]) read(v[i]["weight"], item + ".weight", c.weight);
       for (const auto& kv : v[i]) {
         const std::string k = kv.first.as<std::string>();
         if (k != "name" && k != "weight") c.params[k] = yaml_to_json(kv.second);
@@ -168,6 +180,13 @@ class Reader {
   std::string path_;
   std::string source_;
   std::set<std::string> used_;
+  const std::map<std::string, std::string>* origins_ = nullptr;
+
+  std::string where(const std::string& key, const YAML::Node& node) const {
+    if (origins_ != nullptr)
+      if (const auto it = origins_->find(key); it != origins_->end()) return it->second;
+    return mark_of(node);
+  }
 };
 
 // Emits every field (defaults included) in visit() order.
@@ -255,6 +274,41 @@ void check_one_of(const std::string& key, const std::string& value, std::initial
 
 namespace {
 
+// YAML parsers keep a repeated key and lookups return its first value, so a second
+// `max_new_tokens:` or a second `optim:` section would be ignored without a word.
+void reject_duplicate_keys(const YAML::Node& node, const std::string& path, const std::string& source) {
+  if (node.IsSequence()) {
+    for (size_t i = 0; i < node.size(); ++i) reject_duplicate_keys(node[i], str_cat(path, "[", i, "]"), source);
+    return;
+  }
+  if (!node.IsMap()) return;
+  std::map<std::string, YAML::Mark> seen;
+  for (const auto& kv : node) {
+    const std::string key = kv.first.Scalar();
+    const std::string full = path.empty() ? key : path + "." + key;
+    const auto [it, fresh] = seen.emplace(key, kv.first.Mark());
+    AR_CHECK(fresh, source, ": key '", full, "' appears twice (lines ", it->second.line + 1, " and ",
+             kv.first.Mark().line + 1, "); keep one");
+    reject_duplicate_keys(kv.second, full, source);
+  }
+}
+
+// Origins of every section and section.key of one file's tree (before any merge).
+void collect_origins(const YAML::Node& root, const std::string& file, bool top_file,
+                     std::map<std::string, std::string>& origins) {
+  if (!root.IsMap()) return;
+  auto at = [&](const YAML::Node& key) {
+    const int line = key.Mark().line + 1;
+    return top_file ? str_cat(" (line ", line, ")") : str_cat(" (", file, " line ", line, ")");
+  };
+  for (const auto& section : root) {
+    const std::string name = section.first.Scalar();
+    origins[name] = at(section.first);
+    if (!section.second.IsMap()) continue;
+    for (const auto& kv : section.second) origins[name + "." + kv.first.Scalar()] = at(kv.first);
+  }
+}
+
 YAML::Node parse_yaml(const std::string& yaml_text, const std::string& source) {
   YAML::Node root;
   try {
@@ -264,6 +318,7 @@ YAML::Node parse_yaml(const std::string& yaml_text, const std::string& source) {
   }
   if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
   AR_CHECK(root.IsMap(), source, ": the top level must be a mapping of sections");
+  reject_duplicate_keys(root, "", source);
   return root;
 }
 
@@ -280,30 +335,48 @@ YAML::Node merge_yaml(const YAML::Node& base, const YAML::Node& over) {
 
 // A config file with an optional top-level `base: other.yaml` (relative to the file), whose
 // sections it overrides key by key; bases may chain.
-YAML::Node load_yaml_with_base(const std::string& path, std::string& source, int depth) {
+YAML::Node load_yaml_with_base(const std::string& path, std::string& source, int depth,
+                               std::map<std::string, std::string>& origins) {
   AR_CHECK(depth < 8, path, ": 'base' chains more than 8 files deep (a cycle?)");
   YAML::Node root = parse_yaml(read_text_file(path), path);
-  if (!root["base"]) return root;
+  if (!root["base"]) {
+    collect_origins(root, path, depth == 0, origins);
+    return root;
+  }
   AR_CHECK(root["base"].IsScalar(), path, ": base must be a path to another config file", mark_of(root["base"]));
   const std::string base_path =
       (std::filesystem::path(path).parent_path() / root["base"].Scalar()).lexically_normal().string();
   root.remove("base");
   source += str_cat(" (base ", base_path, ")");
-  return merge_yaml(load_yaml_with_base(base_path, source, depth + 1), root);
+  YAML::Node base = load_yaml_with_base(base_path, source, depth + 1, origins);
+  collect_origins(root, path, depth == 0, origins);  // this file's keys win over its base's
+  return merge_yaml(base, root);
 }
 
 TrainConfig config_from_yaml(YAML::Node root, const std::string& source, const std::vector<std::string>& overrides,
-                             ConfigUse use) {
+                             ConfigUse use, std::map<std::string, std::string> origins) {
   for (const auto& o : overrides) apply_override(root, o);
   TrainConfig config;
   Reader reader(root, "", source);
+  for (const auto& o : overrides) origins[o.substr(0, o.find('='))] = " (--set)";
+  reader.set_origins(&origins);
   config.visit(reader);
   reader.finish();
   // "~/" at the start of model.path is the home directory (scripts/get_model.sh caches models
   // under ~/.cache/anchor-rl/models); the resolved config records the expanded path.
   const char* home = std::getenv("HOME");
   if (config.model.path.rfind("~/", 0) == 0 && home) config.model.path = std::string(home) + config.model.path.substr(1);
-  validate_train_config(config, use);
+  try {
+    validate_train_config(config, use);
+  } catch (const Error& e) {
+    // Range checks run on the filled struct; name the file and the line the key came from.
+    static const std::regex located(R"(^\S+\.cpp:\d+: (([a-z_]+\.[a-z_]+)\S*[: ].*)$)");
+    std::smatch m;
+    const std::string what = e.what();
+    if (!std::regex_match(what, m, located)) throw;
+    const auto it = origins.find(m[2].str());
+    AR_FAIL(source, ": ", m[1].str(), it != origins.end() ? it->second : " (default value)");
+  }
   return config;
 }
 
@@ -311,13 +384,17 @@ TrainConfig config_from_yaml(YAML::Node root, const std::string& source, const s
 
 TrainConfig parse_train_config(const std::string& yaml_text, const std::string& source,
                                const std::vector<std::string>& overrides, ConfigUse use) {
-  return config_from_yaml(parse_yaml(yaml_text, source), source, overrides, use);
+  YAML::Node root = parse_yaml(yaml_text, source);
+  std::map<std::string, std::string> origins;
+  collect_origins(root, source, true, origins);
+  return config_from_yaml(root, source, overrides, use, std::move(origins));
 }
 
 TrainConfig load_train_config(const std::string& path, const std::vector<std::string>& overrides, ConfigUse use) {
   std::string source = path;
-  YAML::Node root = load_yaml_with_base(path, source, 0);
-  return config_from_yaml(root, source, overrides, use);
+  std::map<std::string, std::string> origins;
+  YAML::Node root = load_yaml_with_base(path, source, 0, origins);
+  return config_from_yaml(root, source, overrides, use, std::move(origins));
 }
 
 std::string train_config_to_yaml(const TrainConfig& config) {

@@ -51,6 +51,18 @@ PromptDataset PromptDataset::load_jsonl(const std::string& path, const std::stri
   return ds;
 }
 
+void PromptDataset::check_rows(const std::function<std::string(const nlohmann::json&)>& problem) const {
+  for (const Example& ex : examples_)
+    if (const std::string p = problem(ex.row); !p.empty()) AR_FAIL(path_, ":", ex.line, ": ", p);
+}
+
+PromptDataset PromptDataset::subset(const std::vector<size_t>& rows) const {
+  PromptDataset out;
+  out.path_ = path_;
+  for (size_t r : rows) out.examples_.push_back(examples_.at(r));
+  return out;
+}
+
 void PromptDataset::check_renders_with(const ChatTemplate& chat, const std::string& key) const {
   if (chat.renders_conversations()) return;
   for (const Example& ex : examples_)

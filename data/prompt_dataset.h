@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,11 @@ class PromptDataset {
   size_t size() const { return examples_.size(); }
   const Example& operator[](size_t i) const { return examples_.at(i); }
   const std::string& path() const { return path_; }
+  // Every row passes `problem(row)` ("" = fine); the first that does not is an error naming
+  // file:line (e.g. a countdown row without numbers, checked at load time, not at rollout).
+  void check_rows(const std::function<std::string(const nlohmann::json&)>& problem) const;
+  // The rows `rows` (indices into this dataset), in that order.
+  PromptDataset subset(const std::vector<size_t>& rows) const;
 
  private:
   std::string path_;

@@ -29,10 +29,15 @@ class MathAnswer : public RewardComponent {
     reject_unknown(p, key, {"answer_key"});
     answer_key_ = p.is_object() ? p.value("answer_key", "answer") : "answer";
   }
+  std::string row_problem(const json& ex) const override {
+    return ex.contains(answer_key_) ? ""
+                                    : "the row has no '" + answer_key_ +
+                                          "' field (set answer_key to the field holding the reference answer)";
+  }
   double score(const RewardInput& in) const override {
     // A row without the reference cannot be judged: an error, not a silent 0.
-    AR_CHECK(in.example.contains(answer_key_), "math_answer reward: the dataset row has no '", answer_key_,
-             "' field (set answer_key to the field holding the reference answer)");
+    const std::string problem = row_problem(in.example);
+    AR_CHECK(problem.empty(), "math_answer reward: ", problem);
     const json& ref = in.example.at(answer_key_);
     const std::string reference = ref.is_string() ? ref.get<std::string>() : ref.dump();
     const auto predicted = extract_answer(in.response);
@@ -47,19 +52,19 @@ class MathAnswer : public RewardComponent {
 class Countdown : public RewardComponent {
  public:
   Countdown(const json& p, const std::string& key) { reject_unknown(p, key, {}); }
+  std::string row_problem(const json& ex) const override {
+    bool ok = ex.contains("numbers") && ex.at("numbers").is_array() && !ex.at("numbers").empty() &&
+              ex.contains("target") && ex.at("target").is_number_integer();
+    if (ok)
+      for (const auto& n : ex.at("numbers")) ok = ok && n.is_number_integer();
+    return ok ? "" : "the row needs 'numbers' (a non-empty list of integers) and 'target' (an integer)";
+  }
   double score(const RewardInput& in) const override {
     const json& ex = in.example;
-    auto malformed = [] {
-      AR_FAIL("countdown reward: the dataset row needs 'numbers' (a list of integers) and 'target' (an integer)");
-    };
-    if (!ex.contains("numbers") || !ex.at("numbers").is_array() || !ex.contains("target") ||
-        !ex.at("target").is_number_integer())
-      malformed();
+    const std::string problem = row_problem(ex);
+    AR_CHECK(problem.empty(), "countdown reward: ", problem);
     std::vector<int64_t> numbers;
-    for (const auto& n : ex.at("numbers")) {
-      if (!n.is_number_integer()) malformed();
-      numbers.push_back(n.get<int64_t>());
-    }
+    for (const auto& n : ex.at("numbers")) numbers.push_back(n.get<int64_t>());
     const std::string expression = extract_countdown_expression(in.response);
     return verify_countdown(expression, numbers, ex.at("target").get<int64_t>()).correct ? 1.0 : 0.0;
   }
@@ -135,6 +140,12 @@ CompositeReward CompositeReward::from_names(const std::vector<std::string>& name
   std::vector<Entry> entries;
   for (const auto& name : names) entries.push_back({name, 1.0, nlohmann::json::object()});
   return CompositeReward(entries);
+}
+
+std::string CompositeReward::row_problem(const nlohmann::json& example) const {
+  for (size_t i = 0; i < components_.size(); ++i)
+    if (std::string p = components_[i]->row_problem(example); !p.empty()) return names_[i] + " reward: " + p;
+  return "";
 }
 
 RewardBreakdown CompositeReward::score(const RewardInput& input) const {

@@ -29,6 +29,9 @@ class RewardComponent {
   virtual double score(const RewardInput& input) const = 0;
   // True for components that judge correctness (used for the accuracy metric).
   virtual bool measures_correctness() const { return false; }
+  // Why this component cannot judge completions of the dataset row `example` ("" = it can);
+  // datasets are checked with it when they are loaded, not at the first rollout.
+  virtual std::string row_problem(const nlohmann::json& example) const { return ""; }
 };
 
 // Builds a component from its config parameters; `key` (e.g. "reward.components[1]") is
@@ -69,6 +72,8 @@ class CompositeReward {
   // Components named on a command line: weight 1, default parameters.
   static CompositeReward from_names(const std::vector<std::string>& names);
   RewardBreakdown score(const RewardInput& input) const;
+  // "" if every component can judge the row, else "<component> reward: <why>".
+  std::string row_problem(const nlohmann::json& example) const;
   const std::vector<std::string>& names() const { return names_; }
 
  private:

@@ -111,10 +111,17 @@ TEST(Rewards, MathAnswerAndConfigErrors) {
   EXPECT_TRUE(reward.score({"q", "so \\boxed{84}", numeric, 5, 10, false}).correct);
   // A row the reward cannot judge is an error, not a silent 0.
   EXPECT_THAT(test::error_of([&] { reward.score({"q", "#### 84", nlohmann::json::object(), 5, 10, false}); }),
-              HasSubstr("math_answer reward: the dataset row has no 'answer' field"));
+              HasSubstr("math_answer reward: the row has no 'answer' field"));
+  // ... and is found when the dataset is loaded: row_problem names the component and the reason.
+  EXPECT_EQ(reward.row_problem(example), "");
+  EXPECT_THAT(reward.row_problem({{"question", "q"}}), HasSubstr("math_answer reward: the row has no 'answer' field"));
   CompositeReward countdown({{"countdown", 1.0, {}}});
   EXPECT_THAT(test::error_of([&] { countdown.score({"q", "Answer: 3 * 8", {{"target", 24}}, 5, 10, false}); }),
-              HasSubstr("countdown reward: the dataset row needs 'numbers'"));
+              HasSubstr("countdown reward: the row needs 'numbers'"));
+  EXPECT_EQ(countdown.row_problem({{"numbers", {1, 2}}, {"target", 3}}), "");
+  EXPECT_NE(countdown.row_problem({{"numbers", {1, 2.5}}, {"target", 3}}), "");
+  EXPECT_NE(countdown.row_problem({{"numbers", nlohmann::json::array()}, {"target", 3}}), "");
+  EXPECT_NE(countdown.row_problem({{"numbers", {1, 2}}, {"target", "3"}}), "");
   EXPECT_THAT(test::error_of([] { CompositeReward r({{"bleu", 1.0, {}}}); }),
               HasSubstr("unknown reward component 'bleu' (registered: countdown, format, length, math_answer)"));
   EXPECT_THAT(test::error_of([] { CompositeReward r({{"format", 1.0, {{"pattern", "x"}}}}); }),

@@ -13,6 +13,7 @@
 #include "trainer/rl/metric_sums.h"
 #include "trainer/rl/mini_batch_plan.h"
 #include "trainer/rl/old_policy_stage.h"
+#include "trainer/rl/prompt_limits.h"
 #include "trainer/rl/rollout_stage.h"
 #include "trainer/rl/step_shard.h"
 
@@ -230,6 +231,16 @@ TEST(RlStages, OldPolicyStageRunsThePassOnlyWhenNeeded) {
   EXPECT_EQ(c.credit_map->preplan.sizes(), r.batch.response_ids.sizes());
   // Chosen once: the next step observes the same layers without choosing again.
   EXPECT_TRUE(score_with_old_policy(policy, nullptr, r.batch, cfg, state, nullptr).chosen_layers.empty());
+}
+
+TEST(RlStages, PromptLimitIsThePositionsLeftOrTheConfiguredOne) {
+  LlamaConfig c;
+  c.max_position_embeddings = 1024;
+  EXPECT_EQ(prompt_limit(c, 48, 0).max_tokens, 976);
+  EXPECT_EQ(prompt_limit(c, 48, 500).max_tokens, 500);
+  EXPECT_EQ(prompt_limit(c, 48, 500).why, "data.max_prompt_tokens");
+  EXPECT_EQ(prompt_limit(c, 48, 2000).max_tokens, 976);  // never beyond the model
+  EXPECT_NE(test::error_of([&] { prompt_limit(c, 1024, 0); }), "");
 }
 
 }  // namespace

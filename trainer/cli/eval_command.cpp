@@ -12,6 +12,7 @@
 #include "trainer/common/error.h"
 #include "trainer/model/pretrained.h"
 #include "trainer/rl/evaluation.h"
+#include "trainer/rl/prompt_limits.h"
 
 namespace anchor::cli {
 namespace {
@@ -29,10 +30,13 @@ struct EvalCommandOptions {
 int run_eval(const EvalCommandOptions& o) {
   const at::TensorOptions options = resolve_device(o.device);
   Pretrained p = load_pretrained(o.model_dir, options);
-  const auto dataset = data::PromptDataset::load_jsonl(o.data, o.prompt_key);
+  const auto raw = data::PromptDataset::load_jsonl(o.data, o.prompt_key);
   const rewards::CompositeReward reward = rewards::CompositeReward::from_names(o.rewards);
   const data::ChatTemplate chat = chat_template_for(p, o.prompt_template, "--template");
-  dataset.check_renders_with(chat, "--template");
+  raw.check_renders_with(chat, "--template");
+  raw.check_rows([&](const nlohmann::json& row) { return reward.row_problem(row); });
+  const auto dataset =
+      fit_prompts(raw, p.tokenizer, chat, prompt_limit(p.model.config(), o.eval.max_new_tokens, 0), false, "");
   const EvalResult r = evaluate(p.model, p.tokenizer, dataset, chat, reward, o.eval);
   std::cout << nlohmann::json{{"model", o.model_dir}, {"data", o.data}, {"prompts", r.prompts},
                               {"samples", r.samples}, {"accuracy", r.accuracy},

@@ -427,6 +427,9 @@ void validate_train_config(const TrainConfig& c, ConfigUse use) {
   AR_CHECK(c.model.threads >= 0, "model.threads: must be >= 0, got ", c.model.threads);
   AR_CHECK(!c.data.train.empty(), "data.train: required (a JSONL file of prompts)");
   AR_CHECK(c.data.eval_limit >= 0, "data.eval_limit: must be >= 0");
+  AR_CHECK(c.data.max_prompt_tokens >= 0, "data.max_prompt_tokens: must be >= 0 (0 = the model's positions minus "
+           "rollout.max_new_tokens), got ", c.data.max_prompt_tokens);
+  check_one_of("data.too_long_prompts", c.data.too_long_prompts, {"error", "skip"});
   AR_CHECK(c.rollout.prompts_per_step >= 1, "rollout.prompts_per_step: must be >= 1, got ", c.rollout.prompts_per_step);
   AR_CHECK(c.rollout.samples_per_prompt >= 1, "rollout.samples_per_prompt: must be >= 1");
   AR_CHECK(c.rollout.max_new_tokens >= 1, "rollout.max_new_tokens: must be >= 1");
@@ -469,6 +472,8 @@ void validate_train_config(const TrainConfig& c, ConfigUse use) {
   AR_CHECK(c.train.eval_every >= 0, "train.eval_every: must be >= 0");
   AR_CHECK(c.train.eval_samples >= 1, "train.eval_samples: must be >= 1");
   AR_CHECK(c.train.eval_temperature >= 0, "train.eval_temperature: must be >= 0 (0 = greedy)");
+  AR_CHECK(c.train.max_consecutive_skips >= 1, "train.max_consecutive_skips: must be >= 1, got ",
+           c.train.max_consecutive_skips);
   AR_CHECK(c.checkpoint.every >= 0, "checkpoint.every: must be >= 0");
   AR_CHECK(c.checkpoint.keep_last >= 1, "checkpoint.keep_last: must be >= 1");
   AR_CHECK(!c.logging.run_dir.empty(), "logging.run_dir: required");

@@ -37,9 +37,15 @@ struct DataSection {
   std::string template_ = "plain";
   bool shuffle = true;
   int64_t eval_limit = 200;         // evaluate on the first N eval prompts (0 = all)
+  // Longest rendered prompt in tokens; 0 = the model's positions minus rollout.max_new_tokens
+  // (a longer one could not be answered). A row over the limit is an error naming file:line,
+  // or with too_long_prompts: skip it is dropped at load time and counted in the log.
+  int64_t max_prompt_tokens = 0;
+  std::string too_long_prompts = "error";  // error | skip
   template <class V> void visit(V& v) {
     v("train", train); v("eval", eval); v("prompt_key", prompt_key); v("template", template_);
-    v("shuffle", shuffle); v("eval_limit", eval_limit);
+    v("shuffle", shuffle); v("eval_limit", eval_limit); v("max_prompt_tokens", max_prompt_tokens);
+    v("too_long_prompts", too_long_prompts);
   }
 };
 
@@ -118,9 +124,12 @@ struct TrainSection {
   int64_t eval_every = 0;          // steps between evaluations (0 = only before and after)
   int64_t eval_samples = 4;        // samples per eval prompt (pass@k uses all of them)
   double eval_temperature = 1.0;
+  // A NaN / Inf in rewards, loss or gradients skips the optimizer step (logged, counted in
+  // skipped_steps); this many skipped steps in a row stop the run with an error.
+  int64_t max_consecutive_skips = 3;
   template <class V> void visit(V& v) {
     v("steps", steps); v("seed", seed); v("eval_every", eval_every); v("eval_samples", eval_samples);
-    v("eval_temperature", eval_temperature);
+    v("eval_temperature", eval_temperature); v("max_consecutive_skips", max_consecutive_skips);
   }
 };
 

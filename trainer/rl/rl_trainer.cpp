@@ -5,7 +5,10 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cmath>
 #include <cstdlib>
+#include <cstring>
+#include <limits>
 #include <thread>
 
 #include "credit/credit_map.h"
@@ -31,6 +34,7 @@
 #include "trainer/rl/metric_sums.h"
 #include "trainer/rl/mini_batch_plan.h"
 #include "trainer/rl/old_policy_stage.h"
+#include "trainer/rl/prompt_limits.h"
 #include "trainer/rl/ppo_update.h"
 #include "trainer/rl/rollout_stage.h"
 #include "trainer/rl/step_shard.h"
@@ -61,6 +65,20 @@ void maybe_inject_fault(int rank, int64_t step) {
   if (std::string(kind) == "kill") std::raise(SIGKILL);
   if (std::string(kind) == "hang") std::this_thread::sleep_for(std::chrono::hours(1));
   AR_FAIL("ANCHOR_TEST_FAULT: injected error at step ", step);
+}
+
+// Test-only poisoning (tests/python/check_nonfinite.py): ANCHOR_TEST_POISON="<step>[+]:reward|gradient"
+// puts a NaN into the step's rewards or into a gradient ("+": that step and every later one).
+bool poisoned(int64_t step, const char* kind) {
+  const char* spec = std::getenv("ANCHOR_TEST_POISON");
+  if (spec == nullptr) return false;
+  long long s = -1;
+  char plus = 0;
+  char what[16] = {0};
+  if (std::sscanf(spec, "%lld%c", &s, &plus) < 1) return false;
+  const char* colon = std::strchr(spec, ':');
+  if (colon == nullptr || std::sscanf(colon + 1, "%15s", what) != 1 || std::string(what) != kind) return false;
+  return plus == '+' ? step >= s : step == s;
 }
 
 // CPU threads per rank: model.threads, or the node's cores shared by its ranks.
@@ -115,14 +133,23 @@ int run_rl_training(const TrainRunOptions& opt) {
     reference->set_compute_dtype(options.dtype().toScalarType());
   }
 
-  const data::PromptDataset train_set = data::PromptDataset::load_jsonl(cfg.data.train, cfg.data.prompt_key);
-  std::optional<data::PromptDataset> eval_set;
-  if (!cfg.data.eval.empty()) eval_set = data::PromptDataset::load_jsonl(cfg.data.eval, cfg.data.prompt_key);
-  const data::ChatTemplate prompt_template = chat_template_for(policy, cfg.data.template_, "data.template");
-  train_set.check_renders_with(prompt_template, "data.template");
-  if (eval_set) eval_set->check_renders_with(prompt_template, "data.template");
-  log::info(str_cat("prompts: ", prompt_template.describe()));
   const rewards::CompositeReward reward(cfg.reward.components);
+  // Datasets: every row renders with the template, can be judged by the reward and fits the
+  // model (data.max_prompt_tokens).
+  const data::ChatTemplate prompt_template = chat_template_for(policy, cfg.data.template_, "data.template");
+  const PromptLimit prompt_length =
+      prompt_limit(policy.model.config(), cfg.rollout.max_new_tokens, cfg.data.max_prompt_tokens);
+  auto load_prompts = [&](const std::string& path) {
+    const data::PromptDataset raw = data::PromptDataset::load_jsonl(path, cfg.data.prompt_key);
+    raw.check_renders_with(prompt_template, "data.template");
+    raw.check_rows([&](const nlohmann::json& row) { return reward.row_problem(row); });
+    return fit_prompts(raw, policy.tokenizer, prompt_template, prompt_length, cfg.data.too_long_prompts == "skip",
+                       "data.too_long_prompts: skip");
+  };
+  const data::PromptDataset train_set = load_prompts(cfg.data.train);
+  std::optional<data::PromptDataset> eval_set;
+  if (!cfg.data.eval.empty()) eval_set = load_prompts(cfg.data.eval);
+  log::info(str_cat("prompts: ", prompt_template.describe()));
   const PolicyLoss& policy_loss = policy_losses().get(cfg.algo.policy_loss);
   const KlEstimator& kl_estimator = kl_estimators().get(cfg.algo.kl_estimator);
   const LossAggregation aggregation = parse_loss_aggregation(cfg.algo.loss_agg, "algo.loss_agg");
@@ -193,8 +220,9 @@ int run_rl_training(const TrainRunOptions& opt) {
     int64_t train_positions = 0;  // padded positions of the training forward (FLOP accounting in benchmarks)
 
     // 1. rollout + 2. score: the step's global batch of whole groups, on every rank.
-    const ScoredRollouts rollouts = collect_scored_rollouts(rollout_context, cursor, step);
+    ScoredRollouts rollouts = collect_scored_rollouts(rollout_context, cursor, step);
     maybe_inject_fault(comm.rank(), step);
+    if (poisoned(step, "reward") && rollouts.size() > 0) rollouts.rewards[0] = std::numeric_limits<float>::quiet_NaN();
     const int64_t N = rollouts.size();
     // This rank's share of the groups; sums over ranks go through shard.sum.
     const StepShard shard = shard_step(rollouts.groups_kept, G, comm.rank(), comm.size(), &comm);
@@ -206,6 +234,10 @@ int run_rl_training(const TrainRunOptions& opt) {
     line["groups_seen"] = rollouts.groups_seen;
     double reward_mean = 0, accuracy = 0, mean_len = 0;
     MetricSums sums;
+    // Non-finite values (DESIGN: a NaN at step 3 000 must not ruin the run): the stage where one
+    // appeared; the step then applies no optimizer update.
+    std::string nonfinite;
+    if (N > 0 && !torch::isfinite(rollouts.rewards).all().item<bool>()) nonfinite = "reward";
     if (N > 0) {
       const at::Tensor lengths = rollouts.batch.response_mask.sum(1).to(torch::kDouble);
       reward_mean = rollouts.rewards.mean().item<double>();
@@ -274,7 +306,7 @@ int run_rl_training(const TrainRunOptions& opt) {
       int64_t updates = 0;
       for (const MiniBatch& mb : mini_batch_plan(rollouts.batch.response_mask, shard.rows, cfg.algo.ppo_epochs,
                                                  cfg.algo.mini_batches, aggregation, cfg.train.seed, step)) {
-        if (mb.denominator <= 0) continue;
+        if (mb.denominator <= 0 || !nonfinite.empty()) continue;
         optimizer.zero_grad();
         update_options.denominator = mb.denominator;
         const UpdateStats u = accumulate_policy_gradients(policy.model, update_inputs, mb.local_rows, update_options);
@@ -284,8 +316,20 @@ int run_rl_training(const TrainRunOptions& opt) {
         train_positions += u.positions;
         const auto tb = Clock::now();
         if (shard.sum) dist::all_reduce_gradients(policy.model.parameters(), *shard.sum);
-        if (cfg.optim.grad_clip > 0)
-          grad_norm = torch::nn::utils::clip_grad_norm_(policy.model.parameters(), cfg.optim.grad_clip);
+        if (poisoned(step, "gradient")) {
+          torch::NoGradGuard no_grad;
+          policy.model.parameters().front().mutable_grad().view({-1})[0] = std::numeric_limits<float>::quiet_NaN();
+        }
+        // The global gradient norm (the same on every rank after the all-reduce) decides.
+        grad_norm = torch::nn::utils::clip_grad_norm_(
+            policy.model.parameters(),
+            cfg.optim.grad_clip > 0 ? cfg.optim.grad_clip : std::numeric_limits<double>::infinity());
+        if (!std::isfinite(grad_norm)) {
+          nonfinite = std::isfinite(u.loss) ? "gradients" : "loss";
+          optimizer.zero_grad();
+          t_backward += seconds_since(tb);
+          continue;
+        }
         optimizer.step();
         t_backward += seconds_since(tb);
         sums.add("pg_loss", u.loss);
@@ -310,6 +354,20 @@ int run_rl_training(const TrainRunOptions& opt) {
     } else {
       log::warn(str_cat("step ", step, ": every group had equal rewards; no update"));
     }
+    int64_t skipped_total = state.extra.value("skipped_steps", int64_t{0});
+    int64_t skipped_in_a_row = state.extra.value("consecutive_skips", int64_t{0});
+    if (!nonfinite.empty()) {
+      ++skipped_total;
+      ++skipped_in_a_row;
+      line["skipped"] = nonfinite;
+      log::warn(str_cat("step ", step, ": non-finite value in the ", nonfinite, " (NaN or Inf); optimizer step skipped (",
+                        skipped_in_a_row, " in a row, at most ", cfg.train.max_consecutive_skips, ")"));
+    } else {
+      skipped_in_a_row = 0;
+    }
+    state.extra["skipped_steps"] = skipped_total;
+    state.extra["consecutive_skips"] = skipped_in_a_row;
+    line["skipped_steps"] = skipped_total;
 
     const double step_time = seconds_since(step_start);
     const double comm_time = comm.take_comm_seconds();
@@ -333,6 +391,11 @@ int run_rl_training(const TrainRunOptions& opt) {
     if (last) line["eval"] = run_eval(step);
     if (line.contains("eval") && line["eval"].is_null()) line.erase("eval");
     if (writer) start.run->write_metrics(line);
+    AR_CHECK(skipped_in_a_row < cfg.train.max_consecutive_skips, "step ", step, ": ", skipped_in_a_row,
+             " consecutive steps with non-finite values (last in the ", nonfinite,
+             "; train.max_consecutive_skips); stopping. The weights were never updated with them: the newest "
+             "checkpoint in ", cfg.logging.run_dir, "/checkpoints is intact (resume with --resume latest after fixing "
+             "the cause)");
     if (cfg.logging.progress && writer) {
       const double per_step = seconds_since(run_start) / static_cast<double>(step - first_step);
       log::info(str_cat("step ", step, "/", cfg.train.steps, " | reward ", reward_mean, " | acc ", accuracy, " | len ",

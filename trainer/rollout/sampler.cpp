@@ -135,6 +135,10 @@ RolloutBatch generate(const LlamaModel& model, const Tokenizer& tokenizer,
                " outside the model vocabulary [0, ", config.vocab_size, ")");
     P = std::max<int64_t>(P, static_cast<int64_t>(prompts[i].size()));
   }
+  // The KV cache and the position embeddings end at max_position_embeddings.
+  AR_CHECK(P + params.max_new_tokens <= config.max_position_embeddings, "generate: a prompt of ", P,
+           " tokens + max_new_tokens ", params.max_new_tokens, " exceeds the model's ", config.max_position_embeddings,
+           " positions");
   std::vector<int64_t> stop_ids = params.stop_token_ids;
   if (stop_ids.empty()) {
     stop_ids = config.stop_token_ids();

@@ -24,6 +24,7 @@
 #include "trainer/common/device.h"
 #include "trainer/common/error.h"
 #include "trainer/common/log.h"
+#include "trainer/common/stop_request.h"
 #include "trainer/config/train_config.h"
 #include "trainer/optim/lr_schedule.h"
 #include "trainer/distributed/communicator.h"
@@ -211,6 +212,7 @@ int run_rl_training(const TrainRunOptions& opt) {
   }
 
   // ---- the loop ------------------------------------------------------------------------------
+  install_stop_handlers();  // SIGTERM / SIGINT: finish the step, checkpoint, exit 0
   const auto run_start = Clock::now();
   const int64_t first_step = state.step;
   comm.take_comm_seconds();
@@ -403,10 +405,19 @@ int run_rl_training(const TrainRunOptions& opt) {
                         " tok/s | ", step_time, " s/step | ETA ",
                         format_duration(per_step * static_cast<double>(cfg.train.steps - step))));
     }
-    const bool stop_now = opt.stop_after_step > 0 && step == opt.stop_after_step;
+    // A stop signal on any rank stops every rank after the same step.
+    bool signalled = stop_requested();
+    if (comm.distributed()) {
+      at::Tensor flag = torch::tensor({signalled ? int64_t{1} : int64_t{0}}, torch::kLong);
+      comm.all_reduce_sum(flag, "stop request");
+      signalled = flag.item<int64_t>() > 0;
+    }
+    const bool stop_now = (opt.stop_after_step > 0 && step == opt.stop_after_step) || (signalled && !last);
     if (last || (cfg.checkpoint.every > 0 && step % cfg.checkpoint.every == 0) || stop_now) save(step);
     if (stop_now) {
-      log::info(str_cat("stopping after step ", step, " (--stop-after-step)"));
+      log::info(signalled ? str_cat("stop signal: stopped after step ", step, " with a checkpoint; continue with "
+                                                                              "--resume latest")
+                          : str_cat("stopping after step ", step, " (--stop-after-step)"));
       return 0;
     }
   }

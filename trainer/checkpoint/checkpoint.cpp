@@ -35,15 +35,41 @@ std::vector<fs::path> complete_checkpoints(const fs::path& dir) {
 
 }  // namespace
 
+static void write_checkpoint_files(const fs::path& tmp, const TrainerState& state, const Pretrained& policy,
+                            const NamedTensors& state_tensors);
+
 std::string save_checkpoint(const std::string& run_dir, const TrainerState& state, const Pretrained& policy,
                             const NamedTensors& state_tensors, int64_t keep_last) {
   const fs::path dir = fs::path(run_dir) / "checkpoints";
-  fs::create_directories(dir);
   const std::string name = checkpoint_name(state.step);
   const fs::path tmp = dir / (".tmp-" + name + "-" + std::to_string(::getpid()));
   const fs::path final_path = dir / name;
-  fs::remove_all(tmp);
-  fs::create_directories(tmp);
+  // Until the rename below nothing outside `tmp` changes: a failed write (disk full, read-only
+  // directory, file size limit) removes `tmp` and leaves the earlier checkpoints and `latest`
+  // as they were.
+  try {
+    fs::create_directories(dir);
+    fs::remove_all(tmp);
+    fs::create_directories(tmp);
+    write_checkpoint_files(tmp, state, policy, state_tensors);
+  } catch (const std::exception& e) {
+    std::error_code ignored;
+    fs::remove_all(tmp, ignored);
+    AR_FAIL("checkpoint of step ", state.step, " not written: ", e.what(),
+            "; the earlier checkpoints and 'latest' in ", dir.string(), " are unchanged");
+  }
+  fs::remove_all(final_path);  // a re-run of the same step replaces it
+  std::error_code ec;
+  fs::rename(tmp, final_path, ec);
+  AR_CHECK(!ec, "cannot rename ", tmp.string(), " to ", final_path.string(), ": ", ec.message());
+  write_text_file_atomic((dir / "latest").string(), name + "\n");
+  auto complete = complete_checkpoints(dir);
+  for (size_t i = 0; i + static_cast<size_t>(keep_last) < complete.size(); ++i) fs::remove_all(complete[i]);
+  return final_path.string();
+}
+
+static void write_checkpoint_files(const fs::path& tmp, const TrainerState& state, const Pretrained& policy,
+                            const NamedTensors& state_tensors) {
   save_pretrained(policy, tmp.string());
   write_safetensors((tmp / "trainer_state.safetensors").string(), state_tensors, {{"format", "anchor-rl"}});
   const nlohmann::json j = {{"schema_version", kCheckpointSchemaVersion},
@@ -54,14 +80,6 @@ std::string save_checkpoint(const std::string& run_dir, const TrainerState& stat
                             {"extra", state.extra}};
   write_text_file_atomic((tmp / "trainer_state.json").string(), j.dump(2) + "\n");
   write_text_file_atomic((tmp / "DONE").string(), "complete\n");
-  fs::remove_all(final_path);  // a re-run of the same step replaces it
-  std::error_code ec;
-  fs::rename(tmp, final_path, ec);
-  AR_CHECK(!ec, "cannot rename ", tmp.string(), " to ", final_path.string(), ": ", ec.message());
-  write_text_file_atomic((dir / "latest").string(), name + "\n");
-  auto complete = complete_checkpoints(dir);
-  for (size_t i = 0; i + static_cast<size_t>(keep_last) < complete.size(); ++i) fs::remove_all(complete[i]);
-  return final_path.string();
 }
 
 std::string resolve_checkpoint(const std::string& run_dir, const std::string& spec) {

@@ -3,6 +3,8 @@
 
 #include <malloc.h>
 
+#include <csignal>
+
 #include <algorithm>
 #include <iostream>
 #include <vector>
@@ -46,6 +48,9 @@ int main(int argc, char** argv) {
   // decode step). Keep blocks up to 32 MB (glibc's maximum) in the heap instead.
   mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
   mallopt(M_TRIM_THRESHOLD, 1024 * 1024 * 1024);
+  // Past a file size limit (ulimit -f) a write should fail with EFBIG and be reported, not kill
+  // the process with SIGXFSZ.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"anchor-rl: reinforcement-learning fine-tuning with attention credit maps"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "anchor-rl 0.1.0");

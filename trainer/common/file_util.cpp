@@ -42,7 +42,13 @@ void write_text_file_atomic(const std::string& path, const std::string& contents
     AR_CHECK(out.good(), tmp, ": cannot open for writing (", std::strerror(errno), ")");
     out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
     out.flush();
-    AR_CHECK(out.good(), tmp, ": write failed (disk full?)");
+    if (!out.good()) {
+      const std::string reason = std::strerror(errno);
+      out.close();
+      std::error_code ignored;
+      std::filesystem::remove(tmp, ignored);  // never leave a partial file behind
+      AR_FAIL(path, ": write failed (", reason, "; disk full or file size limit?)");
+    }
   }
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);

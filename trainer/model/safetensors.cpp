@@ -176,7 +176,13 @@ void write_safetensors(const std::string& path, const NamedTensors& tensors,
     for (const auto& t : cpu)
       out.write(static_cast<const char*>(t.const_data_ptr()), static_cast<std::streamsize>(t.nbytes()));
     out.flush();
-    AR_CHECK(out.good(), tmp, ": write failed (disk full?)");
+    if (!out.good()) {
+      const std::string reason = std::strerror(errno);
+      out.close();
+      std::error_code ignored;
+      std::filesystem::remove(tmp, ignored);  // never leave a partial file behind
+      AR_FAIL(path, ": write failed (", reason, "; disk full or file size limit?)");
+    }
   }
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);

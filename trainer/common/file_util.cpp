@@ -36,11 +36,15 @@ nlohmann::json read_json_file(const std::string& path) {
 }
 
 void write_text_file_atomic(const std::string& path, const std::string& contents) {
+  write_file_atomic(path, [&](std::ostream& out) { out.write(contents.data(), static_cast<std::streamsize>(contents.size())); });
+}
+
+void write_file_atomic(const std::string& path, const std::function<void(std::ostream&)>& write) {
   const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     AR_CHECK(out.good(), tmp, ": cannot open for writing (", std::strerror(errno), ")");
-    out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
+    write(out);
     out.flush();
     if (!out.good()) {
       const std::string reason = std::strerror(errno);

@@ -3,6 +3,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <functional>
+#include <iosfwd>
 #include <string>
 
 namespace anchor {
@@ -10,7 +12,10 @@ namespace anchor {
 std::string read_text_file(const std::string& path);
 // Parses JSON; a syntax error names the file, line and column.
 nlohmann::json read_json_file(const std::string& path);
-// Writes to "path.tmp-<pid>" then renames, so a reader never sees a half-written file.
+// Writes through `write` to "path.tmp-<pid>" then renames, so a reader never sees a half-written
+// file; a failed write (disk full, file size limit) removes the temporary file and is an error
+// naming `path` and the reason.
+void write_file_atomic(const std::string& path, const std::function<void(std::ostream&)>& write);
 void write_text_file_atomic(const std::string& path, const std::string& contents);
 
 }  // namespace anchor

@@ -164,10 +164,7 @@ void write_safetensors(const std::string& path, const NamedTensors& tensors,
   std::string header_text = header.dump();
   header_text.append((8 - header_text.size() % 8) % 8, ' ');  // keep the data 8-byte aligned
 
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    AR_CHECK(out.good(), tmp, ": cannot open for writing (", std::strerror(errno), ")");
+  write_file_atomic(path, [&](std::ostream& out) {
     uint8_t len_bytes[8];
     uint64_t len = header_text.size();
     for (int i = 0; i < 8; ++i) len_bytes[i] = static_cast<uint8_t>(len >> (8 * i));
@@ -175,18 +172,7 @@ void write_safetensors(const std::string& path, const NamedTensors& tensors,
     out.write(header_text.data(), static_cast<std::streamsize>(header_text.size()));
     for (const auto& t : cpu)
       out.write(static_cast<const char*>(t.const_data_ptr()), static_cast<std::streamsize>(t.nbytes()));
-    out.flush();
-    if (!out.good()) {
-      const std::string reason = std::strerror(errno);
-      out.close();
-      std::error_code ignored;
-      std::filesystem::remove(tmp, ignored);  // never leave a partial file behind
-      AR_FAIL(path, ": write failed (", reason, "; disk full or file size limit?)");
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  AR_CHECK(!ec, "cannot rename ", tmp, " to ", path, ": ", ec.message());
+  });
 }
 
 SafetensorsCheckpoint::SafetensorsCheckpoint(const std::string& model_dir) {

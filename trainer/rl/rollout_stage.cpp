@@ -33,16 +33,12 @@ struct FlatRows {
   }
 };
 
-// Left-padded [n, width] from per-row lengths and the row-major real entries.
-std::pair<at::Tensor, at::Tensor> left_padded(const at::Tensor& lengths, const at::Tensor& flat, int64_t pad) {
+// {[n, width] values, mask} from per-row lengths and the row-major real entries, padded on the
+// left (prompts: every row ends in the last column) or on the right (responses).
+std::pair<at::Tensor, at::Tensor> padded(const at::Tensor& lengths, const at::Tensor& flat, double pad, bool left) {
   const int64_t width = std::max<int64_t>(1, lengths.numel() ? lengths.max().item<int64_t>() : 1);
-  const at::Tensor mask = torch::arange(width, torch::kLong).unsqueeze(0).ge((width - lengths).unsqueeze(1));
-  return {torch::full(mask.sizes(), pad, flat.options()).masked_scatter(mask, flat), mask};
-}
-
-std::pair<at::Tensor, at::Tensor> right_padded(const at::Tensor& lengths, const at::Tensor& flat, double pad) {
-  const int64_t width = std::max<int64_t>(1, lengths.numel() ? lengths.max().item<int64_t>() : 1);
-  const at::Tensor mask = torch::arange(width, torch::kLong).unsqueeze(0).lt(lengths.unsqueeze(1));
+  const at::Tensor columns = torch::arange(width, torch::kLong).unsqueeze(0);
+  const at::Tensor mask = left ? columns.ge((width - lengths).unsqueeze(1)) : columns.lt(lengths.unsqueeze(1));
   return {torch::full(mask.sizes(), pad, flat.options()).masked_scatter(mask, flat), mask};
 }
 
@@ -147,11 +143,11 @@ ScoredRollouts collect_scored_rollouts(const RolloutContext& ctx, data::DataCurs
   }
   // The global batch, padded as one process pads it (prompts left, responses right).
   const at::Tensor prompt_lengths = torch::cat(kept.prompt_lengths), response_lengths = torch::cat(kept.response_lengths);
-  std::tie(out.batch.prompt_ids, out.batch.prompt_mask) =
-      left_padded(prompt_lengths, torch::cat(kept.prompt_tokens), pad_id);
+  const double pad = static_cast<double>(pad_id);
+  std::tie(out.batch.prompt_ids, out.batch.prompt_mask) = padded(prompt_lengths, torch::cat(kept.prompt_tokens), pad, true);
   std::tie(out.batch.response_ids, out.batch.response_mask) =
-      right_padded(response_lengths, torch::cat(kept.response_tokens), static_cast<double>(pad_id));
-  out.sampling_logprobs = right_padded(response_lengths, torch::cat(kept.logprobs), 0.0).first;
+      padded(response_lengths, torch::cat(kept.response_tokens), pad, false);
+  out.sampling_logprobs = padded(response_lengths, torch::cat(kept.logprobs), 0.0, false).first;
   const at::Tensor scores = torch::cat(kept.scores).view({-1, 2 + C});
   out.rewards = scores.select(1, 0).to(torch::kFloat);
   out.correct = scores.select(1, 1).gt(0.5);

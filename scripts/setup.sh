@@ -13,7 +13,7 @@ BUILD_DIR="${BUILD_DIR:-build}"
 # --- Debian packages ---------------------------------------------------------------------
 APT_PACKAGES=(build-essential cmake pkg-config ccache python3 python3-venv
   libyaml-cpp-dev libspdlog-dev libfmt-dev libsentencepiece-dev libgtest-dev libgmock-dev
-  nlohmann-json3-dev libcli11-dev libopenmpi-dev openmpi-bin libpcre2-dev libicu-dev)
+  nlohmann-json3-dev libcli11-dev libopenmpi-dev openmpi-bin libpcre2-dev libicu-dev libxxhash-dev)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

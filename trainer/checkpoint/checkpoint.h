@@ -8,11 +8,14 @@
 //       config.json, model*.safetensors, tokenizer.model, tokenizer_config.json  (HF format)
 //       trainer_state.safetensors  optimizer moments and step counts
 //       trainer_state.json         step, data cursor, schema version, config hash, world size
+//       manifest.json              size and XXH3-64 of every file above (checkpoint_manifest.h)
 //       DONE                       written last: only checkpoints with DONE are complete
 //   RUN_DIR/checkpoints/latest     name of the newest complete checkpoint
 //
 // A checkpoint is written into a temporary directory and renamed into place, so a crash
 // never leaves a half-written step-* directory; keep_last prunes the oldest complete ones.
+// Resume verifies the manifest, so a file damaged after the write (truncated, a flipped byte,
+// deleted) is found; `--resume latest` then falls back to the newest intact checkpoint.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -25,7 +28,8 @@
 
 namespace anchor {
 
-constexpr int kCheckpointSchemaVersion = 1;
+// 2: with manifest.json. Schema 1 checkpoints (no manifest) still load, unverified.
+constexpr int kCheckpointSchemaVersion = 2;
 
 // Keys of trainer_state.json; each has a resume rule in load_trainer_state's comment.
 struct TrainerState {
@@ -44,8 +48,10 @@ std::string checkpoint_name(int64_t step);
 std::string save_checkpoint(const std::string& run_dir, const TrainerState& state, const Pretrained& policy,
                             const NamedTensors& state_tensors, int64_t keep_last);
 
-// "latest" -> RUN_DIR/checkpoints/<latest>; otherwise a checkpoint directory path. It must be
-// complete (DONE present) and of a schema version this build reads.
+// "latest" -> the checkpoint RUN_DIR/checkpoints/latest names if it is intact (DONE, manifest
+// verified), else the newest intact one, with a warning saying how many steps are lost; none
+// intact is an error listing what is wrong with each. Otherwise `spec` is a checkpoint
+// directory, used only if intact.
 std::string resolve_checkpoint(const std::string& run_dir, const std::string& spec);
 
 TrainerState load_trainer_state(const std::string& checkpoint_dir);

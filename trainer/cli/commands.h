@@ -19,5 +19,6 @@ Action register_sft(CLI::App& app);
 Action register_credit(CLI::App& app);
 Action register_chat(CLI::App& app);
 Action register_credit_stats(CLI::App& app);
+Action register_checkpoint(CLI::App& app);
 
 }  // namespace anchor::cli

@@ -20,7 +20,7 @@ PromptDataset PromptDataset::load_jsonl(const std::string& path, const std::stri
     nlohmann::json row;
     try {
       row = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range (number overflow)
       AR_FAIL(path, ":", line_no, ": not valid JSON (", e.what(), ")");
     }
     AR_CHECK(row.is_object(), path, ":", line_no, ": expected a JSON object per line");

@@ -40,7 +40,7 @@ fi
 
 # --- build ---------------------------------------------------------------------------------
 if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
-  cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DANCHOR_VENV="$VENV" >/dev/null
+  cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DANCHOR_VENV="$VENV" ${ANCHOR_CMAKE_ARGS:-} >/dev/null
 fi
 cmake --build "$BUILD_DIR" -j"$(nproc)" ${ANCHOR_BUILD_TARGETS:+--target $ANCHOR_BUILD_TARGETS}
 echo "setup: done ($BUILD_DIR/anchor-rl)"

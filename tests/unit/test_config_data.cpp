@@ -60,6 +60,10 @@ TEST(TrainConfig, NonFiniteNumbersDuplicateKeysAndRangeErrorsNameTheLine) {
               HasSubstr("x.yaml: key 'rollout.max_new_tokens' appears twice (lines 15 and 16)"));
   EXPECT_THAT(error_of([] { parse_train_config(std::string(kMinimal) + "algo:\n  clip_low: 0.1\n", "x.yaml"); }),
               HasSubstr("x.yaml: key 'algo' appears twice (lines 12 and 14)"));
+  // A complex key (found by tests/fuzz/fuzz_train_config): an error with the line, not a
+  // yaml-cpp bad-conversion exception.
+  EXPECT_THAT(error_of([] { parse_train_config(std::string(kMinimal) + "credit:\n  ? strategy: coupled\n", "x.yaml"); }),
+              HasSubstr("x.yaml:15: a key must be a plain name (in 'credit'), not a list or mapping"));
   // Range errors found after reading name the file and the line (or --set, or the default).
   EXPECT_THAT(error_of([] { parse_train_config(std::string(kMinimal) + "rollout:\n  max_new_tokens: -5\n", "x.yaml"); }),
               HasSubstr("x.yaml: rollout.max_new_tokens: must be"));
@@ -113,6 +117,10 @@ TEST(PromptDataset, ReadsJsonlAndNamesBadLines) {
   EXPECT_EQ(ds[1].line, 3);
   std::ofstream(path, std::ios::app) << "{\"prompt\": \"c\",\n";
   EXPECT_THAT(error_of([&] { data::PromptDataset::load_jsonl(path); }), HasSubstr(path + ":4: not valid JSON"));
+  // A number no type holds (found by tests/fuzz/fuzz_jsonl_dataset): nlohmann throws
+  // out_of_range, not parse_error; still an error naming the line.
+  std::ofstream(path) << "{\"prompt\": \"a\"}\n3131106E17777777777777777777\n";
+  EXPECT_THAT(error_of([&] { data::PromptDataset::load_jsonl(path); }), HasSubstr(path + ":2: not valid JSON"));
   std::ofstream(path) << R"({"question": "a"})" << "\n";
   EXPECT_THAT(error_of([&] { data::PromptDataset::load_jsonl(path); }), HasSubstr(":1: missing string field 'prompt'"));
 }

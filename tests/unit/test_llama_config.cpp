@@ -74,6 +74,16 @@ TEST(LlamaConfig, ErrorsNameFileAndKey) {
   j = base_config();
   j["hidden_size"] = "big";
   EXPECT_THAT(error_of([&] { parse_llama_config(j, "c.json"); }), HasSubstr("'hidden_size' has the wrong type"));
+  // Found by tests/fuzz/fuzz_model_config: a float for an integer key was a static_cast
+  // (2.5 -> 2; 1e72 undefined behaviour). Integral floats are accepted.
+  j = base_config();
+  j["hidden_size"] = 1e72;
+  EXPECT_THAT(error_of([&] { parse_llama_config(j, "c.json"); }), HasSubstr("'hidden_size' has the wrong type"));
+  j["hidden_size"] = 64.5;
+  EXPECT_THAT(error_of([&] { parse_llama_config(j, "c.json"); }), HasSubstr("'hidden_size' has the wrong type"));
+  j = base_config();
+  j["hidden_size"] = static_cast<double>(base_config()["hidden_size"].get<int64_t>());
+  EXPECT_EQ(parse_llama_config(j, "c.json").hidden_size, base_config()["hidden_size"].get<int64_t>());
   j = base_config();
   j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 2.0}};
   EXPECT_THAT(error_of([&] { parse_llama_config(j, "c.json"); }), HasSubstr("unsupported rope_scaling.rope_type 'yarn'"));

@@ -115,6 +115,15 @@ TEST(Safetensors, CorruptHeadersAreErrors) {
   write_bytes(path, with_header(R"({"w":{"dtype":"F32","shape":[1]}})", std::string(4, '\0')));
   EXPECT_THAT(error_of([&] { SafetensorsFile f(path); }), HasSubstr("tensor 'w'"));
 
+  // 2^62 x 4 x F32 wraps to 0 bytes in 64 bits: must not pass as an empty tensor.
+  write_bytes(path, with_header(R"({"w":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,0]}})"));
+  EXPECT_THAT(error_of([&] { SafetensorsFile f(path); }), HasSubstr("has a shape that needs more than the 0 bytes"));
+
+  // A number too large for any type (found by tests/fuzz/fuzz_safetensors_header): nlohmann's
+  // out_of_range, reported like any corrupt header.
+  write_bytes(path, with_header(R"({"z":888e88888888888888})"));
+  EXPECT_THAT(error_of([&] { SafetensorsFile f(path); }), HasSubstr("corrupt safetensors header"));
+
   write_bytes(path, with_header("[1,2]"));
   EXPECT_THAT(error_of([&] { SafetensorsFile f(path); }), HasSubstr("expected a JSON object"));
 }

@@ -116,6 +116,9 @@ TEST(CheckpointManifest, MalformedManifestsAreNamedErrors) {
               HasSubstr("files[1]: 'a' listed twice"));
   EXPECT_THAT(error(R"([{"name": "a", "size": "1", "xxh3_64": "0000000000000000"}])"), HasSubstr("files[0]: expected"));
   EXPECT_THAT(error(R"({})"), HasSubstr("'files' must be a list"));
+  // Found by tests/fuzz/fuzz_checkpoint_manifest: a field of the wrong type threw a JSON type error.
+  EXPECT_THAT(test::error_of([&] { parse_manifest(R"({"format": 1, "files": []})", "M"); }),
+              HasSubstr("M: not an anchor-rl checkpoint manifest"));
 }
 
 TEST(CheckpointManifest, EveryCorruptionKindIsNamedAndLatestFallsBack) {

@@ -75,14 +75,15 @@ std::vector<ManifestEntry> parse_manifest(const std::string& text, const std::st
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
     AR_FAIL(origin, ": not valid JSON (", e.what(), ")");
   }
-  AR_CHECK(j.is_object() && j.value("format", "") == kFormat, origin, ": not an anchor-rl checkpoint manifest");
-  AR_CHECK(j.value("version", 0) == 1, origin, ": manifest version ", j.value("version", nlohmann::json()).dump(),
+  // Compared as JSON values: j.value("format", "") would throw a type error on a number.
+  const auto field = [&](const char* key) { return j.is_object() && j.contains(key) ? j[key] : nlohmann::json(); };
+  AR_CHECK(field("format") == kFormat, origin, ": not an anchor-rl checkpoint manifest");
+  AR_CHECK(field("version") == 1, origin, ": manifest version ", field("version").dump(),
            " is not the one this build reads (1)");
-  AR_CHECK(j.value("hash", "") == "xxh3-64", origin, ": hash '", j.value("hash", nlohmann::json()).dump(),
-           "' is not xxh3-64");
+  AR_CHECK(field("hash") == "xxh3-64", origin, ": hash ", field("hash").dump(), " is not \"xxh3-64\"");
   AR_CHECK(j.contains("files") && j["files"].is_array(), origin, ": 'files' must be a list");
   std::vector<ManifestEntry> out;
   for (size_t i = 0; i < j["files"].size(); ++i) {

@@ -32,6 +32,8 @@ nlohmann::json read_json_file(const std::string& path) {
       if (text[i] == '\n') { ++line; column = 1; } else { ++column; }
     }
     AR_FAIL(path, ":", line, ":", column, ": invalid JSON (", e.what(), ")");
+  } catch (const nlohmann::json::exception& e) {  // out_of_range: a number too large for any type
+    AR_FAIL(path, ": invalid JSON (", e.what(), ")");
   }
 }
 

@@ -284,6 +284,9 @@ void reject_duplicate_keys(const YAML::Node& node, const std::string& path, cons
   if (!node.IsMap()) return;
   std::map<std::string, YAML::Mark> seen;
   for (const auto& kv : node) {
+    // `? [a, b]: x` makes a key of a list or mapping; every reader below expects names.
+    AR_CHECK(kv.first.IsScalar(), source, ":", kv.first.Mark().line + 1, ": a key must be a plain name",
+             path.empty() ? "" : " (in '" + path + "')", ", not a list or mapping");
     const std::string key = kv.first.Scalar();
     const std::string full = path.empty() ? key : path + "." + key;
     const auto [it, fresh] = seen.emplace(key, kv.first.Mark());

@@ -1,6 +1,10 @@
 #include "trainer/model/llama_config.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <stdexcept>
+#include <type_traits>
 #include <filesystem>
 #include <fstream>
 
@@ -22,12 +26,28 @@ namespace {
 
 using nlohmann::json;
 
+// json::get<integer> of a float is a static_cast: 2.5 would become 2 and 1e72 is undefined
+// behaviour (found by tests/fuzz/fuzz_model_config). Integers must be integral and in range.
+template <typename T>
+T convert(const json& v) {
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    if (v.is_number_float()) {
+      const double d = v.get<double>();
+      if (!(d == std::floor(d) && d >= -9.0e18 && d <= 9.0e18)) throw std::invalid_argument("not an integer");
+      return static_cast<T>(d);
+    }
+    if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))
+      throw std::invalid_argument("out of range");
+  }
+  return v.get<T>();
+}
+
 template <typename T>
 T get_required(const json& j, const char* key, const std::string& source) {
   AR_CHECK(j.contains(key) && !j.at(key).is_null(), source, ": missing required key '", key, "'");
   try {
-    return j.at(key).get<T>();
-  } catch (const json::exception&) {
+    return convert<T>(j.at(key));
+  } catch (const std::exception&) {
     AR_FAIL(source, ": key '", key, "' has the wrong type (got ", j.at(key).dump(), ")");
   }
 }
@@ -36,8 +56,8 @@ template <typename T>
 T get_optional(const json& j, const char* key, T fallback, const std::string& source) {
   if (!j.contains(key) || j.at(key).is_null()) return fallback;
   try {
-    return j.at(key).get<T>();
-  } catch (const json::exception&) {
+    return convert<T>(j.at(key));
+  } catch (const std::exception&) {
     AR_FAIL(source, ": key '", key, "' has the wrong type (got ", j.at(key).dump(), ")");
   }
 }

@@ -21,10 +21,6 @@ namespace {
 
 using nlohmann::json;
 
-// Headers larger than this are rejected before allocation: a corrupt length field must not
-// make us allocate gigabytes. (The reference implementation uses the same 100 MB bound.)
-constexpr uint64_t kMaxHeaderBytes = 100ull << 20;
-
 struct DtypeInfo {
   const char* name;
   at::ScalarType type;
@@ -61,7 +57,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     AR_FAIL(path, ": cannot stat (", std::strerror(errno), ")");
   }
   mapped_size_ = static_cast<size_t>(st.st_size);
-  if (mapped_size_ < 8) {
+  if (mapped_size_ < 8) {  // (mmap of an empty file fails)
     ::close(fd);
     AR_FAIL(path, ": truncated safetensors file (", mapped_size_, " bytes, the 8-byte header length is missing)");
   }
@@ -71,59 +67,10 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
   mapped_ = static_cast<const uint8_t*>(mapped);
 
   try {
-    uint64_t header_len = 0;
-    for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | mapped_[i];
-    AR_CHECK(header_len <= kMaxHeaderBytes, path, ": corrupt safetensors header length ", header_len,
-             " (more than ", kMaxHeaderBytes, " bytes)");
-    AR_CHECK(8 + header_len <= mapped_size_, path, ": truncated safetensors file: header says ", header_len,
-             " bytes of JSON but the file has only ", mapped_size_, " bytes");
-    data_start_ = 8 + header_len;
-    json header;
-    try {
-      header = json::parse(reinterpret_cast<const char*>(mapped_ + 8),
-                           reinterpret_cast<const char*>(mapped_ + 8 + header_len));
-    } catch (const json::parse_error& e) {
-      AR_FAIL(path, ": corrupt safetensors header (not valid JSON: ", e.what(), ")");
-    }
-    AR_CHECK(header.is_object(), path, ": corrupt safetensors header (expected a JSON object)");
-    const uint64_t data_size = mapped_size_ - data_start_;
-    for (const auto& [name, value] : header.items()) {
-      if (name == "__metadata__") {
-        AR_CHECK(value.is_object(), path, ": __metadata__ must be an object of strings");
-        for (const auto& [k, v] : value.items()) {
-          AR_CHECK(v.is_string(), path, ": __metadata__['", k, "'] must be a string");
-          metadata_[k] = v.get<std::string>();
-        }
-        continue;
-      }
-      AR_CHECK(value.is_object() && value.contains("dtype") && value.contains("shape") &&
-                   value.contains("data_offsets"),
-               path, ": tensor '", name, "': header entry needs dtype, shape and data_offsets");
-      SafetensorsEntry entry;
-      try {
-        entry.dtype = value.at("dtype").get<std::string>();
-        entry.shape = value.at("shape").get<std::vector<int64_t>>();
-        const auto offsets = value.at("data_offsets").get<std::vector<uint64_t>>();
-        AR_CHECK(offsets.size() == 2, path, ": tensor '", name, "': data_offsets must have two entries");
-        entry.begin = offsets[0];
-        entry.end = offsets[1];
-      } catch (const json::exception& e) {
-        AR_FAIL(path, ": tensor '", name, "': malformed header entry (", e.what(), ")");
-      }
-      const DtypeInfo* dtype = find_dtype(entry.dtype);
-      AR_CHECK(dtype != nullptr, path, ": tensor '", name, "': unsupported dtype '", entry.dtype, "'");
-      uint64_t numel = 1;
-      for (int64_t d : entry.shape) {
-        AR_CHECK(d >= 0, path, ": tensor '", name, "': negative dimension in shape");
-        numel *= static_cast<uint64_t>(d);
-      }
-      AR_CHECK(entry.begin <= entry.end && entry.end - entry.begin == numel * dtype->bytes, path, ": tensor '",
-               name, "': data_offsets [", entry.begin, ", ", entry.end, ") do not match shape x dtype (",
-               numel * dtype->bytes, " bytes)");
-      AR_CHECK(entry.end <= data_size, path, ": truncated safetensors file: tensor '", name,
-               "' needs bytes up to ", entry.end, " of the data section but only ", data_size, " are present");
-      entries_.emplace(name, std::move(entry));
-    }
+    SafetensorsHeader header = parse_safetensors_header(mapped_, mapped_size_, path);
+    data_start_ = header.data_start;
+    entries_ = std::move(header.entries);
+    metadata_ = std::move(header.metadata);
   } catch (...) {
     ::munmap(const_cast<uint8_t*>(mapped_), mapped_size_);
     mapped_ = nullptr;

@@ -14,14 +14,9 @@
 #include <utility>
 #include <vector>
 
-namespace anchor {
+#include "trainer/model/safetensors_header.h"
 
-struct SafetensorsEntry {
-  std::string dtype;           // "F32", "BF16", ...
-  std::vector<int64_t> shape;
-  uint64_t begin = 0;          // byte offsets into the data section
-  uint64_t end = 0;
-};
+namespace anchor {
 
 class SafetensorsFile {
  public:

@@ -6,6 +6,7 @@ set(ANCHOR_BASE_SOURCES
   trainer/common/error.cpp
   trainer/common/file_util.cpp
   trainer/common/stop_request.cpp
+  trainer/common/test_hooks.cpp
   trainer/checkpoint/checkpoint_manifest.cpp
   trainer/model/safetensors_header.cpp
   trainer/model/llama_config.cpp

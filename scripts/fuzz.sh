@@ -10,7 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=300
-[ "${1:-}" = "--ci" ] && { seconds=5; shift; }
+seed=0  # 0: libFuzzer picks one; CI uses a fixed seed so that a run can be repeated
+[ "${1:-}" = "--ci" ] && { seconds=5; seed=1; shift; }
 [[ "${1:-}" =~ ^[0-9]+$ ]] && { seconds=$1; shift; }
 BUILD=${FUZZ_BUILD_DIR:-build-fuzz}
 
@@ -45,7 +46,7 @@ for name in "${harnesses[@]}"; do
   log="$BUILD/$name.log"
   rc=0
   ASAN_OPTIONS=detect_leaks=1 "$BUILD/fuzz_$name" -max_total_time="$seconds" -max_len=65536 -timeout=10 \
-    -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix="$BUILD/crashes/$name-" "${dirs[@]}" >"$log" 2>&1 || rc=$?
+    -rss_limit_mb=4096 -seed="$seed" -print_final_stats=1 -artifact_prefix="$BUILD/crashes/$name-" "${dirs[@]}" >"$log" 2>&1 || rc=$?
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
   rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
   crashes=0

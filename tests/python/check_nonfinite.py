@@ -88,6 +88,23 @@ def main():
     print("NaN in every step from step 2: stopped after 3 skipped steps (step 4), exit 1, "
           f"checkpoint step {latest_step} finite")
 
+    # `anchor-rl sft` skips the same way, and resumes exactly.
+    sft = ["sft", "configs/demo_sft.yaml", "--set", "train.steps=4", "--set", "sft.batch_size=8", "--set", "data.eval=",
+           "--set", "model.path=data/demo-model", "--set", "checkpoint.every=1"]
+    env = dict(os.environ, ANCHOR_TEST_POISON="2:gradient")
+    straight, resumed = os.path.join(scratch, "sft-straight"), os.path.join(scratch, "sft-resumed")
+    for d in (straight, resumed):
+        shutil.rmtree(d, ignore_errors=True)
+    for run_dir, extra in ((straight, []), (resumed, ["--stop-after-step", "2"]), (resumed, ["--resume", "latest"])):
+        subprocess.run([binary] + sft + ["--run-dir", run_dir] + extra, cwd=ROOT, check=True, capture_output=True,
+                       env=env)
+    m = {l["step"]: l for l in lines(straight)}
+    if m[2].get("skipped") != "gradients" or m[4]["skipped_steps"] != 1 or "skipped" in m[4]:
+        raise SystemExit(f"FAIL: sft: step 2 should be skipped and the run go on: {m[2]} {m[4]}")
+    if not weights_finite(straight, 4) or lines(straight) != lines(resumed) or files(straight, 4) != files(resumed, 4):
+        raise SystemExit("FAIL: sft: non-finite weights, or resuming after the skipped step differs")
+    print("sft: NaN in a gradient at step 2: step skipped, finite weights, resume exact")
+
 
 if __name__ == "__main__":
     main()

@@ -16,6 +16,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 ARGS = ["train", "configs/demo.yaml", "--set", "train.steps=16", "--set", "rollout.prompts_per_step=4",
         "--set", "rollout.samples_per_prompt=4", "--set", "algo.micro_batch_size=8", "--set", "data.eval=",
         "--set", "checkpoint.every=0", "--set", "algo.dynamic_sampling=false"]
+SFT_STEPS = 200  # SFT steps of the demo model are short: enough of them that the signal lands mid-run
+SFT_ARGS = ["sft", "configs/demo_sft.yaml", "--set", f"train.steps={SFT_STEPS}", "--set", "sft.batch_size=8",
+            "--set", "data.eval=", "--set", "model.path=data/demo-model", "--set", "checkpoint.every=0"]
 
 
 def metrics(run_dir):
@@ -29,8 +32,8 @@ def metrics(run_dir):
     return out
 
 
-def start_and_signal(binary, run_dir, signals):
-    proc = subprocess.Popen([binary] + ARGS + ["--run-dir", run_dir], cwd=ROOT, stdout=subprocess.PIPE,
+def start_and_signal(binary, run_dir, signals, args=ARGS):
+    proc = subprocess.Popen([binary] + args + ["--run-dir", run_dir], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and not any(l.get("step", 0) >= 2 for l in metrics(run_dir)):
@@ -43,8 +46,8 @@ def start_and_signal(binary, run_dir, signals):
     return proc.returncode, out + err, time.time() - t0
 
 
-def final(run_dir):
-    d = os.path.join(run_dir, "checkpoints", "step-00000016")
+def final(run_dir, steps=16):
+    d = os.path.join(run_dir, "checkpoints", f"step-{steps:08d}")
     return {n: open(os.path.join(d, n), "rb").read()
             for n in ("model.safetensors", "trainer_state.safetensors", "trainer_state.json")}
 
@@ -74,6 +77,22 @@ def main():
     if code != 128 + signal.SIGTERM or "second stop signal" not in text:
         raise SystemExit(f"FAIL: second SIGTERM: exit {code}\n{text[-3000:]}")
     print(f"second SIGTERM: exit {code} after {seconds:.2f} s, no checkpoint")
+
+    # `anchor-rl sft` stops the same way.
+    sft_straight, sft_stopped = os.path.join(scratch, "sft-straight"), os.path.join(scratch, "sft-stopped")
+    for d in (sft_straight, sft_stopped):
+        shutil.rmtree(d, ignore_errors=True)
+    subprocess.run([binary] + SFT_ARGS + ["--run-dir", sft_straight], cwd=ROOT, check=True, capture_output=True)
+    code, text, seconds = start_and_signal(binary, sft_stopped, [signal.SIGTERM], SFT_ARGS)
+    if code != 0 or "stopped after sft step" not in text:
+        raise SystemExit(f"FAIL: sft SIGTERM: exit {code}\n{text[-3000:]}")
+    with open(os.path.join(sft_stopped, "checkpoints", "latest")) as f:
+        step = int(f.read().strip().rsplit("-", 1)[1])
+    subprocess.run([binary] + SFT_ARGS + ["--run-dir", sft_stopped, "--resume", "latest"], cwd=ROOT, check=True,
+                   capture_output=True)
+    if final(sft_straight, SFT_STEPS) != final(sft_stopped, SFT_STEPS) or metrics(sft_straight) != metrics(sft_stopped):
+        raise SystemExit(f"FAIL: sft: stop at step {step} + resume differs from the straight run")
+    print(f"sft SIGTERM: exit 0 {seconds:.1f} s after the signal, checkpoint at step {step}, resume exact")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@
 #include "trainer/common/error.h"
 #include "trainer/common/log.h"
 #include "trainer/common/stop_request.h"
+#include "trainer/common/test_hooks.h"
 #include "trainer/config/train_config.h"
 #include "trainer/optim/lr_schedule.h"
 #include "trainer/distributed/communicator.h"
@@ -66,20 +67,6 @@ void maybe_inject_fault(int rank, int64_t step) {
   if (std::string(kind) == "kill") std::raise(SIGKILL);
   if (std::string(kind) == "hang") std::this_thread::sleep_for(std::chrono::hours(1));
   AR_FAIL("ANCHOR_TEST_FAULT: injected error at step ", step);
-}
-
-// Test-only poisoning (tests/python/check_nonfinite.py): ANCHOR_TEST_POISON="<step>[+]:reward|gradient"
-// puts a NaN into the step's rewards or into a gradient ("+": that step and every later one).
-bool poisoned(int64_t step, const char* kind) {
-  const char* spec = std::getenv("ANCHOR_TEST_POISON");
-  if (spec == nullptr) return false;
-  long long s = -1;
-  char plus = 0;
-  char what[16] = {0};
-  if (std::sscanf(spec, "%lld%c", &s, &plus) < 1) return false;
-  const char* colon = std::strchr(spec, ':');
-  if (colon == nullptr || std::sscanf(colon + 1, "%15s", what) != 1 || std::string(what) != kind) return false;
-  return plus == '+' ? step >= s : step == s;
 }
 
 // CPU threads per rank: model.threads, or the node's cores shared by its ranks.
@@ -224,7 +211,7 @@ int run_rl_training(const TrainRunOptions& opt) {
     // 1. rollout + 2. score: the step's global batch of whole groups, on every rank.
     ScoredRollouts rollouts = collect_scored_rollouts(rollout_context, cursor, step);
     maybe_inject_fault(comm.rank(), step);
-    if (poisoned(step, "reward") && rollouts.size() > 0) rollouts.rewards[0] = std::numeric_limits<float>::quiet_NaN();
+    if (test_poisoned(step, "reward") && rollouts.size() > 0) rollouts.rewards[0] = std::numeric_limits<float>::quiet_NaN();
     const int64_t N = rollouts.size();
     // This rank's share of the groups; sums over ranks go through shard.sum.
     const StepShard shard = shard_step(rollouts.groups_kept, G, comm.rank(), comm.size(), &comm);
@@ -318,7 +305,7 @@ int run_rl_training(const TrainRunOptions& opt) {
         train_positions += u.positions;
         const auto tb = Clock::now();
         if (shard.sum) dist::all_reduce_gradients(policy.model.parameters(), *shard.sum);
-        if (poisoned(step, "gradient")) {
+        if (test_poisoned(step, "gradient")) {
           torch::NoGradGuard no_grad;
           policy.model.parameters().front().mutable_grad().view({-1})[0] = std::numeric_limits<float>::quiet_NaN();
         }

@@ -3,6 +3,8 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <cmath>
+#include <limits>
 
 #include "data/prompt_dataset.h"
 #include "rewards/reward_function.h"
@@ -12,6 +14,8 @@
 #include "trainer/common/device.h"
 #include "trainer/common/error.h"
 #include "trainer/common/log.h"
+#include "trainer/common/stop_request.h"
+#include "trainer/common/test_hooks.h"
 #include "trainer/config/train_config.h"
 #include "trainer/optim/lr_schedule.h"
 #include "trainer/rl/evaluation.h"
@@ -70,6 +74,9 @@ int run_sft_training(const TrainRunOptions& opt) {
   }
 
   const int64_t pad_id = std::max<int64_t>(policy.tokenizer.eos_id(), 0);
+  install_stop_handlers();  // SIGTERM / SIGINT: finish the step, checkpoint, exit 0
+  int64_t skipped_total = state.extra.value("skipped_steps", int64_t{0});
+  int64_t skipped_in_a_row = state.extra.value("consecutive_skips", int64_t{0});
   const auto run_start = Clock::now();
   const int64_t first_step = state.step;
   for (int64_t step = state.step + 1; step <= cfg.train.steps; ++step) {
@@ -106,15 +113,36 @@ int run_sft_training(const TrainRunOptions& opt) {
     const double tokens = mask.sum().item<double>();
     at::Tensor loss = aggregate_loss(-st.logprobs, mask, LossAggregation::token_mean, tokens, 0);
     loss.backward();
-    double grad_norm = 0;
-    if (cfg.optim.grad_clip > 0)
-      grad_norm = torch::nn::utils::clip_grad_norm_(policy.model.parameters(), cfg.optim.grad_clip);
-    optimizer.step();
+    if (test_poisoned(step, "gradient")) {
+      torch::NoGradGuard no_grad;
+      policy.model.parameters().front().mutable_grad().view({-1})[0] = std::numeric_limits<float>::quiet_NaN();
+    }
+    // As in the RL trainer: a NaN / Inf in the loss or the gradients skips the update.
+    const double grad_norm = torch::nn::utils::clip_grad_norm_(
+        policy.model.parameters(),
+        cfg.optim.grad_clip > 0 ? cfg.optim.grad_clip : std::numeric_limits<double>::infinity());
+    const double loss_value = loss.item<double>();
+    std::string nonfinite;
+    if (!std::isfinite(grad_norm)) {
+      nonfinite = std::isfinite(loss_value) ? "gradients" : "loss";
+      optimizer.zero_grad();
+      ++skipped_total;
+      ++skipped_in_a_row;
+      log::warn(str_cat("sft step ", step, ": non-finite value in the ", nonfinite,
+                        " (NaN or Inf); optimizer step skipped (", skipped_in_a_row, " in a row, at most ",
+                        cfg.train.max_consecutive_skips, ")"));
+    } else {
+      optimizer.step();
+      skipped_in_a_row = 0;
+    }
+    state.extra["skipped_steps"] = skipped_total;
+    state.extra["consecutive_skips"] = skipped_in_a_row;
     const double step_time = seconds_since(step_start);
 
-    nlohmann::json line = {{"step", step}, {"epoch", cursor.epoch()}, {"lr", lr}, {"loss", loss.item<double>()},
-                           {"tokens", tokens}, {"grad_norm", grad_norm},
+    nlohmann::json line = {{"step", step}, {"epoch", cursor.epoch()}, {"lr", lr}, {"loss", loss_value},
+                           {"tokens", tokens}, {"grad_norm", grad_norm}, {"skipped_steps", skipped_total},
                            {"perf", {{"step_seconds", step_time}, {"tokens_per_second", tokens / step_time}}}};
+    if (!nonfinite.empty()) line["skipped"] = nonfinite;
     const bool last = step == cfg.train.steps;
     if ((cfg.train.eval_every > 0 && step % cfg.train.eval_every == 0) || last) {
       if (auto e = run_eval(step); !e.is_null()) line["eval"] = e;
@@ -126,7 +154,11 @@ int run_sft_training(const TrainRunOptions& opt) {
                         " | ", static_cast<int64_t>(tokens / step_time), " tok/s | ETA ",
                         static_cast<int64_t>(per_step * static_cast<double>(cfg.train.steps - step)), " s"));
     }
-    const bool stop_now = opt.stop_after_step > 0 && step == opt.stop_after_step;
+    AR_CHECK(skipped_in_a_row < cfg.train.max_consecutive_skips, "sft step ", step, ": ", skipped_in_a_row,
+             " optimizer steps in a row skipped for non-finite values (train.max_consecutive_skips); stopping. "
+             "The weights were never updated with them: the newest checkpoint is intact");
+    const bool signalled = stop_requested();
+    const bool stop_now = (opt.stop_after_step > 0 && step == opt.stop_after_step) || (signalled && !last);
     if (last || (cfg.checkpoint.every > 0 && step % cfg.checkpoint.every == 0) || stop_now) {
       state.step = step;
       state.data_epoch = cursor.epoch();
@@ -135,7 +167,12 @@ int run_sft_training(const TrainRunOptions& opt) {
       log::info(str_cat("checkpoint ", save_training_checkpoint(cfg.logging.run_dir, state, policy, optimizer,
                                                                 cfg.checkpoint.keep_last)));
     }
-    if (stop_now) return 0;
+    if (stop_now) {
+      log::info(signalled ? str_cat("stop signal: stopped after sft step ", step,
+                                    " with a checkpoint; continue with --resume latest")
+                          : str_cat("stopping after sft step ", step, " (--stop-after-step)"));
+      return 0;
+    }
   }
   return 0;
 }

@@ -36,6 +36,8 @@ harnesses=("$@")
 [ ${#harnesses[@]} -eq 0 ] && harnesses=(train_config jsonl_dataset safetensors_header model_config tokenizer_json
                                        answer_parsers checkpoint_manifest)
 mkdir -p "$BUILD/crashes"
+scratch_root=/dev/shm  # the harnesses write each input to a file: tmpfs when there is one
+[ -d "$scratch_root" ] && [ -w "$scratch_root" ] || scratch_root=${TMPDIR:-/tmp}
 failed=0
 printf "%-22s %8s %12s %10s %8s\n" harness seconds executions exec/s crashes
 for name in "${harnesses[@]}"; do
@@ -45,8 +47,10 @@ for name in "${harnesses[@]}"; do
   [ -d "tests/fuzz/regressions/$name" ] && dirs+=("tests/fuzz/regressions/$name")
   log="$BUILD/$name.log"
   rc=0
-  ASAN_OPTIONS=detect_leaks=1 "$BUILD/fuzz_$name" -max_total_time="$seconds" -max_len=65536 -timeout=10 \
+  scratch=$(mktemp -d "$scratch_root/anchor-fuzz-$name.XXXXXX")
+  ANCHOR_FUZZ_SCRATCH="$scratch" ASAN_OPTIONS=detect_leaks=1 "$BUILD/fuzz_$name" -max_total_time="$seconds" -max_len=65536 -timeout=10 \
     -rss_limit_mb=4096 -seed="$seed" -print_final_stats=1 -artifact_prefix="$BUILD/crashes/$name-" "${dirs[@]}" >"$log" 2>&1 || rc=$?
+  rm -rf "$scratch"
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
   rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
   crashes=0

@@ -1,11 +1,13 @@
-// Shared by the harnesses: a per-process scratch directory on tmpfs when there is one (the
-// config, dataset and tokenizer readers take paths), and writing an input there.
+// Shared by the harnesses: a per-process scratch directory (the config, dataset and tokenizer
+// readers take paths) under $ANCHOR_FUZZ_SCRATCH (scripts/fuzz.sh sets it and removes it
+// afterwards), else on tmpfs when there is one; and writing an input there.
 #pragma once
 
 #include <unistd.h>
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -14,7 +16,10 @@ namespace anchor::fuzz {
 
 inline const std::filesystem::path& scratch() {
   static const std::filesystem::path dir = [] {
-    const std::filesystem::path root = std::filesystem::exists("/dev/shm") ? "/dev/shm" : "/tmp";
+    const char* configured = std::getenv("ANCHOR_FUZZ_SCRATCH");
+    const std::filesystem::path root = configured != nullptr               ? configured
+                                       : std::filesystem::exists("/dev/shm") ? "/dev/shm"
+                                                                            : "/tmp";
     auto d = root / ("anchor-fuzz-" + std::to_string(::getpid()));
     std::filesystem::create_directories(d);
     return d;

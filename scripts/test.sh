@@ -16,7 +16,7 @@ if [ "$mode" = "--sanitize" ]; then
   export BUILD_DIR=build-sanitize ANCHOR_CMAKE_ARGS="-DANCHOR_SANITIZE=ON"
   # fast_unwind_on_malloc=0: full allocation stacks through the uninstrumented libraries, so
   # that leaks inside OpenMPI match their suppressions (frame-pointer unwinding stops there).
-  export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:fast_unwind_on_malloc=0:alloc_dealloc_mismatch=0:detect_odr_violation=0"
+  export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:fast_unwind_on_malloc=0"
   export LSAN_OPTIONS="suppressions=$PWD/tests/sanitizer/lsan.supp:print_suppressions=0"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 fi

@@ -15,16 +15,7 @@ seed=0  # 0: libFuzzer picks one; CI uses a fixed seed so that a run can be repe
 [[ "${1:-}" =~ ^[0-9]+$ ]] && { seconds=$1; shift; }
 BUILD=${FUZZ_BUILD_DIR:-build-fuzz}
 
-missing=()
-for p in clang-14 libclang-rt-14-dev; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "fuzz: installing ${missing[*]}"
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+scripts/apt_install.sh fuzz clang-14 libclang-rt-14-dev
 if [ ! -f "$BUILD/CMakeCache.txt" ]; then
   launcher=()
   command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)

@@ -14,16 +14,7 @@ BUILD_DIR="${BUILD_DIR:-build}"
 APT_PACKAGES=(build-essential cmake pkg-config ccache python3 python3-venv
   libyaml-cpp-dev libspdlog-dev libfmt-dev libsentencepiece-dev libgtest-dev libgmock-dev
   nlohmann-json3-dev libcli11-dev libopenmpi-dev openmpi-bin libpcre2-dev libicu-dev libxxhash-dev)
-missing=()
-for p in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "setup: installing ${missing[*]}"
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+scripts/apt_install.sh setup "${APT_PACKAGES[@]}"
 
 # --- Python virtual environment with the pinned torch wheel (LibTorch lives inside) --------
 REQ=scripts/requirements.txt

@@ -12,12 +12,15 @@ set(ANCHOR_BASE_SOURCES
   trainer/model/llama_config.cpp
   rewards/answer_extraction.cpp
   rewards/countdown.cpp
+  rewards/arithmetic_claims.cpp
   rewards/reward_function.cpp
   data/prompt_dataset.cpp
+  data/sft_dataset.cpp
   data/chat_template.cpp
   trainer/config/train_config.cpp
   credit/credit_options.cpp
   credit/sentence_segmentation.cpp
+  trainer/sft/control_text.cpp
   trainer/analysis/credit_html.cpp
 )
 # Tokenizers: SentencePiece, and tokenizer.json byte-level BPE on PCRE2 + ICU.

@@ -7,6 +7,41 @@
 
 namespace anchor::data {
 
+std::vector<ChatMessage> messages_from_json(const nlohmann::json& m, const std::string& where) {
+  AR_CHECK(m.is_array() && !m.empty(), where, ": 'messages' must be a non-empty list of {role, content}");
+  std::vector<ChatMessage> messages;
+  for (size_t i = 0; i < m.size(); ++i) {
+    AR_CHECK(m[i].is_object() && m[i].contains("role") && m[i].at("role").is_string() && m[i].contains("content") &&
+                 m[i].at("content").is_string(),
+             where, ": messages[", i, "] must be {\"role\": string, \"content\": string}");
+    messages.push_back({m[i].at("role").get<std::string>(), m[i].at("content").get<std::string>()});
+  }
+  check_chat_roles(messages, where);
+  return messages;
+}
+
+std::vector<std::pair<int64_t, nlohmann::json>> read_jsonl_objects(const std::string& path, const std::string& what) {
+  std::ifstream in(path);
+  AR_CHECK(in.good(), path, ": cannot open ", what);
+  std::vector<std::pair<int64_t, nlohmann::json>> rows;
+  std::string line;
+  int64_t line_no = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;  // blank lines are allowed
+    nlohmann::json row;
+    try {
+      row = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range (number overflow)
+      AR_FAIL(path, ":", line_no, ": not valid JSON (", e.what(), ")");
+    }
+    AR_CHECK(row.is_object(), path, ":", line_no, ": expected a JSON object per line");
+    rows.emplace_back(line_no, std::move(row));
+  }
+  AR_CHECK(!rows.empty(), path, ": ", what, " is empty");
+  return rows;
+}
+
 PromptDataset PromptDataset::load_jsonl(const std::string& path, const std::string& prompt_key) {
   std::ifstream in(path);
   AR_CHECK(in.good(), path, ": cannot open dataset");
@@ -27,15 +62,7 @@ PromptDataset PromptDataset::load_jsonl(const std::string& path, const std::stri
     Example ex;
     ex.line = line_no;
     if (row.contains("messages") && !row.contains(prompt_key)) {
-      const auto& m = row.at("messages");
-      AR_CHECK(m.is_array() && !m.empty(), path, ":", line_no, ": 'messages' must be a non-empty list of {role, content}");
-      for (size_t i = 0; i < m.size(); ++i) {
-        AR_CHECK(m[i].is_object() && m[i].contains("role") && m[i].at("role").is_string() && m[i].contains("content") &&
-                     m[i].at("content").is_string(),
-                 path, ":", line_no, ": messages[", i, "] must be {\"role\": string, \"content\": string}");
-        ex.messages.push_back({m[i].at("role").get<std::string>(), m[i].at("content").get<std::string>()});
-      }
-      check_chat_roles(ex.messages, path + ":" + std::to_string(line_no));
+      ex.messages = messages_from_json(row.at("messages"), path + ":" + std::to_string(line_no));
       AR_CHECK(ex.messages.back().role == "user", path, ":", line_no,
                ": the conversation ends with a '", ex.messages.back().role, "' turn; a prompt ends with the user turn the model answers");
       ex.prompt = ex.messages.back().content;

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "data/chat_template.h"
@@ -26,6 +27,13 @@ struct Example {
     return messages.empty() ? std::vector<ChatMessage>{{"user", prompt}} : messages;
   }
 };
+
+// A JSONL file's objects with their 1-based line numbers (blank lines skipped). Not JSON, not
+// an object, or no rows at all is an error naming the file (and line); `what` names the file's
+// role in errors ("dataset").
+std::vector<std::pair<int64_t, nlohmann::json>> read_jsonl_objects(const std::string& path, const std::string& what);
+// A "messages" value: a non-empty list of {role, content} with known roles; `where` is file:line.
+std::vector<ChatMessage> messages_from_json(const nlohmann::json& messages, const std::string& where);
 
 class PromptDataset {
  public:

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "rewards/answer_extraction.h"
+#include "rewards/arithmetic_claims.h"
 #include "rewards/countdown.h"
 #include "trainer/common/error.h"
 
@@ -104,6 +105,18 @@ class LengthPenalty : public RewardComponent {
   int64_t cache_length_ = 16;
 };
 
+// 1 if every "a op b = c" claim in the response is true (or it makes none), else 0.
+class ArithmeticClaims : public RewardComponent {
+ public:
+  ArithmeticClaims(const json& p, const std::string& key) { reject_unknown(p, key, {}); }
+  bool measures_correctness() const override { return true; }
+  double score(const RewardInput& in) const override {
+    for (const ArithmeticClaim& c : find_arithmetic_claims(in.response))
+      if (!c.holds) return 0.0;
+    return 1.0;
+  }
+};
+
 template <typename T>
 RewardFactory factory() {
   return [](const json& params, const std::string& key) -> std::unique_ptr<RewardComponent> {
@@ -120,6 +133,7 @@ const Registry<RewardFactory>& reward_components() {
     r.add("countdown", factory<Countdown>());
     r.add("format", factory<Format>());
     r.add("length", factory<LengthPenalty>());
+    r.add("arithmetic_claims", factory<ArithmeticClaims>());
     return r;
   }();
   return registry;

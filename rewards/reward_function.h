@@ -45,6 +45,8 @@ using RewardFactory = std::function<std::unique_ptr<RewardComponent>(const nlohm
 //                example["numbers"] and example["target"], else 0.
 //   format       1 if the response contains the answer marker (params: marker, default
 //                "Answer:"), else 0.
+//   arithmetic_claims  1 if every "a op b = c" claim in the response holds (or there is none),
+//                else 0 (rewards/arithmetic_claims.h; conditional SFT's sentence scorer).
 //   length       DAPO's soft over-length penalty: 0 up to max_new_tokens - cache_length,
 //                then falling linearly to -1 at max_new_tokens (params: cache_length, default 16).
 const Registry<RewardFactory>& reward_components();

@@ -5,7 +5,10 @@ Each MODEL_DIR was written by a C++ test (HfCheckpoint.SaveReloadIsExactAndWrite
 sharded safetensors + index, SentencePiece tokenizer with an added <|good|> token;
 HfCheckpoint.BpeModelWithAddedTokenSavesForTransformers: Qwen3 with tokenizer.json and an added
 <|good|>) together with anchor_logits.safetensors (inputs and anchor-rl's logits) and, for
-tokenizer.json models, anchor_text.txt with the ids anchor-rl gave it (text_ids).
+tokenizer.json models, anchor_text.txt with the ids anchor-rl gave it (text_ids);
+VocabularyExtension.ExtendedModelSavesForTransformers: <|good|>, <|bad|>, [IND] added by the SFT
+modes to Qwen3 (tokenizer.json, tied head) and to a Llama with an untied head (tokenizer.model),
+with anchor_tokens.json (token -> id).
 """
 import os
 import sys
@@ -38,6 +41,30 @@ def check(model_dir):
         if ids != ref["text_ids"].tolist() or tok.convert_tokens_to_ids("<|good|>") != ids[0]:
             print(f"FAIL: transformers tokenizes differently: anchor-rl {ref['text_ids'].tolist()}")
             return 1
+    tokens_file = os.path.join(model_dir, "anchor_tokens.json")
+    if os.path.exists(tokens_file):  # added special tokens (SFT modes) and the ids anchor-rl gave them
+        import json
+        want = json.load(open(tokens_file))
+        if os.path.exists(os.path.join(model_dir, "tokenizer.json")):
+            from transformers import AutoTokenizer
+            tok = AutoTokenizer.from_pretrained(model_dir)
+            for token, id_ in want.items():
+                got = tok.convert_tokens_to_ids(token)
+                ids = tok(f"a{token}b", add_special_tokens=False).input_ids
+                print(f"{model_dir}: {token} -> {got} (anchor-rl {id_}); 'a{token}b' -> {ids}")
+                if got != id_ or id_ not in ids:
+                    print(f"FAIL: transformers does not read {token} as one token with id {id_}")
+                    return 1
+        else:
+            # transformers 5 reads tokenizer.model only through protobuf (not installed); the added
+            # tokens it would register are tokenizer_config.json's added_tokens_decoder.
+            decoder = json.load(open(os.path.join(model_dir, "tokenizer_config.json")))["added_tokens_decoder"]
+            for token, id_ in want.items():
+                entry = decoder.get(str(id_), {})
+                print(f"{model_dir}: added_tokens_decoder[{id_}] = {entry.get('content')} (special: {entry.get('special')})")
+                if entry.get("content") != token or not entry.get("special"):
+                    print(f"FAIL: tokenizer_config.json does not declare {token} as special token {id_}")
+                    return 1
     return 0
 
 

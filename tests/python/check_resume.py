@@ -2,7 +2,7 @@
 
 Exact resume: N steps straight == N/2 steps, an interruption, and --resume latest for the rest.
 
-Runs `anchor-rl train` (and `anchor-rl sft`) on the shipped demo model and countdown data
+Runs `anchor-rl train` (and `anchor-rl sft`, in each sft.mode) on the shipped demo model and countdown data
 twice; the final weights and optimizer state must be bit-identical and every metrics line
 identical once the wall-clock timings under "perf" are removed. Then every algorithm switch
 (KL in loss / reward, PPO epochs and mini-batches, dual clip, RLOO, REINFORCE++, Dr. GRPO,
@@ -140,6 +140,18 @@ def main():
     sft = ["--set", "sft.batch_size=8", "--set", "data.eval_limit=2", "--set", "train.eval_every=3",
            "--set", "model.path=data/demo-model", "--set", "checkpoint.every=0"]
     check(binary, scratch, "sft", "configs/demo_sft.yaml", 6, sft)
+    # The SFT modes: the resumed half prepares the same data (scores, labels, dropped tokens,
+    # flagged turns) and must not re-initialise the added tokens' embedding rows.
+    check(binary, scratch, "sft", "configs/demo_sft.yaml", 6,
+          sft + ["--set", "sft.mode=conditional", "--set", "sft.conditional.unconditioned_fraction=0.2"],
+          name="sft-conditional")
+    check(binary, scratch, "sft", "configs/demo_sft.yaml", 6,
+          sft + ["--set", "sft.mode=context_indicator", "--set", "sft.context_indicator.beta=0.5"],
+          name="sft-context-indicator")
+    for name, token in (("sft-conditional", "<|good|>"), ("sft-context-indicator", "[IND]")):
+        with open(os.path.join(scratch, name + "-resumed", "sft_data.jsonl")) as f:
+            if token not in f.read():
+                raise SystemExit(f"FAIL: {name}: the prepared data has no {token}")
     check_options(binary, scratch)
 
 

@@ -16,6 +16,7 @@ Action register_generate(CLI::App& app);
 Action register_train(CLI::App& app);
 Action register_eval(CLI::App& app);
 Action register_sft(CLI::App& app);
+Action register_sft_prepare(CLI::App& app);
 Action register_credit(CLI::App& app);
 Action register_chat(CLI::App& app);
 Action register_credit_stats(CLI::App& app);

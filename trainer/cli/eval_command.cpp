@@ -13,6 +13,7 @@
 #include "trainer/model/pretrained.h"
 #include "trainer/rl/evaluation.h"
 #include "trainer/rl/prompt_limits.h"
+#include "trainer/sft/generation_control.h"
 
 namespace anchor::cli {
 namespace {
@@ -24,6 +25,8 @@ struct EvalCommandOptions {
   std::string prompt_template = "plain";
   std::vector<std::string> rewards = {"countdown"};
   EvalOptions eval;
+  std::string control = "none";
+  bool indicator = false;
   DeviceOptions device;
 };
 
@@ -37,7 +40,9 @@ int run_eval(const EvalCommandOptions& o) {
   raw.check_rows([&](const nlohmann::json& row) { return reward.row_problem(row); });
   const auto dataset =
       fit_prompts(raw, p.tokenizer, chat, prompt_limit(p.model.config(), o.eval.max_new_tokens, 0), false, "");
-  const EvalResult r = evaluate(p.model, p.tokenizer, dataset, chat, reward, o.eval);
+  EvalOptions eval = o.eval;
+  eval.control = sft::generation_control(o.control, o.indicator, p.tokenizer, "--control", "--indicator");
+  const EvalResult r = evaluate(p.model, p.tokenizer, dataset, chat, reward, eval);
   std::cout << nlohmann::json{{"model", o.model_dir}, {"data", o.data}, {"prompts", r.prompts},
                               {"samples", r.samples}, {"accuracy", r.accuracy},
                               {"accuracy_stderr", r.accuracy_stderr},
@@ -58,7 +63,7 @@ Action register_eval(CLI::App& app) {
   sub->add_option("--prompt-key", o->prompt_key, "Field holding the prompt")->capture_default_str();
   sub->add_option("--template", o->prompt_template, "auto (the model's chat template) | plain | chatml | llama3 | qwen | a string with {prompt}")
       ->capture_default_str();
-  sub->add_option("--reward", o->rewards, "Correctness reward(s): countdown | math_answer")->capture_default_str();
+  sub->add_option("--reward", o->rewards, "Correctness reward(s): countdown | math_answer | arithmetic_claims")->capture_default_str();
   sub->add_option("--samples", o->eval.samples_per_prompt, "Samples per prompt (k of pass@k)")
       ->check(CLI::PositiveNumber)->capture_default_str();
   sub->add_option("--temperature", o->eval.temperature, "0 = greedy")->check(CLI::NonNegativeNumber)->capture_default_str();
@@ -68,6 +73,11 @@ Action register_eval(CLI::App& app) {
   sub->add_option("--stop", o->eval.stop, "Stop string (repeatable)");
   sub->add_option("--limit", o->eval.limit, "Evaluate the first N prompts (0 = all)")->capture_default_str();
   sub->add_option("--seed", o->eval.seed, "Sampling seed")->capture_default_str();
+  sub->add_option("--control", o->control,
+                  "none | good | bad: end each prompt with <|good|> / <|bad|> (a model trained with sft.mode conditional)")
+      ->check(CLI::IsMember({"none", "good", "bad"}))->capture_default_str();
+  sub->add_flag("--indicator", o->indicator,
+                "Append ' [IND]' to each user message (a model trained with sft.mode context_indicator)");
   add_device_options(*sub, o->device);
   return [sub, o]() -> int { return sub->parsed() ? run_eval(*o) : -1; };
 }

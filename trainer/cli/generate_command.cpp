@@ -15,6 +15,7 @@
 #include "trainer/common/error.h"
 #include "trainer/model/pretrained.h"
 #include "trainer/rollout/sampler.h"
+#include "trainer/sft/generation_control.h"
 
 namespace anchor::cli {
 namespace {
@@ -36,6 +37,8 @@ struct GenerateOptions {
   bool chat = false;
   std::string chat_template = "auto";
   std::string system;
+  std::string control = "none";
+  bool indicator = false;
 };
 
 std::vector<std::string> read_prompt_file(const std::string& path) {
@@ -80,6 +83,10 @@ int run_generate(GenerateOptions& o) {
     o.sampling.banned_token_ids.push_back(id);
   }
 
+  // Models trained by an SFT mode: never sample their control tokens; --control / --indicator.
+  const sft::GenerationControl control =
+      sft::generation_control(o.control, o.indicator, p.tokenizer, "--control", "--indicator");
+  for (int64_t id : sft::never_sampled_ids(p.tokenizer)) o.sampling.banned_token_ids.push_back(id);
   // --chat: each prompt is a user turn of the model's chat template (or --template).
   std::optional<data::ChatTemplate> chat;
   if (o.chat) {
@@ -88,15 +95,18 @@ int run_generate(GenerateOptions& o) {
       std::vector<data::ChatMessage> messages;
       if (!o.system.empty()) messages.push_back({"system", o.system});
       messages.push_back({"user", t});
-      t = chat->render(messages, true);
+      t = chat->render(sft::controlled_conversation(messages, control), true);
     }
   } else {
     AR_CHECK(o.system.empty(), "--system needs --chat");
+    for (std::string& t : texts) t = sft::controlled_prompt_text(t, control);
   }
   std::vector<std::vector<int64_t>> prompt_ids;
   std::vector<size_t> prompt_of;
   for (size_t i = 0; i < texts.size(); ++i) {
-    const auto ids = chat ? encode_prompt(p.tokenizer, *chat, texts[i]) : p.tokenizer.encode(texts[i], !o.no_bos);
+    const auto ids = sft::controlled_prompt_ids(
+        chat ? encode_prompt(p.tokenizer, *chat, texts[i]) : p.tokenizer.encode(texts[i], !o.no_bos), p.tokenizer,
+        control);
     AR_CHECK(!ids.empty(), "generate: prompt ", i, " has no tokens (this tokenizer adds no BOS; give some text)");
     for (int64_t s = 0; s < o.num_samples; ++s) {
       prompt_ids.push_back(ids);
@@ -181,6 +191,12 @@ Action register_generate(CLI::App& app) {
   sub->add_option("--seed", o->sampling.seed, "Sampling seed")->capture_default_str();
   sub->add_option("--stop", o->sampling.stop_strings, "Stop string (repeatable)");
   sub->add_option("--ban", o->banned_tokens, "Token that may never be sampled, e.g. '<|bad|>' (repeatable)");
+  sub->add_option("--control", o->control,
+                  "none | good | bad: start the response after <|good|> / <|bad|> (a model trained with sft.mode "
+                  "conditional; control tokens are never sampled)")
+      ->check(CLI::IsMember({"none", "good", "bad"}))->capture_default_str();
+  sub->add_flag("--indicator", o->indicator,
+                "Append ' [IND]' to each prompt / user message (a model trained with sft.mode context_indicator)");
   sub->add_flag("--no-bos", o->no_bos, "Do not add the tokenizer's special tokens (BOS) to prompts");
   sub->add_flag("--chat", o->chat, "Render each prompt as a user turn of the model's chat template");
   sub->add_option("--template", o->chat_template,

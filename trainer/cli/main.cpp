@@ -57,6 +57,7 @@ int main(int argc, char** argv) {
   std::vector<anchor::cli::Action> actions;
   actions.push_back(anchor::cli::register_train(app));
   actions.push_back(anchor::cli::register_sft(app));
+  actions.push_back(anchor::cli::register_sft_prepare(app));
   actions.push_back(anchor::cli::register_eval(app));
   actions.push_back(anchor::cli::register_generate(app));
   actions.push_back(anchor::cli::register_credit(app));

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <regex>
 #include <set>
@@ -82,7 +83,7 @@ class Reader {
   template <class Section>
   void section(const char* key, Section& section) {
     used_.insert(key);
-    Reader inner(node_.IsMap() ? node_[key] : YAML::Node(), key, source_);
+    Reader inner(node_.IsMap() ? node_[key] : YAML::Node(), path_.empty() ? key : path_ + "." + key, source_);
     inner.origins_ = origins_;
     section.visit(inner);
     inner.finish();
@@ -246,19 +247,38 @@ void apply_override(YAML::Node& root, const std::string& assignment) {
   AR_CHECK(eq != std::string::npos && eq > 0, "--set '", assignment, "': expected section.key=value");
   const std::string path = assignment.substr(0, eq);
   const std::string value = assignment.substr(eq + 1);
-  const size_t dot = path.find('.');
-  AR_CHECK(dot != std::string::npos && dot > 0 && dot + 1 < path.size() && path.find('.', dot + 1) == std::string::npos,
-           "--set '", assignment, "': the key must be section.key (e.g. optim.lr=1e-4)");
+  std::vector<std::string> parts;
+  for (size_t begin = 0;;) {
+    const size_t dot = path.find('.', begin);
+    parts.push_back(path.substr(begin, dot == std::string::npos ? std::string::npos : dot - begin));
+    if (dot == std::string::npos) break;
+    begin = dot + 1;
+  }
+  bool named = parts.size() >= 2;
+  for (const auto& p : parts) named = named && !p.empty();
+  AR_CHECK(named, "--set '", assignment, "': the key must be section.key (e.g. optim.lr=1e-4) or "
+           "section.subsection.key (e.g. sft.conditional.threshold=0.5)");
   YAML::Node parsed;
   try {
     parsed = YAML::Load(value);
   } catch (const YAML::Exception& e) {
     AR_FAIL("--set '", assignment, "': the value is not valid YAML (", e.what(), ")");
   }
-  const std::string section = path.substr(0, dot), key = path.substr(dot + 1);
-  if (!root[section] || root[section].IsNull()) root[section] = YAML::Node(YAML::NodeType::Map);
-  AR_CHECK(root[section].IsMap(), "--set '", assignment, "': section '", section, "' is not a mapping");
-  root[section][key] = parsed;
+  // yaml-cpp nodes are handles: walking with `node = node[k]` would rebind, not descend, so
+  // the parent chain is kept and the leaf assigned through its parent.
+  std::vector<YAML::Node> chain{root};
+  std::string where;
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    where += (where.empty() ? "" : ".") + parts[i];
+    YAML::Node child = chain.back()[parts[i]];
+    if (!child || child.IsNull()) {
+      chain.back()[parts[i]] = YAML::Node(YAML::NodeType::Map);
+      child = chain.back()[parts[i]];
+    }
+    AR_CHECK(child.IsMap(), "--set '", assignment, "': '", where, "' is not a mapping");
+    chain.push_back(child);
+  }
+  chain.back()[parts.back()] = parsed;
 }
 
 void check_one_of(const std::string& key, const std::string& value, std::initializer_list<const char*> allowed) {
@@ -304,12 +324,16 @@ void collect_origins(const YAML::Node& root, const std::string& file, bool top_f
     const int line = key.Mark().line + 1;
     return top_file ? str_cat(" (line ", line, ")") : str_cat(" (", file, " line ", line, ")");
   };
-  for (const auto& section : root) {
-    const std::string name = section.first.Scalar();
-    origins[name] = at(section.first);
-    if (!section.second.IsMap()) continue;
-    for (const auto& kv : section.second) origins[name + "." + kv.first.Scalar()] = at(kv.first);
-  }
+  // Every key at any depth, by its dotted path (sections nest: sft.conditional.threshold).
+  std::function<void(const YAML::Node&, const std::string&)> walk = [&](const YAML::Node& map,
+                                                                     const std::string& prefix) {
+    for (const auto& kv : map) {
+      const std::string name = prefix.empty() ? kv.first.Scalar() : prefix + "." + kv.first.Scalar();
+      origins[name] = at(kv.first);
+      if (kv.second.IsMap()) walk(kv.second, name);
+    }
+  };
+  walk(root, "");
 }
 
 YAML::Node parse_yaml(const std::string& yaml_text, const std::string& source) {
@@ -373,7 +397,7 @@ TrainConfig config_from_yaml(YAML::Node root, const std::string& source, const s
     validate_train_config(config, use);
   } catch (const Error& e) {
     // Range checks run on the filled struct; name the file and the line the key came from.
-    static const std::regex located(R"(^\S+\.cpp:\d+: (([a-z_]+\.[a-z_]+)\S*[: ].*)$)");
+    static const std::regex located(R"(^\S+\.cpp:\d+: (([a-z_]+(?:\.[a-z_]+)+)\S*[: ].*)$)");
     std::smatch m;
     const std::string what = e.what();
     if (!std::regex_match(what, m, located)) throw;
@@ -482,9 +506,31 @@ void validate_train_config(const TrainConfig& c, ConfigUse use) {
   AR_CHECK(!c.logging.run_dir.empty(), "logging.run_dir: required");
   AR_CHECK(c.distributed.timeout_seconds > 0, "distributed.timeout_seconds: must be positive, got ",
            c.distributed.timeout_seconds);
-  check_one_of("sft.mode", c.sft.mode, {"plain"});
+  check_one_of("rollout.control", c.rollout.control, {"none", "good", "bad"});
+  check_one_of("sft.mode", c.sft.mode, {"plain", "conditional", "context_indicator"});
   AR_CHECK(c.sft.batch_size >= 1, "sft.batch_size: must be >= 1");
   AR_CHECK(!c.sft.response_key.empty(), "sft.response_key: required");
+  AR_CHECK(!c.sft.text_key.empty(), "sft.text_key: required");
+  const ConditionalSection& cond = c.sft.conditional;
+  AR_CHECK(!cond.scorer.empty(), "sft.conditional.scorer: required (a reward component name, or field)");
+  if (cond.scorer != "field")
+    AR_CHECK(rewards::reward_components().contains(cond.scorer), "sft.conditional.scorer: '", cond.scorer,
+             "' is not a reward component (expected field or one of: ", rewards::reward_components().joined_names(),
+             ")");
+  AR_CHECK(cond.scorer != "field" || !cond.score_key.empty(), "sft.conditional.score_key: required with scorer field");
+  AR_CHECK(cond.threshold_percentile == -1 || (cond.threshold_percentile >= 0 && cond.threshold_percentile <= 100),
+           "sft.conditional.threshold_percentile: must be in [0, 100], or -1 to use sft.conditional.threshold, got ",
+           cond.threshold_percentile);
+  AR_CHECK(cond.unconditioned_fraction >= 0 && cond.unconditioned_fraction <= 1,
+           "sft.conditional.unconditioned_fraction: must be in [0, 1], got ", cond.unconditioned_fraction);
+  AR_CHECK(cond.min_sentence_chars >= 0, "sft.conditional.min_sentence_chars: must be >= 0");
+  AR_CHECK(cond.embedding_noise_std >= 0, "sft.conditional.embedding_noise_std: must be >= 0");
+  const ContextIndicatorSection& ind = c.sft.context_indicator;
+  AR_CHECK(ind.layer >= -1, "sft.context_indicator.layer: must be a layer index, or -1 for the middle layer, got ",
+           ind.layer);
+  AR_CHECK(ind.beta >= 0 && ind.beta <= 1, "sft.context_indicator.beta: must be in [0, 1] (an attention mass), got ",
+           ind.beta);
+  AR_CHECK(ind.embedding_noise_std >= 0, "sft.context_indicator.embedding_noise_std: must be >= 0");
 }
 
 }  // namespace anchor

@@ -57,10 +57,15 @@ struct RolloutSection {
   double top_p = 1.0;
   int64_t top_k = 0;
   std::vector<std::string> stop;    // stop strings
+  // For a model trained by sft.mode conditional / context_indicator: start every response
+  // with <|good|> or <|bad|> (none = off; control tokens are then never sampled), and append
+  // " [IND]" to every prompt's user message.
+  std::string control = "none";     // none | good | bad
+  bool indicator = false;
   template <class V> void visit(V& v) {
     v("prompts_per_step", prompts_per_step); v("samples_per_prompt", samples_per_prompt);
     v("max_new_tokens", max_new_tokens); v("temperature", temperature); v("top_p", top_p); v("top_k", top_k);
-    v("stop", stop);
+    v("stop", stop); v("control", control); v("indicator", indicator);
   }
 };
 
@@ -153,14 +158,54 @@ struct DistributedSection {
   template <class V> void visit(V& v) { v("timeout_seconds", timeout_seconds); }
 };
 
-struct SftSection {
-  std::string mode = "plain";             // plain (conditional / context_indicator: SFT-modes issue)
-  std::string response_key = "response";  // JSONL field holding the target text
-  int64_t batch_size = 32;                // sequences per optimizer step
-  bool loss_on_prompt = false;            // false: next-token loss on the response only
+// sft.conditional: conditional training (Korbak et al. 2023, DESIGN 6).
+struct ConditionalSection {
+  // Per-sentence scorer: a reward component name (rewards/, e.g. arithmetic_claims) applied
+  // to each sentence, or "field": the row's score_key (a number for every sentence, or a list
+  // with one number per sentence).
+  std::string scorer = "arithmetic_claims";
+  std::string score_key = "score";
+  double threshold = 0.5;               // score >= threshold is good
+  double threshold_percentile = -1;     // in [0, 100]: threshold = this percentile of the scores
+  double unconditioned_fraction = 0.01; // sentences left without a token (seeded by train.seed)
+  int64_t min_sentence_chars = 1;       // shorter sentences merge into the next (credit/ rule)
+  bool mask_control_tokens = false;     // true: control tokens are inputs, not targets
+  double embedding_noise_std = 1e-3;    // new rows = mean of existing rows + N(0, std)
   template <class V> void visit(V& v) {
-    v("mode", mode); v("response_key", response_key); v("batch_size", batch_size);
+    v("scorer", scorer); v("score_key", score_key); v("threshold", threshold);
+    v("threshold_percentile", threshold_percentile); 
+    v("unconditioned_fraction", unconditioned_fraction); v("min_sentence_chars", min_sentence_chars);
+    v("mask_control_tokens", mask_control_tokens); v("embedding_noise_std", embedding_noise_std);
+  }
+};
+
+// sft.context_indicator: the context-dependency indicator (Wang et al., DESIGN 6).
+struct ContextIndicatorSection {
+  std::string seed_model = "";  // model directory that scores the turns ("" = model.path)
+  int64_t layer = -1;           // attention layer scored (-1 = the middle: num_layers / 2)
+  double beta = 0.6;            // score > beta flags the turn
+  double embedding_noise_std = 1e-3;
+  template <class V> void visit(V& v) {
+    v("seed_model", seed_model); v("layer", layer); v("beta", beta); 
+    v("embedding_noise_std", embedding_noise_std);
+  }
+};
+
+struct SftSection {
+  std::string mode = "plain";             // plain | conditional | context_indicator
+  // Rows: {prompt (data.prompt_key), response}, {text}, or {messages: [{role, content}...]}.
+  std::string response_key = "response";  // JSONL field holding the target text
+  std::string text_key = "text";          // JSONL field of plain-text rows (loss on every token)
+  int64_t batch_size = 32;                // sequences per optimizer step
+  // false: loss on the response / assistant turns only; true: on every token after the first.
+  bool loss_on_prompt = false;
+  ConditionalSection conditional;
+  ContextIndicatorSection context_indicator;
+  template <class V> void visit(V& v) {
+    v("mode", mode); v("response_key", response_key); v("text_key", text_key); v("batch_size", batch_size);
     v("loss_on_prompt", loss_on_prompt);
+    v.section("conditional", conditional);
+    v.section("context_indicator", context_indicator);
   }
 };
 

@@ -190,6 +190,26 @@ void LlamaModel::resize_vocab(int64_t new_size, double noise_std, uint64_t seed)
   config_.vocab_size = new_size;
 }
 
+void LlamaModel::init_token_rows(const std::vector<int64_t>& ids, int64_t base_rows, double noise_std, uint64_t seed) {
+  if (ids.empty()) return;
+  AR_CHECK(base_rows >= 1 && base_rows <= config_.vocab_size, "init_token_rows: base_rows ", base_rows,
+           " outside the vocabulary of ", config_.vocab_size);
+  const int64_t needed = *std::max_element(ids.begin(), ids.end()) + 1;
+  if (needed > config_.vocab_size) resize_vocab(needed, 0.0, seed);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  torch::NoGradGuard no_grad;
+  auto init = [&](at::Tensor& table) {
+    const at::Tensor mean = table.slice(0, 0, base_rows).to(torch::kFloat).mean(0).cpu();
+    for (int64_t id : ids) {
+      AR_CHECK(id >= base_rows, "init_token_rows: id ", id, " is one of the base rows");
+      const at::Tensor noise = at::normal(0.0, noise_std, {table.size(1)}, gen, torch::TensorOptions().dtype(torch::kFloat));
+      table[id].copy_((mean + noise).to(table.options()));
+    }
+  };
+  init(embed_tokens_);
+  if (lm_head_.defined()) init(lm_head_);
+}
+
 void LlamaModel::set_compute_dtype(at::ScalarType dtype) {
   AR_CHECK(dtype == at::kFloat || dtype == at::kBFloat16 || dtype == at::kHalf,
            "compute dtype must be float32, bfloat16 or float16, got ", dtype);

@@ -93,6 +93,10 @@ class LlamaModel {
   // Grows the vocabulary to new_size (for added special tokens). New rows of the embedding
   // (and of an untied lm_head) are the mean of the existing rows plus N(0, noise_std) noise.
   void resize_vocab(int64_t new_size, double noise_std = 1e-3, uint64_t seed = 0);
+  // Sets the embedding rows (and untied lm_head rows) of `ids` to the mean of rows
+  // [0, base_rows) plus N(0, noise_std) noise, growing the vocabulary to cover every id (added
+  // tokens whose ids may fall on a padded vocabulary's spare rows).
+  void init_token_rows(const std::vector<int64_t>& ids, int64_t base_rows, double noise_std, uint64_t seed);
 
   // Moves/converts every parameter (and the rotary table) in place.
   void to(const at::TensorOptions& options);

@@ -28,8 +28,9 @@ EvalResult evaluate(const LlamaModel& model, const Tokenizer& tokenizer, const d
     std::vector<std::vector<int64_t>> prompts;
     std::vector<std::string> texts;
     for (size_t i = start; i < end; ++i) {
-      texts.push_back(prompt_template.render(dataset[i].conversation(), true));
-      const auto ids = encode_prompt(tokenizer, prompt_template, texts.back());
+      texts.push_back(prompt_template.render(sft::controlled_conversation(dataset[i].conversation(), o.control), true));
+      const auto ids = sft::controlled_prompt_ids(encode_prompt(tokenizer, prompt_template, texts.back()), tokenizer,
+                                                  o.control);
       for (size_t s = 0; s < k; ++s) prompts.push_back(ids);
     }
     SamplingParams params;
@@ -37,6 +38,7 @@ EvalResult evaluate(const LlamaModel& model, const Tokenizer& tokenizer, const d
     params.temperature = o.temperature;
     params.top_p = o.top_p;
     params.stop_strings = o.stop;
+    params.banned_token_ids = sft::never_sampled_ids(tokenizer);
     params.seed = o.seed * 7919;
     for (size_t i = start; i < end; ++i)
       for (size_t s = 0; s < k; ++s) params.streams.push_back(static_cast<int64_t>(i * k + s));
@@ -90,6 +92,8 @@ nlohmann::json evaluate_for_run(const Pretrained& policy, const data::PromptData
   eo.seed = cfg.train.seed + 1;
   eo.limit = cfg.data.eval_limit;
   eo.comm = comm;
+  eo.control = sft::generation_control(cfg.rollout.control, cfg.rollout.indicator, policy.tokenizer, "rollout.control",
+                                       "rollout.indicator");
   const auto start = std::chrono::steady_clock::now();
   const EvalResult r = evaluate(policy.model, policy.tokenizer, dataset, prompt_template, reward, eo);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "data/prompt_dataset.h"
+#include "trainer/sft/generation_control.h"
 #include "rewards/reward_function.h"
 #include "trainer/config/train_config.h"
 #include "trainer/distributed/communicator.h"
@@ -30,6 +31,8 @@ struct EvalOptions {
   // summed over ranks (nullptr: all prompts here). Sample i of prompt p draws from stream
   // p * k + i, so the result does not depend on the number of ranks or the batch size.
   dist::Communicator* comm = nullptr;
+  // A model trained by an SFT mode: prompts end with <|good|> / <|bad|>, user turns get [IND].
+  sft::GenerationControl control;
 };
 
 struct EvalResult {

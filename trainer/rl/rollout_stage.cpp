@@ -7,6 +7,7 @@
 #include "trainer/common/error.h"
 #include "trainer/rl/step_seed.h"
 #include "trainer/rollout/sampler.h"
+#include "trainer/sft/generation_control.h"
 
 namespace anchor {
 namespace {
@@ -68,6 +69,8 @@ ScoredRollouts collect_scored_rollouts(const RolloutContext& ctx, data::DataCurs
   const int64_t C = static_cast<int64_t>(ctx.reward.names().size());
   const int64_t pad_id = tokenizer.padding_id();
   const auto long_cpu = torch::TensorOptions().dtype(torch::kLong);
+  const sft::GenerationControl control = sft::generation_control(
+      cfg.rollout.control, cfg.rollout.indicator, tokenizer, "rollout.control", "rollout.indicator");
   ScoredRollouts out;
   FlatRows kept;  // global, in round order then rank order (= the order of one process)
   for (int64_t round = 0; round < cfg.algo.max_sampling_rounds; ++round) {
@@ -83,8 +86,11 @@ ScoredRollouts collect_scored_rollouts(const RolloutContext& ctx, data::DataCurs
       SamplingParams params;
       for (int64_t p = first; p < last; ++p) {
         const size_t e = examples[static_cast<size_t>(p)];
-        prompt_texts.push_back(ctx.prompt_template.render(ctx.prompts[e].conversation(), true));
-        const auto ids = encode_prompt(tokenizer, ctx.prompt_template, prompt_texts.back());
+        prompt_texts.push_back(
+            ctx.prompt_template.render(sft::controlled_conversation(ctx.prompts[e].conversation(), control), true));
+        const auto ids =
+            sft::controlled_prompt_ids(encode_prompt(tokenizer, ctx.prompt_template, prompt_texts.back()), tokenizer,
+                                       control);
         for (int64_t g = 0; g < G; ++g) {
           prompts.push_back(ids);
           params.streams.push_back(p * G + g);
@@ -95,6 +101,7 @@ ScoredRollouts collect_scored_rollouts(const RolloutContext& ctx, data::DataCurs
       params.top_p = cfg.rollout.top_p;
       params.top_k = cfg.rollout.top_k;
       params.stop_strings = cfg.rollout.stop;
+      params.banned_token_ids = sft::never_sampled_ids(tokenizer);
       params.seed = derive_seed(cfg.train.seed, step, static_cast<uint64_t>(round));
       auto t0 = Clock::now();
       const RolloutBatch rollout = generate(ctx.policy.model, tokenizer, prompts, params);

@@ -3,10 +3,12 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <filesystem>
 #include <cmath>
 #include <limits>
 
 #include "data/prompt_dataset.h"
+#include "data/sft_dataset.h"
 #include "rewards/reward_function.h"
 #include "trainer/algo/loss_aggregation.h"
 #include "trainer/checkpoint/run_setup.h"
@@ -21,6 +23,8 @@
 #include "trainer/rl/evaluation.h"
 #include "trainer/rl/policy_forward.h"
 #include "trainer/rl/step_batch.h"
+#include "trainer/sft/sft_data.h"
+#include "trainer/common/file_util.h"
 
 namespace anchor {
 namespace {
@@ -41,14 +45,19 @@ int run_sft_training(const TrainRunOptions& opt) {
   policy.model.set_compute_dtype(options.dtype().toScalarType());
   policy.model.set_activation_checkpointing(cfg.model.activation_checkpointing);
 
-  const data::PromptDataset train_set = data::PromptDataset::load_jsonl(cfg.data.train, cfg.data.prompt_key);
-  for (size_t i = 0; i < train_set.size(); ++i) {
-    const auto& row = train_set[i].row;
-    AR_CHECK(row.contains(cfg.sft.response_key) && row.at(cfg.sft.response_key).is_string(), cfg.data.train, ":",
-             train_set[i].line, ": missing string field '", cfg.sft.response_key, "' (sft.response_key)");
-  }
+  // The training examples of sft.mode (trainer/sft/sft_data.h); adds the mode's tokens to the
+  // policy before the optimizer sees its parameters.
   const data::ChatTemplate prompt_template = chat_template_for(policy, cfg.data.template_, "data.template");
-  train_set.check_renders_with(prompt_template, "data.template");
+  sft::PreparedSft prepared = sft::prepare_sft_data(
+      cfg, data::SftDataset::load_jsonl(cfg.data.train, {cfg.data.prompt_key, cfg.sft.response_key, cfg.sft.text_key}),
+      policy, prompt_template);
+  if (state.step == 0 && start.run) {  // what this run trains on, for inspection
+    sft::write_prepared_sft((std::filesystem::path(run.path()) / "sft_data.jsonl").string(), prepared,
+                            policy.tokenizer);
+    write_text_file_atomic((std::filesystem::path(run.path()) / "sft_data_summary.json").string(),
+                           prepared.summary.dump(2) + "\n");
+  }
+  log::info(str_cat("sft data (", cfg.sft.mode, "): ", prepared.summary.dump()));
   std::optional<data::PromptDataset> eval_set;
   std::optional<rewards::CompositeReward> reward;
   if (!cfg.data.eval.empty() && !cfg.reward.components.empty()) {
@@ -56,7 +65,7 @@ int run_sft_training(const TrainRunOptions& opt) {
     reward.emplace(cfg.reward.components);
   }
 
-  data::DataCursor cursor(train_set.size(), cfg.train.seed, cfg.data.shuffle);
+  data::DataCursor cursor(prepared.examples.size(), cfg.train.seed, cfg.data.shuffle);
   torch::optim::AdamW optimizer = make_adamw(policy.model, cfg.optim);
   if (!start.checkpoint_dir.empty()) {
     cursor.restore(state.data_epoch, state.data_position);
@@ -81,35 +90,29 @@ int run_sft_training(const TrainRunOptions& opt) {
   const int64_t first_step = state.step;
   for (int64_t step = state.step + 1; step <= cfg.train.steps; ++step) {
     const auto step_start = Clock::now();
-    // Batch: prompt tokens (BOS + templated prompt) and target tokens (response + EOS).
+    // Batch: context tokens (never targets) and target tokens with their loss mask.
     const std::vector<size_t> rows = cursor.next(static_cast<size_t>(cfg.sft.batch_size));
-    std::vector<std::vector<int64_t>> prompts, targets;
-    for (size_t r : rows) {
-      std::vector<int64_t> prompt =
-          encode_prompt(policy.tokenizer, prompt_template, prompt_template.render(train_set[r].conversation(), true));
-      std::vector<int64_t> target =
-          policy.tokenizer.encode(train_set[r].row.at(cfg.sft.response_key).get<std::string>(), false);
-      target.push_back(policy.tokenizer.eos_id());
-      if (cfg.sft.loss_on_prompt) {  // every token after BOS is a target
-        target.insert(target.begin(), prompt.begin() + 1, prompt.end());
-        prompt.resize(1);
-      }
-      prompts.push_back(std::move(prompt));
-      targets.push_back(std::move(target));
-    }
     std::vector<const std::vector<int64_t>*> prompt_rows, target_rows;
-    for (size_t i = 0; i < prompts.size(); ++i) {
-      prompt_rows.push_back(&prompts[i]);
-      target_rows.push_back(&targets[i]);
+    for (size_t r : rows) {
+      prompt_rows.push_back(&prepared.examples[r].prompt_ids);
+      target_rows.push_back(&prepared.examples[r].target_ids);
     }
     const StepBatch batch = pad_sequences(prompt_rows, target_rows, pad_id);
+    std::vector<uint8_t> loss_flags(static_cast<size_t>(batch.response_ids.numel()), 0);
+    const int64_t width = batch.response_ids.size(1);
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const auto& flags = prepared.examples[rows[i]].target_loss;
+      std::copy(flags.begin(), flags.end(), loss_flags.begin() + static_cast<long>(i) * width);
+    }
+    const at::Tensor loss_mask =
+        torch::from_blob(loss_flags.data(), batch.response_ids.sizes(), torch::kUInt8).to(torch::kBool);
     const double lr = learning_rate_at(step - 1, cfg.train.steps, cfg.optim);
     set_learning_rate(optimizer, lr);
     optimizer.zero_grad();
     const ResponseStatistics st =
         response_statistics(policy.model, batch.prompt_ids, batch.prompt_mask, batch.response_ids,
                             batch.response_mask, 1.0, false);
-    const at::Tensor mask = batch.response_mask.to(st.logprobs.device());
+    const at::Tensor mask = batch.response_mask.logical_and(loss_mask).to(st.logprobs.device());
     const double tokens = mask.sum().item<double>();
     at::Tensor loss = aggregate_loss(-st.logprobs, mask, LossAggregation::token_mean, tokens, 0);
     loss.backward();

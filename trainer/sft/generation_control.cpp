@@ -1,0 +1,56 @@
+#include "trainer/sft/generation_control.h"
+
+#include "trainer/common/error.h"
+
+namespace anchor::sft {
+
+GenerationControl generation_control(const std::string& control, bool indicator, const Tokenizer& tokenizer,
+                                     const std::string& control_key, const std::string& indicator_key) {
+  GenerationControl g;
+  if (control == "good") {
+    g.control = Control::good;
+  } else if (control == "bad") {
+    g.control = Control::bad;
+  } else {
+    AR_CHECK(control == "none" || control.empty(), control_key, ": '", control,
+             "' is not allowed (expected one of: none, good, bad)");
+  }
+  if (g.control != Control::none)
+    AR_CHECK(tokenizer.token_id(control_token_text(g.control)) >= 0, control_key, ": the model has no ",
+             control_token_text(g.control), " token; train it with sft.mode: conditional first");
+  g.indicator = indicator;
+  if (indicator)
+    AR_CHECK(tokenizer.token_id(kIndicatorToken) >= 0, indicator_key, ": the model has no ", kIndicatorToken,
+             " token; train it with sft.mode: context_indicator first");
+  return g;
+}
+
+std::vector<data::ChatMessage> controlled_conversation(std::vector<data::ChatMessage> messages,
+                                                       const GenerationControl& control) {
+  if (!control.indicator) return messages;
+  for (size_t i = messages.size(); i-- > 0;)
+    if (messages[i].role == "user") {
+      messages[i].content = with_indicator(messages[i].content);
+      break;
+    }
+  return messages;
+}
+
+std::string controlled_prompt_text(const std::string& prompt, const GenerationControl& control) {
+  return control.indicator ? with_indicator(prompt) : prompt;
+}
+
+std::vector<int64_t> controlled_prompt_ids(std::vector<int64_t> ids, const Tokenizer& tokenizer,
+                                           const GenerationControl& control) {
+  if (control.control != Control::none) ids.push_back(tokenizer.token_id(control_token_text(control.control)));
+  return ids;
+}
+
+std::vector<int64_t> never_sampled_ids(const Tokenizer& tokenizer) {
+  std::vector<int64_t> ids;
+  for (const char* token : {kGoodToken, kBadToken, kIndicatorToken})
+    if (const int64_t id = tokenizer.token_id(token); id >= 0) ids.push_back(id);
+  return ids;
+}
+
+}  // namespace anchor::sft

@@ -1,0 +1,39 @@
+// Generation conditioned the way an SFT mode taught (DESIGN 6): `--control good|bad` (and
+// rollout.control) ends the prompt with <|good|> / <|bad|>, so the response is generated as a
+// run of good (bad) sentences; `--indicator` (rollout.indicator) appends " [IND]" to the user
+// message. Control tokens a model knows are never sampled, whether or not a control is asked.
+// Used by generate, eval, the RL rollouts and evaluation. Torch-free.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "data/chat_template.h"
+#include "trainer/model/tokenizer.h"
+#include "trainer/sft/control_text.h"
+
+namespace anchor::sft {
+
+struct GenerationControl {
+  Control control = Control::none;
+  bool indicator = false;
+};
+
+// control: none | good | bad; key names the option / config key in errors. The tokenizer must
+// know the tokens asked for (a model trained with that sft.mode).
+GenerationControl generation_control(const std::string& control, bool indicator, const Tokenizer& tokenizer,
+                                     const std::string& control_key, const std::string& indicator_key);
+
+// The conversation with " [IND]" appended to its last user turn (when asked).
+std::vector<data::ChatMessage> controlled_conversation(std::vector<data::ChatMessage> messages,
+                                                       const GenerationControl& control);
+// A plain prompt with " [IND]" appended (when asked).
+std::string controlled_prompt_text(const std::string& prompt, const GenerationControl& control);
+// Prompt ids followed by the control token (when asked).
+std::vector<int64_t> controlled_prompt_ids(std::vector<int64_t> ids, const Tokenizer& tokenizer,
+                                           const GenerationControl& control);
+// <|good|>, <|bad|>, [IND] where the tokenizer has them: tokens no generation may sample.
+std::vector<int64_t> never_sampled_ids(const Tokenizer& tokenizer);
+
+}  // namespace anchor::sft

@@ -198,14 +198,18 @@ def indicator(args):
         with open(os.path.join(ind_dir, "sft_data_summary.json")) as f:
             flagged = json.load(f)["context_indicator"]
         # Which kind of row the indicator flagged (open-book rows need the passage).
-        kinds = {"open": [0, 0], "closed": [0, 0]}
+        kinds = {"open": [0, 0, 0.0], "closed": [0, 0, 0.0]}  # rows, flagged, score sum
         with open(os.path.join(ind_dir, "sft_data.jsonl")) as f:
             for r, line in zip(rows, f):
+                turn = json.loads(line)["turns"][0]
                 kinds[r["kind"]][0] += 1
-                kinds[r["kind"]][1] += json.loads(line)["turns"][0]["flagged"]
+                kinds[r["kind"]][1] += turn["flagged"]
+                kinds[r["kind"]][2] += turn["score"]
         row = {"seed": seed, "share_flagged": flagged["share_flagged"],
                "flagged_open": kinds["open"][1] / max(kinds["open"][0], 1),
-               "flagged_closed": kinds["closed"][1] / max(kinds["closed"][0], 1)}
+               "flagged_closed": kinds["closed"][1] / max(kinds["closed"][0], 1),
+               "score_open": kinds["open"][2] / max(kinds["open"][0], 1),
+               "score_closed": kinds["closed"][2] / max(kinds["closed"][0], 1)}
         for name, model, ind_flag in (("plain SFT", plain, False), ("indicator SFT, no [IND]", ind, False),
                                       ("indicator SFT, with [IND]", ind, True)):
             recall, parametric = answers(generate(model, prompts, seed, 1, 0.0, None, ind_flag), tests)
@@ -227,7 +231,9 @@ def indicator(args):
     fl = [r["share_flagged"] for r in results]
     print(f"\nflagged by the indicator: {statistics.mean(fl):.3f} of training turns; open-book rows "
           f"{statistics.mean(r['flagged_open'] for r in results):.3f}, closed-book rows "
-          f"{statistics.mean(r['flagged_closed'] for r in results):.3f}")
+          f"{statistics.mean(r['flagged_closed'] for r in results):.3f}; mean score open-book "
+          f"{statistics.mean(r['score_open'] for r in results):.3f}, closed-book "
+          f"{statistics.mean(r['score_closed'] for r in results):.3f}")
     with open(os.path.join(out_dir, "results.json"), "w") as f:
         json.dump({"runs": results, "summary": summary, "steps": args.steps, "beta": args.beta}, f, indent=2)
 

@@ -115,6 +115,42 @@ def check_options(binary, scratch):
               f"credit={last.get('credit')})")
 
 
+def check_conditioned_rl(binary, scratch):
+    """A conditionally trained model (and an indicator-trained one) is RL-fine-tuned and evaluated
+    while conditioned on <|good|> (with [IND]): rollouts start after the control token, and no
+    <|bad|> / [IND] is ever sampled."""
+    import math
+    cond = os.path.join(scratch, "sft-conditional-straight", "checkpoints", "step-00000006")
+    ind = os.path.join(scratch, "sft-context-indicator-straight", "checkpoints", "step-00000006")
+    for name, model, extra in (("rl-control-good", cond, ["--set", "rollout.control=good"]),
+                               ("rl-indicator", ind, ["--set", "rollout.indicator=true"])):
+        run_dir = os.path.join(scratch, name)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        run(binary, ["train", "configs/demo.yaml", "--init-from", model, "--run-dir", run_dir, "--set", "train.steps=2",
+                     "--set", "rollout.prompts_per_step=4", "--set", "rollout.samples_per_prompt=4",
+                     "--set", "data.eval_limit=4", "--set", "algo.micro_batch_size=8"] + extra)
+        last = metrics(run_dir)[-1]
+        if not (math.isfinite(last["reward_mean"]) and "eval" in last):
+            raise SystemExit(f"FAIL: {name}: {last}")
+        print(f"{name}: 2 RL steps from {os.path.basename(os.path.dirname(os.path.dirname(model)))}, "
+              f"reward_mean {last['reward_mean']:.3f}, eval accuracy {last['eval']['accuracy']:.3f}")
+    out = subprocess.run([binary, "generate", "--model", cond, "--prompt", "Numbers: 3 5 7. Target: 22.\n",
+                          "--num-samples", "8", "--max-new-tokens", "24", "--control", "good", "--output", "jsonl",
+                          "--seed", "1"], cwd=ROOT, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"FAIL: generate --control good: {out.stderr}")
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    if any("<|" in r["completion"] for r in rows) or len(rows) != 8:
+        raise SystemExit(f"FAIL: generate --control good shows control tokens: {rows}")
+    # <|bad|> (the second added token) is never sampled.
+    with open(os.path.join(cond, "tokenizer_config.json")) as f:
+        decoder = json.load(f)["added_tokens_decoder"]
+    bad = int(next(k for k, v in decoder.items() if v["content"] == "<|bad|>"))
+    if any(bad in r["token_ids"] for r in rows):
+        raise SystemExit("FAIL: generate --control good sampled <|bad|>")
+    print("generate --control good: 8 samples, no <|bad|>, no control token in the text")
+
+
 def main():
     binary, scratch = sys.argv[1], sys.argv[2]
     os.makedirs(scratch, exist_ok=True)
@@ -152,6 +188,7 @@ def main():
         with open(os.path.join(scratch, name + "-resumed", "sft_data.jsonl")) as f:
             if token not in f.read():
                 raise SystemExit(f"FAIL: {name}: the prepared data has no {token}")
+    check_conditioned_rl(binary, scratch)
     check_options(binary, scratch)
 
 

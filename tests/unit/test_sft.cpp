@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -382,37 +383,64 @@ TEST(VocabularyExtension, PaddedVocabularyReusesSpareRows) {
   EXPECT_TRUE(torch::allclose(p.model.named_parameters().front().second[ids[0]], mean, 1e-6, 1e-7));
 }
 
-// Control tokens are never sampled, even where the model prefers them; --control good ends the
-// prompt with <|good|>.
-TEST(GenerationControl, ControlTokensAreNeverSampled) {
+// Steering: the control tokens' probability goes to the asked one (here <|good|> = id 2, <|bad|> =
+// id 3 of a 5-token vocabulary), the other is never drawn, and the log-prob is that of the merge.
+TEST(GenerationControl, SteeringMergesControlProbabilities) {
+  const at::Tensor logits = torch::log(torch::tensor({{0.1f, 0.2f, 0.05f, 0.5f, 0.15f}}));
+  SamplingParams params;
+  params.steer_token_id = 2;
+  params.steered_token_ids = {2, 3};
+  params.banned_token_ids = {4};
+  // Merged and banned: p = (0.1, 0.2, 0.55, 0, 0) / 0.85. Uniform draws map through the CDF.
+  const std::vector<std::pair<float, int64_t>> draws = {{0.05f, 0}, {0.2f, 1}, {0.4f, 2}, {0.99f, 2}};
+  for (const auto& [u, want] : draws) {
+    const auto [token, logprob] = sample_next_tokens(logits, params, torch::tensor({u}));
+    EXPECT_EQ(token[0].item<int64_t>(), want) << u;
+    const double p = want == 0 ? 0.1 : want == 1 ? 0.2 : 0.55;
+    EXPECT_NEAR(logprob[0].item<double>(), std::log(p / 0.85), 1e-5) << u;
+  }
+  params.temperature = 0;  // greedy: the merged token wins over <|bad|>'s 0.5
+  EXPECT_EQ(sample_next_tokens(logits, params, torch::tensor({0.5f})).first[0].item<int64_t>(), 2);
+}
+
+// Generation from a model that prefers its control tokens everywhere: without --control none is
+// sampled; with --control good only <|good|> is (never <|bad|> or [IND]) and the text never shows it.
+TEST(GenerationControl, ControlTokensAreBannedOrSteered) {
   ANCHOR_REQUIRE_FIXTURES();
   Pretrained p = load_pretrained((fs::path(test::fixtures_dir()) / "llama3_rope_untied").string(), kF32);
   const auto ids = sft::add_special_tokens(p, {"<|good|>", "<|bad|>", "[IND]"}, 0.0, 0);
   {
     torch::NoGradGuard no_grad;  // make the control tokens the most likely next tokens everywhere
     at::Tensor head = p.model.output_weight();
-    for (int64_t id : ids) head[id].copy_(head.slice(0, 0, ids[0]).sum(0) * 0 + 5.0 * head.slice(0, 0, ids[0]).abs().max());
+    for (int64_t id : ids) head[id].fill_(0).add_(head.slice(0, 0, ids[0]).sum(0).sign() * 3.0);
   }
-  const sft::GenerationControl control = sft::generation_control("good", true, p.tokenizer, "--control", "--indicator");
-  const auto prompt = sft::controlled_prompt_ids(p.tokenizer.encode(sft::controlled_prompt_text("Count", control), true),
-                                                 p.tokenizer, control);
+  const sft::GenerationControl good = sft::generation_control("good", true, p.tokenizer, "--control", "--indicator");
+  const auto prompt = sft::controlled_prompt_ids(p.tokenizer.encode(sft::controlled_prompt_text("Count", good), true),
+                                                 p.tokenizer, good);
   EXPECT_EQ(prompt.back(), ids[0]);
   EXPECT_EQ(prompt[prompt.size() - 2], ids[2]);  // "... [IND]" then <|good|>
   SamplingParams params;
   params.max_new_tokens = 12;
   params.stop_token_ids = {-1};
   params.seed = 5;
-  // Without the ban the control tokens win.
-  RolloutBatch unbanned = generate(p.model, p.tokenizer, {prompt, prompt}, params);
   const at::Tensor control_ids = torch::tensor(ids);
-  EXPECT_TRUE(torch::isin(unbanned.response_ids, control_ids).any().item<bool>());
-  params.banned_token_ids = sft::never_sampled_ids(p.tokenizer);
-  EXPECT_EQ(params.banned_token_ids, ids);
-  for (double temperature : {1.0, 0.0}) {
-    params.temperature = temperature;
-    RolloutBatch out = generate(p.model, p.tokenizer, std::vector<std::vector<int64_t>>(8, prompt), params);
-    EXPECT_FALSE(torch::isin(out.response_ids.masked_select(out.response_mask), control_ids).any().item<bool>());
-    EXPECT_EQ(out.response_mask.sum().item<int64_t>(), 8 * 12);
+  RolloutBatch unbanned = generate(p.model, p.tokenizer, {prompt, prompt}, params);
+  EXPECT_TRUE(torch::isin(unbanned.response_ids, control_ids).any().item<bool>()) << "the test model must prefer them";
+  for (const bool steer : {false, true}) {
+    const sft::GenerationControl control =
+        steer ? good : sft::generation_control("none", false, p.tokenizer, "--control", "--indicator");
+    const sft::ControlSampling c = sft::control_sampling(p.tokenizer, control);
+    params.banned_token_ids = c.banned;
+    params.steer_token_id = c.steer_to;
+    params.steered_token_ids = c.steered;
+    for (double temperature : {1.0, 0.0}) {
+      params.temperature = temperature;
+      RolloutBatch out = generate(p.model, p.tokenizer, std::vector<std::vector<int64_t>>(8, prompt), params);
+      const at::Tensor sampled = out.response_ids.masked_select(out.response_mask);
+      EXPECT_FALSE(torch::isin(sampled, torch::tensor({ids[1], ids[2]})).any().item<bool>());
+      EXPECT_EQ(torch::isin(sampled, torch::tensor({ids[0]})).any().item<bool>(), steer) << temperature;
+      for (const std::string& text : out.response_texts) EXPECT_EQ(text.find("<|"), std::string::npos) << text;
+    }
   }
   Pretrained plain = load_pretrained((fs::path(test::fixtures_dir()) / "llama3_rope_untied").string(), kF32);
   EXPECT_THAT(error_of([&] { sft::generation_control("good", false, plain.tokenizer, "--control", "--indicator"); }),

@@ -38,7 +38,10 @@ EvalResult evaluate(const LlamaModel& model, const Tokenizer& tokenizer, const d
     params.temperature = o.temperature;
     params.top_p = o.top_p;
     params.stop_strings = o.stop;
-    params.banned_token_ids = sft::never_sampled_ids(tokenizer);
+    const sft::ControlSampling control_sampling = sft::control_sampling(tokenizer, o.control);
+    params.banned_token_ids = control_sampling.banned;
+    params.steer_token_id = control_sampling.steer_to;
+    params.steered_token_ids = control_sampling.steered;
     params.seed = o.seed * 7919;
     for (size_t i = start; i < end; ++i)
       for (size_t s = 0; s < k; ++s) params.streams.push_back(static_cast<int64_t>(i * k + s));

@@ -101,7 +101,10 @@ ScoredRollouts collect_scored_rollouts(const RolloutContext& ctx, data::DataCurs
       params.top_p = cfg.rollout.top_p;
       params.top_k = cfg.rollout.top_k;
       params.stop_strings = cfg.rollout.stop;
-      params.banned_token_ids = sft::never_sampled_ids(tokenizer);
+      const sft::ControlSampling control_sampling = sft::control_sampling(tokenizer, control);
+      params.banned_token_ids = control_sampling.banned;
+      params.steer_token_id = control_sampling.steer_to;
+      params.steered_token_ids = control_sampling.steered;
       params.seed = derive_seed(cfg.train.seed, step, static_cast<uint64_t>(round));
       auto t0 = Clock::now();
       const RolloutBatch rollout = generate(ctx.policy.model, tokenizer, prompts, params);

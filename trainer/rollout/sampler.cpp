@@ -63,6 +63,15 @@ std::pair<at::Tensor, at::Tensor> sample_next_tokens(const at::Tensor& logits_in
   // sampleable_vocab columns are the whole choice.
   if (sampleable_vocab > 0 && sampleable_vocab < logits.size(1)) logits = logits.slice(1, 0, sampleable_vocab);
   const int64_t V = logits.size(1);
+  if (params.steer_token_id >= 0 && params.steer_token_id < V && !params.steered_token_ids.empty()) {
+    std::vector<int64_t> steered;
+    for (int64_t id : params.steered_token_ids)
+      if (id >= 0 && id < V) steered.push_back(id);
+    const at::Tensor ids = torch::tensor(steered, torch::kLong);
+    const at::Tensor merged = logits.index_select(1, ids).logsumexp(1, /*keepdim=*/true);  // [B, 1]
+    logits = logits.index_fill(1, ids, kNegInf)
+                 .index_copy(1, torch::tensor({params.steer_token_id}, torch::kLong), merged);
+  }
   if (!params.banned_token_ids.empty()) {
     std::vector<int64_t> banned;
     for (int64_t id : params.banned_token_ids)

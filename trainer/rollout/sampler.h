@@ -28,6 +28,11 @@ struct SamplingParams {
   // empty = the model's eos_token_id(s) (config.json and generation_config.json) + tokenizer EOS
   std::vector<int64_t> stop_token_ids;
   std::vector<int64_t> banned_token_ids;   // never sampled (e.g. SFT control tokens)
+  // Steering (conditional SFT's --control good): the probability of every id in steered_token_ids
+  // goes to steer_token_id (the others get none), so where the model would start a sentence with
+  // a control token it is always the asked one; its log-prob is that of the merged event.
+  int64_t steer_token_id = -1;
+  std::vector<int64_t> steered_token_ids;
   uint64_t seed = 0;
   // Random stream of each row (default: the row index). A row's draws depend only on (seed,
   // stream, position), never on the other rows of the batch, so a trainer that numbers rows by

@@ -46,11 +46,19 @@ std::vector<int64_t> controlled_prompt_ids(std::vector<int64_t> ids, const Token
   return ids;
 }
 
-std::vector<int64_t> never_sampled_ids(const Tokenizer& tokenizer) {
-  std::vector<int64_t> ids;
-  for (const char* token : {kGoodToken, kBadToken, kIndicatorToken})
-    if (const int64_t id = tokenizer.token_id(token); id >= 0) ids.push_back(id);
-  return ids;
+ControlSampling control_sampling(const Tokenizer& tokenizer, const GenerationControl& control) {
+  ControlSampling c;
+  const int64_t good = tokenizer.token_id(kGoodToken), bad = tokenizer.token_id(kBadToken);
+  if (const int64_t ind = tokenizer.token_id(kIndicatorToken); ind >= 0) c.banned.push_back(ind);
+  if (control.control == Control::none) {
+    for (int64_t id : {good, bad})
+      if (id >= 0) c.banned.push_back(id);
+    return c;
+  }
+  c.steer_to = tokenizer.token_id(control_token_text(control.control));
+  for (int64_t id : {good, bad})
+    if (id >= 0) c.steered.push_back(id);
+  return c;
 }
 
 }  // namespace anchor::sft

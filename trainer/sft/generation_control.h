@@ -33,7 +33,16 @@ std::string controlled_prompt_text(const std::string& prompt, const GenerationCo
 // Prompt ids followed by the control token (when asked).
 std::vector<int64_t> controlled_prompt_ids(std::vector<int64_t> ids, const Tokenizer& tokenizer,
                                            const GenerationControl& control);
-// <|good|>, <|bad|>, [IND] where the tokenizer has them: tokens no generation may sample.
-std::vector<int64_t> never_sampled_ids(const Tokenizer& tokenizer);
+// How the sampler treats control tokens (copied into SamplingParams): without a control, no
+// control token the model knows (<|good|>, <|bad|>, [IND]) is ever sampled. With one, [IND] is
+// never sampled and wherever the model would begin a sentence with <|good|> or <|bad|> it gets
+// the asked token (their probabilities are merged onto it), so every sentence stays conditioned
+// as in training, where each one began with its token; decoded text never shows them.
+struct ControlSampling {
+  std::vector<int64_t> banned;
+  int64_t steer_to = -1;
+  std::vector<int64_t> steered;
+};
+ControlSampling control_sampling(const Tokenizer& tokenizer, const GenerationControl& control);
 
 }  // namespace anchor::sft

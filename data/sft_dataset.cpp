@@ -17,7 +17,9 @@ const char* sft_record_kind_name(SftRecord::Kind kind) {
 SftDataset SftDataset::load_jsonl(const std::string& path, const SftKeys& keys) {
   SftDataset ds;
   ds.path_ = path;
-  for (auto& [line, row] : read_jsonl_objects(path, "SFT dataset")) {
+  for (auto& entry : read_jsonl_objects(path, "SFT dataset")) {
+    const int64_t line = entry.first;  // not a structured binding: lambdas below capture it
+    nlohmann::json& row = entry.second;
     const std::string where = path + ":" + std::to_string(line);
     SftRecord r;
     r.line = line;

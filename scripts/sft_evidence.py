@@ -13,7 +13,9 @@ conditional: a corpus of arithmetic statements ("7 + 5 = 12.") of which a known 
 indicator: a context-QA task whose passages can contradict what the model was trained on: the
   model knows sums (closed-book rows "Target: 3 + 4." -> "3 + 4 = 7. Answer: 7"); open-book rows
   give a passage "Numbers: 3 + 4 = 9." and the answer must come from it. In training 30% of the
-  passages disagree with arithmetic; the test passages all do. Plain SFT vs SFT with the
+  passages disagree with arithmetic; the test passages all do. With --irrelevant-share, some rows
+  carry a passage about other numbers and the answer is computed, so the model must tell whether
+  the passage answers the question. Plain SFT vs SFT with the
   context-dependency indicator (sft.mode context_indicator; seed model data/demo-model), queried
   without and with " [IND]". Reported: context recall (answer = the passage's value) and
   parametric answers (answer = the true sum), greedy decoding.
@@ -149,16 +151,27 @@ def conditional(args):
 
 # --- context-dependency indicator
 
-def qa_rows(rng, n, open_share, conflict_share):
+def qa_rows(rng, n, open_share, conflict_share, irrelevant_share=0.0):
+    """Closed-book rows (compute the sum), open-book rows (copy the passage's value, which
+    contradicts arithmetic with probability conflict_share) and, with irrelevant_share, open-book
+    rows whose passage is about other numbers (compute the sum, ignore the passage)."""
     rows = []
     for _ in range(n):
         a, b = rng.randint(1, 30), rng.randint(1, 30)
-        if rng.random() < open_share:
+        u = rng.random()
+        if u < open_share:
             z = a + b
             if rng.random() < conflict_share:
                 z += rng.choice([-10, -3, -2, -1, 1, 2, 3, 10])
             rows.append({"prompt": f"Numbers: {a} + {b} = {z}. Target: {a} + {b}.\n", "response": f"Answer: {z}\n",
                          "kind": "open", "passage": z, "truth": a + b})
+        elif u < open_share + irrelevant_share:
+            x, y = a, b
+            while (x, y) == (a, b):
+                x, y = rng.randint(1, 30), rng.randint(1, 30)
+            w = x + y + (rng.choice([-10, -2, -1, 1, 2, 10]) if rng.random() < conflict_share else 0)
+            rows.append({"prompt": f"Numbers: {x} + {y} = {w}. Target: {a} + {b}.\n",
+                         "response": f"{a} + {b} = {a + b}. Answer: {a + b}\n", "kind": "irrelevant"})
         else:
             rows.append({"prompt": f"Target: {a} + {b}.\n", "response": f"{a} + {b} = {a + b}. Answer: {a + b}\n",
                          "kind": "closed"})
@@ -178,13 +191,13 @@ def answers(generations, tests):
 
 
 def indicator(args):
-    out_dir = os.path.join(ROOT, "runs", "sft-evidence-indicator")
+    out_dir = os.path.join(ROOT, "runs", "sft-evidence-indicator" + ("-irrelevant" if args.irrelevant_share > 0 else ""))
     os.makedirs(out_dir, exist_ok=True)
     results = []
     for seed in args.seeds:
         rng = random.Random(3000 + seed)
         data = os.path.join(out_dir, f"train-seed{seed}.jsonl")
-        rows = qa_rows(rng, 3000, 0.4, 0.3)
+        rows = qa_rows(rng, 3000, args.open_share, 0.3, args.irrelevant_share)
         write_jsonl(data, rows)
         tests = qa_rows(random.Random(4000 + seed), 400, 1.0, 1.0)[:200]
         prompts = os.path.join(out_dir, f"conflict-seed{seed}.txt")
@@ -198,7 +211,7 @@ def indicator(args):
         with open(os.path.join(ind_dir, "sft_data_summary.json")) as f:
             flagged = json.load(f)["context_indicator"]
         # Which kind of row the indicator flagged (open-book rows need the passage).
-        kinds = {"open": [0, 0, 0.0], "closed": [0, 0, 0.0]}  # rows, flagged, score sum
+        kinds = {"open": [0, 0, 0.0], "closed": [0, 0, 0.0], "irrelevant": [0, 0, 0.0]}  # rows, flagged, score sum
         with open(os.path.join(ind_dir, "sft_data.jsonl")) as f:
             for r, line in zip(rows, f):
                 turn = json.loads(line)["turns"][0]
@@ -208,6 +221,8 @@ def indicator(args):
         row = {"seed": seed, "share_flagged": flagged["share_flagged"],
                "flagged_open": kinds["open"][1] / max(kinds["open"][0], 1),
                "flagged_closed": kinds["closed"][1] / max(kinds["closed"][0], 1),
+               "flagged_irrelevant": kinds["irrelevant"][1] / max(kinds["irrelevant"][0], 1),
+               "score_irrelevant": kinds["irrelevant"][2] / max(kinds["irrelevant"][0], 1),
                "score_open": kinds["open"][2] / max(kinds["open"][0], 1),
                "score_closed": kinds["closed"][2] / max(kinds["closed"][0], 1)}
         for name, model, ind_flag in (("plain SFT", plain, False), ("indicator SFT, no [IND]", ind, False),
@@ -234,8 +249,12 @@ def indicator(args):
           f"{statistics.mean(r['flagged_closed'] for r in results):.3f}; mean score open-book "
           f"{statistics.mean(r['score_open'] for r in results):.3f}, closed-book "
           f"{statistics.mean(r['score_closed'] for r in results):.3f}")
+    if args.irrelevant_share > 0:
+        print(f"irrelevant-passage rows: flagged {statistics.mean(r['flagged_irrelevant'] for r in results):.3f}, "
+              f"mean score {statistics.mean(r['score_irrelevant'] for r in results):.3f}")
     with open(os.path.join(out_dir, "results.json"), "w") as f:
-        json.dump({"runs": results, "summary": summary, "steps": args.steps, "beta": args.beta}, f, indent=2)
+        json.dump({"runs": results, "summary": summary, "steps": args.steps, "beta": args.beta,
+                   "open_share": args.open_share, "irrelevant_share": args.irrelevant_share}, f, indent=2)
 
 
 def main():
@@ -244,6 +263,9 @@ def main():
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--beta", type=float, default=0.6, help="indicator: sft.context_indicator.beta")
+    p.add_argument("--open-share", type=float, default=0.4, help="indicator: share of rows whose passage answers")
+    p.add_argument("--irrelevant-share", type=float, default=0.0,
+                   help="indicator: share of rows whose passage is about other numbers (the answer is computed)")
     args = p.parse_args()
     conditional(args) if args.experiment == "conditional" else indicator(args)
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Evidence for the two SFT modes (issue 8), on data this script generates, from the demo model.
+"""Evidence for the two SFT modes (issue 8), on data this script generates.
 
   scripts/sft_evidence.py conditional [--seeds 0 1 2] [--steps 300]
-  scripts/sft_evidence.py indicator   [--seeds 0 1 2] [--steps 300] [--beta B]
+  scripts/sft_evidence.py indicator   [--seeds 0 1 2] [--steps 300] [--beta B] [--open-share P] [--irrelevant-share Q]
+  scripts/sft_evidence.py indicator-scores [--model DIR]   (default: SmolLM2-135M-Instruct)
 
 conditional: a corpus of arithmetic statements ("7 + 5 = 12.") of which a known share (25%) is
   wrong. Plain SFT and conditional SFT (sft.mode conditional, scorer arithmetic_claims) train on
@@ -19,6 +20,9 @@ indicator: a context-QA task whose passages can contradict what the model was tr
   context-dependency indicator (sft.mode context_indicator; seed model data/demo-model), queried
   without and with " [IND]". Reported: context recall (answer = the passage's value) and
   parametric answers (answer = the true sum), greedy decoding.
+
+indicator-scores: what the score measures on a released chat model: 100 questions answered from a
+  passage in the user message vs 100 closed-book questions, scored with the model's own template.
 
 Every run is `anchor-rl sft` / `anchor-rl generate` ($ANCHOR_RL or build/anchor-rl); results go to
 runs/sft-evidence-<experiment>/results.json and a Markdown table on stdout.
@@ -257,9 +261,50 @@ def indicator(args):
                    "open_share": args.open_share, "irrelevant_share": args.irrelevant_share}, f, indent=2)
 
 
+# --- what the score measures on a released chat model
+
+def indicator_scores(args):
+    """Context-dependency scores of SmolLM2-135M-Instruct (its chat template, the default layer and
+    beta) on 100 questions answered from a passage in the user message and 100 closed-book ones."""
+    out_dir = os.path.join(ROOT, "runs", "sft-evidence-indicator-scores")
+    os.makedirs(out_dir, exist_ok=True)
+    rng = random.Random(0)
+    names = ["Anna", "Ben", "Clara", "David", "Elena", "Farid", "Greta", "Hugo", "Ines", "Jonas", "Kira", "Leo",
+             "Mona", "Nils", "Olga", "Pavel", "Quinn", "Rosa", "Sami", "Tara"]
+    cities = ["Lyon", "Porto", "Bergen", "Graz", "Turin", "Leeds", "Ghent", "Cork", "Split", "Malmo"]
+    things = ["a red bicycle", "three cats", "a small boat", "an old piano", "a green car", "two dogs", "a violin"]
+    capitals = [("France", "Paris"), ("Germany", "Berlin"), ("Italy", "Rome"), ("Spain", "Madrid"), ("Japan", "Tokyo"),
+                ("Egypt", "Cairo"), ("Canada", "Ottawa"), ("Kenya", "Nairobi"), ("Peru", "Lima"), ("Norway", "Oslo")]
+    rows = []
+    for _ in range(100):
+        n, c, t = rng.choice(names), rng.choice(cities), rng.choice(things)
+        rows.append({"prompt": f"{n} lives in {c} and owns {t}. Where does {n} live?", "response": f"{n} lives in {c}.",
+                     "kind": "passage"})
+    for _ in range(100):
+        co, ca = rng.choice(capitals)
+        q = rng.choice([f"What is the capital of {co}?", f"Name the capital city of {co}.",
+                        f"Which city is the capital of {co}?"])
+        rows.append({"prompt": q, "response": f"The capital of {co} is {ca}.", "kind": "closed-book"})
+    data, prepared = os.path.join(out_dir, "qa.jsonl"), os.path.join(out_dir, "prepared.jsonl")
+    write_jsonl(data, rows)
+    summary = json.loads(run(["sft-prepare", "configs/demo_sft.yaml", "--set", f"model.path={args.model}",
+                              "--set", "data.template=auto", "--set", f"data.train={data}",
+                              "--set", "sft.mode=context_indicator", "--out", prepared]))
+    with open(prepared) as f:
+        turns = [json.loads(line)["turns"][0] for line in f]
+    print(f"{args.model}, layer {summary['context_indicator']['layer']}, beta {summary['context_indicator']['beta']}:")
+    for kind in ("passage", "closed-book"):
+        scores = [t["score"] for r, t in zip(rows, turns) if r["kind"] == kind]
+        flagged = [t["flagged"] for r, t in zip(rows, turns) if r["kind"] == kind]
+        print(f"  {kind}: score mean {statistics.mean(scores):.3f} (min {min(scores):.3f}, max {max(scores):.3f}), "
+              f"flagged {sum(flagged) / len(flagged):.2f}")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("experiment", choices=["conditional", "indicator"])
+    p.add_argument("experiment", choices=["conditional", "indicator", "indicator-scores"])
+    p.add_argument("--model", default=os.path.expanduser("~/.cache/anchor-rl/models/smollm2-135m-instruct"),
+                   help="indicator-scores: the chat model that scores")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--beta", type=float, default=0.6, help="indicator: sft.context_indicator.beta")
@@ -267,7 +312,7 @@ def main():
     p.add_argument("--irrelevant-share", type=float, default=0.0,
                    help="indicator: share of rows whose passage is about other numbers (the answer is computed)")
     args = p.parse_args()
-    conditional(args) if args.experiment == "conditional" else indicator(args)
+    {"conditional": conditional, "indicator": indicator, "indicator-scores": indicator_scores}[args.experiment](args)
 
 
 if __name__ == "__main__":

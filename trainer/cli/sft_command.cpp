@@ -10,7 +10,7 @@ namespace anchor::cli {
 
 Action register_sft(CLI::App& app) {
   auto o = std::make_shared<TrainRunOptions>();
-  CLI::App* sub = app.add_subcommand("sft", "Supervised fine-tuning from a YAML config (sft.mode: plain)");
+  CLI::App* sub = app.add_subcommand("sft", "Supervised fine-tuning from a YAML config (sft.mode: plain | conditional | context_indicator)");
   sub->add_option("config", o->config_path, "YAML run config (see configs/demo_sft.yaml)")->required()
       ->check(CLI::ExistingFile);
   sub->add_option("--set", o->overrides, "Override a config key: section.key=value (repeatable)");

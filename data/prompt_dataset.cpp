@@ -43,22 +43,9 @@ std::vector<std::pair<int64_t, nlohmann::json>> read_jsonl_objects(const std::st
 }
 
 PromptDataset PromptDataset::load_jsonl(const std::string& path, const std::string& prompt_key) {
-  std::ifstream in(path);
-  AR_CHECK(in.good(), path, ": cannot open dataset");
   PromptDataset ds;
   ds.path_ = path;
-  std::string line;
-  int64_t line_no = 0;
-  while (std::getline(in, line)) {
-    ++line_no;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;  // blank lines are allowed
-    nlohmann::json row;
-    try {
-      row = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range (number overflow)
-      AR_FAIL(path, ":", line_no, ": not valid JSON (", e.what(), ")");
-    }
-    AR_CHECK(row.is_object(), path, ":", line_no, ": expected a JSON object per line");
+  for (auto& [line_no, row] : read_jsonl_objects(path, "dataset")) {
     Example ex;
     ex.line = line_no;
     if (row.contains("messages") && !row.contains(prompt_key)) {
@@ -74,7 +61,6 @@ PromptDataset PromptDataset::load_jsonl(const std::string& path, const std::stri
     ex.row = std::move(row);
     ds.examples_.push_back(std::move(ex));
   }
-  AR_CHECK(!ds.examples_.empty(), path, ": dataset is empty");
   return ds;
 }
 

@@ -429,10 +429,10 @@ TEST(GenerationControl, ControlTokensAreBannedOrSteered) {
   for (const bool steer : {false, true}) {
     const sft::GenerationControl control =
         steer ? good : sft::generation_control("none", false, p.tokenizer, "--control", "--indicator");
-    const sft::ControlSampling c = sft::control_sampling(p.tokenizer, control);
-    params.banned_token_ids = c.banned;
-    params.steer_token_id = c.steer_to;
-    params.steered_token_ids = c.steered;
+    params.banned_token_ids.clear();
+    params.steer_token_id = -1;
+    params.steered_token_ids.clear();
+    sft::set_control_sampling(p.tokenizer, control, params);
     for (double temperature : {1.0, 0.0}) {
       params.temperature = temperature;
       RolloutBatch out = generate(p.model, p.tokenizer, std::vector<std::vector<int64_t>>(8, prompt), params);

@@ -87,10 +87,7 @@ int run_generate(GenerateOptions& o) {
   // steered to the asked one with it (sft/generation_control.h); --indicator adds [IND].
   const sft::GenerationControl control =
       sft::generation_control(o.control, o.indicator, p.tokenizer, "--control", "--indicator");
-  const sft::ControlSampling control_sampling = sft::control_sampling(p.tokenizer, control);
-  for (int64_t id : control_sampling.banned) o.sampling.banned_token_ids.push_back(id);
-  o.sampling.steer_token_id = control_sampling.steer_to;
-  o.sampling.steered_token_ids = control_sampling.steered;
+  sft::set_control_sampling(p.tokenizer, control, o.sampling);
   // --chat: each prompt is a user turn of the model's chat template (or --template).
   std::optional<data::ChatTemplate> chat;
   if (o.chat) {

@@ -28,20 +28,16 @@ EvalResult evaluate(const LlamaModel& model, const Tokenizer& tokenizer, const d
     std::vector<std::vector<int64_t>> prompts;
     std::vector<std::string> texts;
     for (size_t i = start; i < end; ++i) {
-      texts.push_back(prompt_template.render(sft::controlled_conversation(dataset[i].conversation(), o.control), true));
-      const auto ids = sft::controlled_prompt_ids(encode_prompt(tokenizer, prompt_template, texts.back()), tokenizer,
-                                                  o.control);
-      for (size_t s = 0; s < k; ++s) prompts.push_back(ids);
+      sft::ControlledPrompt prompt = sft::controlled_prompt(tokenizer, prompt_template, dataset[i].conversation(), o.control);
+      for (size_t s = 0; s < k; ++s) prompts.push_back(prompt.ids);
+      texts.push_back(std::move(prompt.text));
     }
     SamplingParams params;
     params.max_new_tokens = o.max_new_tokens;
     params.temperature = o.temperature;
     params.top_p = o.top_p;
     params.stop_strings = o.stop;
-    const sft::ControlSampling control_sampling = sft::control_sampling(tokenizer, o.control);
-    params.banned_token_ids = control_sampling.banned;
-    params.steer_token_id = control_sampling.steer_to;
-    params.steered_token_ids = control_sampling.steered;
+    sft::set_control_sampling(tokenizer, o.control, params);
     params.seed = o.seed * 7919;
     for (size_t i = start; i < end; ++i)
       for (size_t s = 0; s < k; ++s) params.streams.push_back(static_cast<int64_t>(i * k + s));

@@ -10,11 +10,11 @@
 #include <nlohmann/json.hpp>
 
 #include "data/prompt_dataset.h"
-#include "trainer/sft/generation_control.h"
 #include "rewards/reward_function.h"
 #include "trainer/config/train_config.h"
 #include "trainer/distributed/communicator.h"
 #include "trainer/model/pretrained.h"
+#include "trainer/sft/generation_control.h"
 
 namespace anchor {
 

@@ -86,13 +86,11 @@ ScoredRollouts collect_scored_rollouts(const RolloutContext& ctx, data::DataCurs
       SamplingParams params;
       for (int64_t p = first; p < last; ++p) {
         const size_t e = examples[static_cast<size_t>(p)];
-        prompt_texts.push_back(
-            ctx.prompt_template.render(sft::controlled_conversation(ctx.prompts[e].conversation(), control), true));
-        const auto ids =
-            sft::controlled_prompt_ids(encode_prompt(tokenizer, ctx.prompt_template, prompt_texts.back()), tokenizer,
-                                       control);
+        sft::ControlledPrompt prompt =
+            sft::controlled_prompt(tokenizer, ctx.prompt_template, ctx.prompts[e].conversation(), control);
+        prompt_texts.push_back(std::move(prompt.text));
         for (int64_t g = 0; g < G; ++g) {
-          prompts.push_back(ids);
+          prompts.push_back(prompt.ids);
           params.streams.push_back(p * G + g);
         }
       }
@@ -101,10 +99,7 @@ ScoredRollouts collect_scored_rollouts(const RolloutContext& ctx, data::DataCurs
       params.top_p = cfg.rollout.top_p;
       params.top_k = cfg.rollout.top_k;
       params.stop_strings = cfg.rollout.stop;
-      const sft::ControlSampling control_sampling = sft::control_sampling(tokenizer, control);
-      params.banned_token_ids = control_sampling.banned;
-      params.steer_token_id = control_sampling.steer_to;
-      params.steered_token_ids = control_sampling.steered;
+      sft::set_control_sampling(tokenizer, control, params);
       params.seed = derive_seed(cfg.train.seed, step, static_cast<uint64_t>(round));
       auto t0 = Clock::now();
       const RolloutBatch rollout = generate(ctx.policy.model, tokenizer, prompts, params);

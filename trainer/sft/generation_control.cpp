@@ -1,6 +1,8 @@
 #include "trainer/sft/generation_control.h"
 
 #include "trainer/common/error.h"
+#include "trainer/model/pretrained.h"
+#include "trainer/rollout/sampler.h"
 
 namespace anchor::sft {
 
@@ -46,19 +48,27 @@ std::vector<int64_t> controlled_prompt_ids(std::vector<int64_t> ids, const Token
   return ids;
 }
 
-ControlSampling control_sampling(const Tokenizer& tokenizer, const GenerationControl& control) {
-  ControlSampling c;
+ControlledPrompt controlled_prompt(const Tokenizer& tokenizer, const data::ChatTemplate& chat,
+                                   const std::vector<data::ChatMessage>& conversation,
+                                   const GenerationControl& control) {
+  ControlledPrompt p;
+  p.text = chat.render(controlled_conversation(conversation, control), true);
+  p.ids = controlled_prompt_ids(encode_prompt(tokenizer, chat, p.text), tokenizer, control);
+  return p;
+}
+
+void set_control_sampling(const Tokenizer& tokenizer, const GenerationControl& control, SamplingParams& params) {
   const int64_t good = tokenizer.token_id(kGoodToken), bad = tokenizer.token_id(kBadToken);
-  if (const int64_t ind = tokenizer.token_id(kIndicatorToken); ind >= 0) c.banned.push_back(ind);
+  if (const int64_t ind = tokenizer.token_id(kIndicatorToken); ind >= 0) params.banned_token_ids.push_back(ind);
   if (control.control == Control::none) {
     for (int64_t id : {good, bad})
-      if (id >= 0) c.banned.push_back(id);
-    return c;
+      if (id >= 0) params.banned_token_ids.push_back(id);
+    return;
   }
-  c.steer_to = tokenizer.token_id(control_token_text(control.control));
+  params.steer_token_id = tokenizer.token_id(control_token_text(control.control));
+  params.steered_token_ids.clear();
   for (int64_t id : {good, bad})
-    if (id >= 0) c.steered.push_back(id);
-  return c;
+    if (id >= 0) params.steered_token_ids.push_back(id);
 }
 
 }  // namespace anchor::sft

@@ -2,7 +2,7 @@
 // rollout.control) ends the prompt with <|good|> / <|bad|>, so the response is generated as a
 // run of good (bad) sentences; `--indicator` (rollout.indicator) appends " [IND]" to the user
 // message. Control tokens a model knows are never sampled, whether or not a control is asked.
-// Used by generate, eval, the RL rollouts and evaluation. Torch-free.
+// Used by generate, eval, the RL rollouts and evaluation.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +12,10 @@
 #include "data/chat_template.h"
 #include "trainer/model/tokenizer.h"
 #include "trainer/sft/control_text.h"
+
+namespace anchor {
+struct SamplingParams;
+}
 
 namespace anchor::sft {
 
@@ -33,16 +37,23 @@ std::string controlled_prompt_text(const std::string& prompt, const GenerationCo
 // Prompt ids followed by the control token (when asked).
 std::vector<int64_t> controlled_prompt_ids(std::vector<int64_t> ids, const Tokenizer& tokenizer,
                                            const GenerationControl& control);
-// How the sampler treats control tokens (copied into SamplingParams): without a control, no
-// control token the model knows (<|good|>, <|bad|>, [IND]) is ever sampled. With one, [IND] is
-// never sampled and wherever the model would begin a sentence with <|good|> or <|bad|> it gets
-// the asked token (their probabilities are merged onto it), so every sentence stays conditioned
-// as in training, where each one began with its token; decoded text never shows them.
-struct ControlSampling {
-  std::vector<int64_t> banned;
-  int64_t steer_to = -1;
-  std::vector<int64_t> steered;
+// A conversation rendered with the template (" [IND]" on its last user turn when asked) and its
+// ids (the tokenizer's special tokens as encode_prompt adds them, then the control token):
+// the prompt of RL rollouts and evaluation.
+struct ControlledPrompt {
+  std::string text;
+  std::vector<int64_t> ids;
 };
-ControlSampling control_sampling(const Tokenizer& tokenizer, const GenerationControl& control);
+ControlledPrompt controlled_prompt(const Tokenizer& tokenizer, const data::ChatTemplate& chat,
+                                   const std::vector<data::ChatMessage>& conversation,
+                                   const GenerationControl& control);
+
+// How the sampler treats control tokens, set in `params` (banned ids are appended): without a
+// control, no control token the model knows (<|good|>, <|bad|>, [IND]) is ever sampled. With
+// one, [IND] is never sampled and wherever the model would begin a sentence with <|good|> or
+// <|bad|> it gets the asked token (their probabilities are merged onto it), so every sentence
+// stays conditioned as in training, where each one began with its token; decoded text never
+// shows them.
+void set_control_sampling(const Tokenizer& tokenizer, const GenerationControl& control, SamplingParams& params);
 
 }  // namespace anchor::sft

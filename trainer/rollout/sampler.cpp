@@ -7,6 +7,7 @@
 #include <map>
 
 #include "trainer/common/error.h"
+#include "trainer/common/splitmix.h"
 
 namespace anchor {
 
@@ -46,10 +47,8 @@ at::Tensor stream_uniforms(uint64_t seed, const std::vector<int64_t>& streams, i
   for (size_t i = 0; i < streams.size(); ++i) {
     // splitmix64 of (stream seed, position): a counter-based generator, so a row's draws depend
     // on nothing but its own stream and position.
-    uint64_t z = stream_seed(seed, static_cast<uint64_t>(streams[i])) + (static_cast<uint64_t>(position) + 1) * 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
+    const uint64_t z = splitmix64_mix(stream_seed(seed, static_cast<uint64_t>(streams[i])) +
+                                      (static_cast<uint64_t>(position) + 1) * 0x9E3779B97F4A7C15ull);
     u[i] = static_cast<float>(z >> 40) * 0x1.0p-24f;  // 24 random bits: exact floats in [0, 1)
   }
   return out;

@@ -6,19 +6,12 @@
 
 #include "credit/sentence_segmentation.h"
 #include "trainer/common/error.h"
+#include "trainer/common/splitmix.h"
 
 namespace anchor::sft {
 namespace {
 
 bool is_space(char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; }
-
-uint64_t mix(uint64_t x) {  // splitmix64 finaliser
-  x ^= x >> 30;
-  x *= 0xBF58476D1CE4E5B9ull;
-  x ^= x >> 27;
-  x *= 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
 
 }  // namespace
 
@@ -57,7 +50,8 @@ double score_percentile(std::vector<double> scores, double p) {
 
 bool leaves_unconditioned(uint64_t seed, int64_t record, int64_t sentence, double fraction) {
   if (fraction <= 0) return false;
-  const uint64_t h = mix(mix(mix(seed + 0x5F3759DFull) ^ static_cast<uint64_t>(record)) ^ static_cast<uint64_t>(sentence));
+  const uint64_t h = splitmix64_mix(splitmix64_mix(splitmix64_mix(seed + 0x5F3759DFull) ^ static_cast<uint64_t>(record)) ^
+                                    static_cast<uint64_t>(sentence));
   const double u = static_cast<double>(h >> 11) * 0x1.0p-53;  // [0, 1)
   return u < fraction;
 }

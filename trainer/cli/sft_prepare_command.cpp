@@ -7,10 +7,8 @@
 #include <iostream>
 #include <memory>
 
-#include "data/sft_dataset.h"
 #include "trainer/cli/commands.h"
 #include "trainer/common/device.h"
-#include "trainer/common/file_util.h"
 #include "trainer/config/train_config.h"
 #include "trainer/model/pretrained.h"
 #include "trainer/sft/sft_data.h"
@@ -29,9 +27,7 @@ int run_sft_prepare(const PrepareOptions& o) {
   const at::TensorOptions options = resolve_device(cfg.model.device, cfg.model.dtype, cfg.model.threads, "model");
   Pretrained policy = load_pretrained(cfg.model.path, options);
   const data::ChatTemplate chat = chat_template_for(policy, cfg.data.template_, "data.template");
-  const sft::PreparedSft prepared = sft::prepare_sft_data(
-      cfg, data::SftDataset::load_jsonl(cfg.data.train, {cfg.data.prompt_key, cfg.sft.response_key, cfg.sft.text_key}),
-      policy, chat);
+  const sft::PreparedSft prepared = sft::prepare_sft_data(cfg, sft::load_sft_dataset(cfg), policy, chat);
   sft::write_prepared_sft(o.out, prepared, policy.tokenizer);
   std::cout << prepared.summary.dump(2) << "\n";
   return 0;

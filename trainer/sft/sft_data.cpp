@@ -180,6 +180,10 @@ void apply_context_indicator(const TrainConfig& cfg, PreparedSft& p, const Pretr
 
 }  // namespace
 
+data::SftDataset load_sft_dataset(const TrainConfig& cfg) {
+  return data::SftDataset::load_jsonl(cfg.data.train, {cfg.data.prompt_key, cfg.sft.response_key, cfg.sft.text_key});
+}
+
 PreparedSft prepare_sft_data(const TrainConfig& cfg, data::SftDataset records, Pretrained& policy,
                              const data::ChatTemplate& chat) {
   PreparedSft p;

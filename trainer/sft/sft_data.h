@@ -30,6 +30,9 @@ struct PreparedSft {
   nlohmann::json summary;                   // counts (sentences good / bad / none, turns flagged, ...)
 };
 
+// data.train read with the config's keys (data.prompt_key, sft.response_key, sft.text_key).
+data::SftDataset load_sft_dataset(const TrainConfig& cfg);
+
 // Transforms and tokenizes `records` for cfg.sft.mode; adds the mode's special tokens to
 // `policy` (tokenizer and embedding rows; a no-op for tokens it has, e.g. on resume).
 PreparedSft prepare_sft_data(const TrainConfig& cfg, data::SftDataset records, Pretrained& policy,

@@ -3,18 +3,18 @@
 #include <torch/torch.h>
 
 #include <chrono>
-#include <filesystem>
 #include <cmath>
+#include <filesystem>
 #include <limits>
 
 #include "data/prompt_dataset.h"
-#include "data/sft_dataset.h"
 #include "rewards/reward_function.h"
 #include "trainer/algo/loss_aggregation.h"
 #include "trainer/checkpoint/run_setup.h"
 #include "trainer/checkpoint/training_checkpoint.h"
 #include "trainer/common/device.h"
 #include "trainer/common/error.h"
+#include "trainer/common/file_util.h"
 #include "trainer/common/log.h"
 #include "trainer/common/stop_request.h"
 #include "trainer/common/test_hooks.h"
@@ -24,7 +24,6 @@
 #include "trainer/rl/policy_forward.h"
 #include "trainer/rl/step_batch.h"
 #include "trainer/sft/sft_data.h"
-#include "trainer/common/file_util.h"
 
 namespace anchor {
 namespace {
@@ -48,9 +47,7 @@ int run_sft_training(const TrainRunOptions& opt) {
   // The training examples of sft.mode (trainer/sft/sft_data.h); adds the mode's tokens to the
   // policy before the optimizer sees its parameters.
   const data::ChatTemplate prompt_template = chat_template_for(policy, cfg.data.template_, "data.template");
-  sft::PreparedSft prepared = sft::prepare_sft_data(
-      cfg, data::SftDataset::load_jsonl(cfg.data.train, {cfg.data.prompt_key, cfg.sft.response_key, cfg.sft.text_key}),
-      policy, prompt_template);
+  sft::PreparedSft prepared = sft::prepare_sft_data(cfg, sft::load_sft_dataset(cfg), policy, prompt_template);
   if (state.step == 0 && start.run) {  // what this run trains on, for inspection
     sft::write_prepared_sft((std::filesystem::path(run.path()) / "sft_data.jsonl").string(), prepared,
                             policy.tokenizer);

@@ -18,8 +18,10 @@ set(ANCHOR_BASE_SOURCES
   data/sft_dataset.cpp
   data/chat_template.cpp
   trainer/config/train_config.cpp
+  trainer/config/config_validation.cpp
   credit/credit_options.cpp
   credit/sentence_segmentation.cpp
+  trainer/rollout/control_tokens.cpp
   trainer/sft/control_text.cpp
   trainer/analysis/credit_html.cpp
 )

@@ -16,7 +16,7 @@ ReducerOptions reducer_options(const CreditOptions& c) {
   o.horizon_high = c.horizon_high;
   o.chunk_rows = c.chunk_rows;
   o.detect_sinks = true;
-  o.exclude_sinks = c.sinks == "exclude";
+  o.exclude_sinks = c.sinks == SinkHandling::exclude;
   o.sink_key_share = c.sink_key_share;
   o.sink_query_share = c.sink_query_share;
   return o;

@@ -1,4 +1,4 @@
-// Streaming attention statistics (DESIGN 5.4): an AttentionObserver that reduces each chunk of
+// Streaming attention statistics (docs/design.md §5.4): an AttentionObserver that reduces each chunk of
 // attention rows into O(N) accumulators the moment the model hands it over, so no
 // [heads, N, N] map exists beyond one layer chunk. Everything the credit map needs is a
 // linear function of these per-head sums, so head groups can be chosen after the pass
@@ -36,7 +36,7 @@ struct AttentionStatistics {
   at::Tensor block_sums;        // [B, J, S, S] double: sum of A over (sentence i rows) x (sentence j keys);
                                 // undefined without sentences
   at::Tensor sentence_sizes;    // [B, S] int64 tokens per sentence (undefined without sentences)
-  // Attention sinks (DESIGN 5.7), found per head and sequence in a survey sweep of each layer:
+  // Attention sinks (docs/design.md §5.7), found per head and sequence in a survey sweep of each layer:
   // token 0 of the sequence, and every key that takes more than sink_key_share of a response
   // row's attention in more than sink_query_share of the response rows. Zero without detection.
   bool sinks_detected = false;
@@ -49,15 +49,18 @@ struct AttentionStatistics {
   int64_t num_heads() const { return static_cast<int64_t>(layers.size()) * heads; }
 };
 
+// Defaults are those of the credit: section (CreditOptions), the one source of truth.
 struct ReducerOptions {
-  int64_t window = 10;
-  int64_t horizon_low = 10;
-  int64_t horizon_high = 100;
-  int64_t chunk_rows = 128;
-  bool detect_sinks = true;       // survey each layer for sink keys (costs one more softmax per observed layer)
-  bool exclude_sinks = false;     // renormalise rows over non-sink keys (needs detect_sinks)
-  double sink_key_share = 0.2;    // a key is a sink of a head if it takes more than this share of a row...
-  double sink_query_share = 0.5;  // ...in more than this share of the response rows
+  int64_t window = CreditOptions().window;
+  int64_t horizon_low = CreditOptions().horizon_low;
+  int64_t horizon_high = CreditOptions().horizon_high;
+  int64_t chunk_rows = CreditOptions().chunk_rows;
+  bool detect_sinks = true;    // survey each layer for sink keys (costs one more softmax per observed layer)
+  bool exclude_sinks = CreditOptions().sinks == SinkHandling::exclude;  // renormalise rows over non-sink keys
+  // A key is a sink of a head if it takes more than sink_key_share of a row in more than
+  // sink_query_share of the response rows.
+  double sink_key_share = CreditOptions().sink_key_share;
+  double sink_query_share = CreditOptions().sink_query_share;
 };
 
 // The reducer settings of a credit: section (sinks are always detected; excluded on request).

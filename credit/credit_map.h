@@ -1,4 +1,4 @@
-// CreditMap: everything DESIGN 5 derives from one batch's attention statistics — head groups,
+// CreditMap: everything docs/design.md §5 derives from one batch's attention statistics — head groups,
 // WAAD / FAI / Δ per token, preplan / anchor / dominated / introductory tokens and, with
 // sentences, thought-anchor receiver scores. token_weights.h turns a map into γ per token.
 #pragma once

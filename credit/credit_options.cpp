@@ -9,32 +9,34 @@
 
 namespace anchor::credit {
 
-const std::vector<std::string>& credit_strategy_names() {
-  static const std::vector<std::string> names = {"none",          "random",        "entropy", "local_chunk",
-                                                 "global_anchor", "coupled",       "thought_anchor"};
-  return names;
+const std::vector<CreditStrategy>& credit_strategies() {
+  static const std::vector<CreditStrategy> all = [] {
+    std::vector<CreditStrategy> v;
+    for (const auto& [value, name] : EnumNames<CreditStrategy>::values) v.push_back(value);
+    return v;
+  }();
+  return all;
 }
 
-bool strategy_uses_attention(const std::string& s) {
-  return s == "local_chunk" || s == "global_anchor" || s == "coupled" || s == "thought_anchor";
+bool strategy_uses_attention(CreditStrategy s) {
+  return s == CreditStrategy::local_chunk || s == CreditStrategy::global_anchor || s == CreditStrategy::coupled ||
+         s == CreditStrategy::thought_anchor;
 }
 
-bool strategy_uses_sentences(const std::string& s) { return s == "thought_anchor"; }
+bool strategy_uses_sentences(CreditStrategy s) { return s == CreditStrategy::thought_anchor; }
 
 std::vector<int64_t> observed_layers(const LayerSelection& selection, int64_t num_layers) {
   std::set<int64_t> out;
-  if (selection.mode == "all" || selection.mode == "auto") {
+  if (selection.mode == LayerMode::all || selection.mode == LayerMode::automatic) {
     for (int64_t l = 0; l < num_layers; ++l) out.insert(l);
-  } else if (selection.mode == "list") {
+  } else if (selection.mode == LayerMode::list) {
     for (int64_t l : selection.layers) {
       AR_CHECK(l >= 0 && l < num_layers, "credit.layers: layer ", l, " does not exist (the model has ", num_layers,
                " layers, 0-based)");
       out.insert(l);
     }
   } else {
-    AR_CHECK(selection.mode == "default", "credit.layers: expected default, all, auto or a list of layer indices, got '",
-             selection.mode, "'");
-    // Five layers evenly spaced over the middle third (DESIGN 5.1); duplicates collapse on
+    // Five layers evenly spaced over the middle third (docs/design.md §5.1); duplicates collapse on
     // models with fewer than five middle layers.
     const int64_t lo = num_layers / 3, hi = (2 * num_layers) / 3;
     for (int i = 0; i < 5; ++i)
@@ -54,23 +56,13 @@ bool parse_threshold(const std::string& text, const std::string& key, double& va
 }
 
 void validate_credit_options(const CreditOptions& c) {
-  const auto& names = credit_strategy_names();
-  if (std::find(names.begin(), names.end(), c.strategy) == names.end()) {
-    std::string allowed;
-    for (const auto& n : names) allowed += (allowed.empty() ? "" : ", ") + n;
-    AR_FAIL("credit.strategy: '", c.strategy, "' is not one of ", allowed);
-  }
-  AR_CHECK(c.layers.mode == "default" || c.layers.mode == "all" || c.layers.mode == "auto" ||
-               (c.layers.mode == "list" && !c.layers.layers.empty()),
+  AR_CHECK(c.layers.mode != LayerMode::list || !c.layers.layers.empty(),
            "credit.layers: expected default, all, auto or a non-empty list of layer indices");
   for (int64_t l : c.layers.layers) AR_CHECK(l >= 0, "credit.layers: layer indices are >= 0, got ", l);
   AR_CHECK(c.auto_layer_count >= 1, "credit.auto_layer_count: must be >= 1, got ", c.auto_layer_count);
   AR_CHECK(c.chunk_rows >= 1, "credit.chunk_rows: must be >= 1, got ", c.chunk_rows);
   AR_CHECK(c.head_quantile > 0 && c.head_quantile <= 0.5, "credit.head_quantile: must be in (0, 0.5], got ",
            c.head_quantile);
-  AR_CHECK(c.head_ranking == "batch" || c.head_ranking == "sequence", "credit.head_ranking: batch or sequence, got '",
-           c.head_ranking, "'");
-  AR_CHECK(c.sinks == "keep" || c.sinks == "exclude", "credit.sinks: keep or exclude, got '", c.sinks, "'");
   AR_CHECK(c.sink_key_share > 0 && c.sink_key_share < 1, "credit.sink_key_share: must be in (0, 1), got ",
            c.sink_key_share);
   AR_CHECK(c.sink_query_share >= 0 && c.sink_query_share < 1, "credit.sink_query_share: must be in [0, 1), got ",
@@ -90,7 +82,6 @@ void validate_credit_options(const CreditOptions& c) {
   AR_CHECK(c.amplification >= 1, "credit.amplification: must be >= 1, got ", c.amplification);
   AR_CHECK(c.coupled_alpha >= 0 && c.coupled_alpha <= 1, "credit.coupled_alpha: must be in [0, 1], got ",
            c.coupled_alpha);
-  AR_CHECK(c.sign == "both" || c.sign == "positive_only", "credit.sign: both or positive_only, got '", c.sign, "'");
   AR_CHECK(c.sentence_fraction > 0 && c.sentence_fraction <= 1, "credit.sentence_fraction: must be in (0, 1], got ",
            c.sentence_fraction);
   AR_CHECK(c.proximity >= 1, "credit.proximity: must be >= 1, got ", c.proximity);

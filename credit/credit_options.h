@@ -1,13 +1,24 @@
-// CreditOptions: the `credit:` section of a run config (DESIGN 5), one field per knob, with the
+// CreditOptions: the `credit:` section of a run config (docs/design.md §5), one field per knob, with the
 // defaults of the design. The credit code reads only this struct; trainer/config reads and
 // validates it like every other section (validate_credit_options is called from there).
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "trainer/common/enum_names.h"
+
 namespace anchor::credit {
+
+// Config choices are parsed once, at load, into these enums (names in EnumNames below). The
+// token-weight registry (token_weights.h) keeps its strategies by name.
+enum class CreditStrategy { none, random, entropy, local_chunk, global_anchor, coupled, thought_anchor };
+enum class LayerMode { default_spread, all, automatic, list };
+enum class HeadRanking { batch, sequence };
+enum class SinkHandling { keep, exclude };
+enum class AdvantageSign { both, positive_only };
 
 // Which layers' attention is observed: "default" (5 layers evenly spaced between floor(L/3)
 // and floor(2L/3)), "all", "auto" (every layer on the first credit step, then the layers that
@@ -16,26 +27,25 @@ namespace anchor::credit {
 struct LayerSelection {
   // auto by measurement (credit-stats on SmolLM2-135M: WAAD -> FAI coupling +0.245 over random
   // with the chosen layers vs +0.118 with the default ones, sinks excluded, 10% per role).
-  std::string mode = "auto";     // default | all | auto | list
+  LayerMode mode = LayerMode::automatic;  // default | all | auto | list
   std::vector<int64_t> layers;   // mode == list
 };
 
 struct CreditOptions {
-  // none | random | entropy | local_chunk | global_anchor | coupled | thought_anchor
-  std::string strategy = "none";
+  CreditStrategy strategy = CreditStrategy::none;
   LayerSelection layers;
   int64_t auto_layer_count = 5;      // layers kept by layers: auto
   int64_t chunk_rows = 128;          // query rows per streamed attention chunk
   // 5.2 heads: the bottom head_quantile of observed heads by look-back distance are local,
   // the top head_quantile global; ranked over the step batch or within each sequence.
   double head_quantile = 0.3;
-  std::string head_ranking = "batch";  // batch | sequence
+  HeadRanking head_ranking = HeadRanking::batch;
   // 5.7 attention sinks: token 0 and keys taking > sink_key_share of a response row's attention
   // in > sink_query_share of the rows. exclude: rows renormalised over non-sink keys, heads with
   // a mean sink share > sink_head_share leave the groups, sink tokens are never flagged.
   // exclude by measurement (credit-stats on SmolLM2-135M: coupling +0.006 with sinks kept,
-  // +0.118 excluded on the default layers, 10% per role; README "Credit maps on a real model").
-  std::string sinks = "exclude";     // keep | exclude
+  // +0.118 excluded on the default layers, 10% per role; docs/credit.md, "Attention sinks").
+  SinkHandling sinks = SinkHandling::exclude;
   double sink_key_share = 0.2;
   double sink_query_share = 0.5;
   double sink_head_share = 0.5;
@@ -44,7 +54,7 @@ struct CreditOptions {
   int64_t horizon_low = 10;          // H_lo of FAI
   int64_t horizon_high = 100;        // H_hi of FAI
   // q: preplan / anchor / random / entropy token share per response. 0.1 by measurement: at
-  // DESIGN's 0.4, 87% of random positions already have a preplan token 0-3 tokens earlier, so
+  // the design's 0.4, 87% of random positions already have a preplan token 0-3 tokens earlier, so
   // no coupling can show; at 0.1 the random share is ~0.33, near the source paper's ~37%.
   double token_fraction = 0.1;
   int64_t dominance_lookback = 3;    // k: tokens before an anchor searched for its introduction
@@ -53,7 +63,7 @@ struct CreditOptions {
   // 5.5 weights
   double amplification = 1.5;        // γ_amp
   double coupled_alpha = 0.5;        // α: share of a dominated anchor's bonus moved to its intro token
-  std::string sign = "both";         // both | positive_only (γ only where the advantage is > 0)
+  AdvantageSign sign = AdvantageSign::both;  // positive_only: γ only where the advantage is > 0
   // 5.6 thought anchors
   double sentence_fraction = 0.4;    // top share of sentences (by receiver score) amplified
   int64_t proximity = 4;             // P: vertical score uses sentences i >= j + P
@@ -61,24 +71,39 @@ struct CreditOptions {
   int64_t min_sentence_chars = 10;   // shorter chunks merge into the next sentence
 
   template <class V> void visit(V& v) {
-    v("strategy", strategy); v("layers", layers); v("auto_layer_count", auto_layer_count); v("chunk_rows", chunk_rows);
-    v("head_quantile", head_quantile); v("head_ranking", head_ranking); v("sinks", sinks);
-    v("sink_key_share", sink_key_share); v("sink_query_share", sink_query_share);
-    v("sink_head_share", sink_head_share); v("window", window);
-    v("horizon_low", horizon_low); v("horizon_high", horizon_high); v("token_fraction", token_fraction);
-    v("dominance_lookback", dominance_lookback); v("tau_waad", tau_waad); v("tau_delta", tau_delta);
-    v("amplification", amplification); v("coupled_alpha", coupled_alpha); v("sign", sign);
-    v("sentence_fraction", sentence_fraction); v("proximity", proximity); v("receiver_heads", receiver_heads);
-    v("min_sentence_chars", min_sentence_chars);
+    v("strategy", strategy, "token weights γ: none, random / entropy baselines, or an attention strategy");
+    v("layers", layers, "observed layers: auto (measured on the first credit step), default, all, or a list");
+    v("auto_layer_count", auto_layer_count, "layers kept by layers: auto");
+    v("chunk_rows", chunk_rows, "query rows per streamed attention chunk (memory vs. speed)");
+    v("head_quantile", head_quantile, "share of observed heads that are local (bottom) and global (top) by look-back");
+    v("head_ranking", head_ranking, "rank heads over the whole step batch or within each sequence");
+    v("sinks", sinks, "exclude: renormalise rows over non-sink keys, drop sink-dominated heads");
+    v("sink_key_share", sink_key_share, "a key is a sink if it takes more than this share of a row...");
+    v("sink_query_share", sink_query_share, "...in more than this share of the response rows");
+    v("sink_head_share", sink_head_share, "heads with a larger mean sink share leave the head groups");
+    v("window", window, "W of WAAD");
+    v("horizon_low", horizon_low, "H_lo of FAI");
+    v("horizon_high", horizon_high, "H_hi of FAI");
+    v("token_fraction", token_fraction, "q: preplan / anchor / random / entropy token share per response");
+    v("dominance_lookback", dominance_lookback, "k: tokens before an anchor searched for its introduction");
+    v("tau_waad", tau_waad, "WAAD threshold of dominated anchors: median (per response) or a number");
+    v("tau_delta", tau_delta, "Δ threshold of dominated anchors: median (per response) or a number");
+    v("amplification", amplification, "γ_amp, the weight of selected tokens");
+    v("coupled_alpha", coupled_alpha, "α: share of a dominated anchor's bonus moved to its introductory token");
+    v("sign", sign, "positive_only: γ only on responses with a positive advantage");
+    v("sentence_fraction", sentence_fraction, "thought_anchor: top share of sentences by receiver score");
+    v("proximity", proximity, "P: vertical scores use sentences i >= j + P");
+    v("receiver_heads", receiver_heads, "k heads with the highest mean kurtosis");
+    v("min_sentence_chars", min_sentence_chars, "shorter chunks merge into the next sentence");
   }
 };
 
-// Every strategy name, in documentation order.
-const std::vector<std::string>& credit_strategy_names();
+// Every strategy, in documentation order.
+const std::vector<CreditStrategy>& credit_strategies();
 // Whether the strategy reads the policy's attention (and so needs the observed pass).
-bool strategy_uses_attention(const std::string& strategy);
+bool strategy_uses_attention(CreditStrategy strategy);
 // Whether the strategy needs sentence segmentation (thought anchors).
-bool strategy_uses_sentences(const std::string& strategy);
+bool strategy_uses_sentences(CreditStrategy strategy);
 
 // Observed layer indices (sorted, unique) for a model with num_layers layers. "auto" observes
 // every layer; the caller that chose (layer_choice.h) passes its choice on as a list.
@@ -94,3 +119,37 @@ void validate_credit_options(const CreditOptions& options);
 int64_t top_count(double q, int64_t n);
 
 }  // namespace anchor::credit
+
+namespace anchor {
+
+template <>
+struct EnumNames<credit::CreditStrategy> {
+  using E = credit::CreditStrategy;
+  static constexpr std::pair<E, const char*> values[] = {
+      {E::none, "none"},         {E::random, "random"},         {E::entropy, "entropy"},
+      {E::local_chunk, "local_chunk"}, {E::global_anchor, "global_anchor"}, {E::coupled, "coupled"},
+      {E::thought_anchor, "thought_anchor"}};
+};
+template <>
+struct EnumNames<credit::LayerMode> {  // "list" is written as the list itself
+  using E = credit::LayerMode;
+  static constexpr std::pair<E, const char*> values[] = {
+      {E::default_spread, "default"}, {E::all, "all"}, {E::automatic, "auto"}, {E::list, "list"}};
+};
+template <>
+struct EnumNames<credit::HeadRanking> {
+  using E = credit::HeadRanking;
+  static constexpr std::pair<E, const char*> values[] = {{E::batch, "batch"}, {E::sequence, "sequence"}};
+};
+template <>
+struct EnumNames<credit::SinkHandling> {
+  using E = credit::SinkHandling;
+  static constexpr std::pair<E, const char*> values[] = {{E::keep, "keep"}, {E::exclude, "exclude"}};
+};
+template <>
+struct EnumNames<credit::AdvantageSign> {
+  using E = credit::AdvantageSign;
+  static constexpr std::pair<E, const char*> values[] = {{E::both, "both"}, {E::positive_only, "positive_only"}};
+};
+
+}  // namespace anchor

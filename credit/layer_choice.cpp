@@ -12,8 +12,8 @@ namespace anchor::credit {
 
 std::vector<LayerProfile> layer_profiles(const AttentionStatistics& stats, const CreditOptions& o,
                                          const BatchSum* batch_sum) {
-  const at::Tensor d = lookback_distance(stats, "batch", batch_sum)[0];   // [J]
-  const at::Tensor sink = head_sink_share(stats, "batch", batch_sum)[0];  // [J]
+  const at::Tensor d = lookback_distance(stats, HeadRanking::batch, batch_sum)[0];   // [J]
+  const at::Tensor sink = head_sink_share(stats, HeadRanking::batch, batch_sum)[0];  // [J]
   const at::Tensor first =
       stats.first_token_mass_sum.defined()
           ? pooled_mean(stats.first_token_mass_sum, stats.response_lengths.to(torch::kDouble), batch_sum)[0]

@@ -1,4 +1,4 @@
-// Which layers to observe, by measurement (credit.layers: auto, DESIGN 5.7): per layer, how
+// Which layers to observe, by measurement (credit.layers: auto, docs/design.md §5.7): per layer, how
 // many of its heads are clearly local or clearly global once attention sinks are set aside.
 // On SmolLM2 the default middle layers hold almost no local head and their "global" heads are
 // sink heads, so the layers are chosen from the first step's attention over every layer.

@@ -1,4 +1,4 @@
-// Sentence segmentation of a response for thought anchors (DESIGN 5.6), and the map from
+// Sentence segmentation of a response for thought anchors (docs/design.md §5.6), and the map from
 // sentences to tokens through the tokenizer's byte spans. Torch-free.
 #pragma once
 

@@ -1,4 +1,4 @@
-// Thought anchors (DESIGN 5.6): sentence-level attention from streamed block sums. Vertical
+// Thought anchors (docs/design.md §5.6): sentence-level attention from streamed block sums. Vertical
 // scores say how much later sentences (at least P sentences on) attend to sentence j; receiver
 // heads are those whose vertical scores are most peaked (highest excess kurtosis, averaged
 // over traces and, in training, over steps); a sentence's receiver score is its mean vertical

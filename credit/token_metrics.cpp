@@ -25,18 +25,16 @@ at::Tensor pooled_mean(const at::Tensor& sums, const at::Tensor& lengths, const 
   return pooled.unsqueeze(0).expand_as(sums).contiguous();
 }
 
-at::Tensor lookback_distance(const AttentionStatistics& stats, const std::string& ranking, const BatchSum* batch_sum) {
+at::Tensor lookback_distance(const AttentionStatistics& stats, HeadRanking ranking, const BatchSum* batch_sum) {
   const at::Tensor lengths = stats.response_lengths.to(torch::kDouble);
-  if (ranking == "sequence") return stats.lookback_sum / lengths.clamp_min(1.0).unsqueeze(1);
-  AR_CHECK(ranking == "batch", "credit.head_ranking: batch or sequence, got '", ranking, "'");
+  if (ranking == HeadRanking::sequence) return stats.lookback_sum / lengths.clamp_min(1.0).unsqueeze(1);
   return pooled_mean(stats.lookback_sum, lengths, batch_sum);
 }
 
-at::Tensor head_sink_share(const AttentionStatistics& stats, const std::string& ranking, const BatchSum* batch_sum) {
+at::Tensor head_sink_share(const AttentionStatistics& stats, HeadRanking ranking, const BatchSum* batch_sum) {
   if (!stats.sink_mass_sum.defined()) return torch::zeros_like(stats.lookback_sum);
   const at::Tensor lengths = stats.response_lengths.to(torch::kDouble);
-  if (ranking == "sequence") return stats.sink_mass_sum / lengths.clamp_min(1.0).unsqueeze(1);
-  AR_CHECK(ranking == "batch", "credit.head_ranking: batch or sequence, got '", ranking, "'");
+  if (ranking == HeadRanking::sequence) return stats.sink_mass_sum / lengths.clamp_min(1.0).unsqueeze(1);
   return pooled_mean(stats.sink_mass_sum, lengths, batch_sum);
 }
 

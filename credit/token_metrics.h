@@ -1,4 +1,4 @@
-// Token-level credit metrics from streamed attention statistics (DESIGN 5.2 - 5.3): head
+// Token-level credit metrics from streamed attention statistics (docs/design.md §5.2 - 5.3): head
 // groups by look-back distance, WAAD, FAI, the preplan signal Δ, top-share token selection,
 // and locally dominated anchors with their introductory tokens. Pure tensor functions on CPU
 // tensors; [B, R] results are 0 / false at response padding.
@@ -15,7 +15,7 @@
 
 namespace anchor::credit {
 
-// Sums a tensor over the data-parallel ranks (DESIGN 7), so that statistics pooled over the
+// Sums a tensor over the data-parallel ranks (docs/design.md §7), so that statistics pooled over the
 // step batch ("batch" head ranking, layer choice, receiver heads) are pooled over the global
 // batch and every rank builds the same map as one process would. nullptr = this batch alone.
 using BatchSum = std::function<at::Tensor(const at::Tensor&)>;
@@ -29,12 +29,12 @@ at::Tensor response_mask(const at::Tensor& response_lengths, int64_t width);
 
 // d(l,h) [B, J] double: mean look-back distance over response tokens, pooled over the batch
 // ("batch": every row gets the same values) or per row ("sequence"). 0 where no tokens.
-at::Tensor lookback_distance(const AttentionStatistics& stats, const std::string& ranking,
+at::Tensor lookback_distance(const AttentionStatistics& stats, HeadRanking ranking,
                              const BatchSum* batch_sum = nullptr);
 
 // Mean share of a head's attention on its sink keys over response tokens [B, J], pooled like
 // lookback_distance. 0 without sink detection.
-at::Tensor head_sink_share(const AttentionStatistics& stats, const std::string& ranking,
+at::Tensor head_sink_share(const AttentionStatistics& stats, HeadRanking ranking,
                            const BatchSum* batch_sum = nullptr);
 
 // [B, R] bool: response tokens that are a sink key of at least one observed head.

@@ -84,15 +84,14 @@ Registry<TokenWeightFn>& token_weight_strategies() {
 }
 
 at::Tensor token_weights(const WeightInputs& inputs, const CreditOptions& options) {
-  at::Tensor gamma = token_weight_strategies().get(options.strategy)(inputs, options);
+  at::Tensor gamma = token_weight_strategies().get(enum_name(options.strategy))(inputs, options);
   // Padding keeps γ = 1 so that γ never changes what the mask already removes.
   const at::Tensor valid = response_mask(inputs.response_lengths, inputs.width);
   return torch::where(valid, gamma, torch::ones_like(gamma));
 }
 
-at::Tensor apply_sign_mode(const at::Tensor& gamma, const at::Tensor& advantages, const std::string& sign) {
-  if (sign == "both") return gamma;
-  AR_CHECK(sign == "positive_only", "credit.sign: both or positive_only, got '", sign, "'");
+at::Tensor apply_sign_mode(const at::Tensor& gamma, const at::Tensor& advantages, AdvantageSign sign) {
+  if (sign == AdvantageSign::both) return gamma;
   const at::Tensor positive = advantages.to(gamma.device()).gt(0).unsqueeze(1);
   return torch::where(positive, gamma, torch::ones_like(gamma));
 }

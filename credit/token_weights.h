@@ -1,4 +1,4 @@
-// Token weights γ_t (DESIGN 5.5): a registry of strategies, each a small pure function from a
+// Token weights γ_t (docs/design.md §5.5): a registry of strategies, each a small pure function from a
 // credit map (or the policy's entropies, or a seed) to γ [B, R]. γ is 1 outside the selected
 // tokens and at padding; the trainer multiplies the token advantages by it (detached).
 #pragma once
@@ -31,7 +31,7 @@ Registry<TokenWeightFn>& token_weight_strategies();
 // γ [B, R] float for options.strategy.
 at::Tensor token_weights(const WeightInputs& inputs, const CreditOptions& options);
 
-// Sign mode: "both" keeps γ; "positive_only" sets γ = 1 on responses whose advantage is <= 0.
-at::Tensor apply_sign_mode(const at::Tensor& gamma, const at::Tensor& advantages, const std::string& sign);
+// Sign mode: both keeps γ; positive_only sets γ = 1 on responses whose advantage is <= 0.
+at::Tensor apply_sign_mode(const at::Tensor& gamma, const at::Tensor& advantages, AdvantageSign sign);
 
 }  // namespace anchor::credit

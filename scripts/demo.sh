@@ -10,5 +10,5 @@ scripts/setup.sh
 VENV="${ANCHOR_VENV:-$HOME/.cache/anchor-rl/venv}"
 RUN_DIR="runs/demo-$(date +%Y%m%d-%H%M%S)"
 build/anchor-rl train configs/demo.yaml --run-dir "$RUN_DIR" "$@"
-"$VENV/bin/python" scripts/plot_metrics.py "$RUN_DIR"
+"$VENV/bin/python" scripts/plots/plot_metrics.py "$RUN_DIR"
 echo "demo: run directory $RUN_DIR (metrics.jsonl, curves.png, checkpoints/)"

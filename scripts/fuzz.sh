@@ -15,7 +15,7 @@ seed=0  # 0: libFuzzer picks one; CI uses a fixed seed so that a run can be repe
 [[ "${1:-}" =~ ^[0-9]+$ ]] && { seconds=$1; shift; }
 BUILD=${FUZZ_BUILD_DIR:-build-fuzz}
 
-scripts/apt_install.sh fuzz clang-14 libclang-rt-14-dev
+scripts/setup/apt_install.sh fuzz clang-14 libclang-rt-14-dev
 if [ ! -f "$BUILD/CMakeCache.txt" ]; then
   launcher=()
   command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)

@@ -13,11 +13,12 @@ BUILD_DIR="${BUILD_DIR:-build}"
 # --- Debian packages ---------------------------------------------------------------------
 APT_PACKAGES=(build-essential cmake pkg-config ccache python3 python3-venv
   libyaml-cpp-dev libspdlog-dev libfmt-dev libsentencepiece-dev libgtest-dev libgmock-dev
-  nlohmann-json3-dev libcli11-dev libopenmpi-dev openmpi-bin libpcre2-dev libicu-dev libxxhash-dev)
-scripts/apt_install.sh setup "${APT_PACKAGES[@]}"
+  nlohmann-json3-dev libcli11-dev libopenmpi-dev openmpi-bin libpcre2-dev libicu-dev libxxhash-dev
+  libprotobuf-c-dev protobuf-c-compiler libboost-dev)
+scripts/setup/apt_install.sh setup "${APT_PACKAGES[@]}"
 
 # --- Python virtual environment with the pinned torch wheel (LibTorch lives inside) --------
-REQ=scripts/requirements.txt
+REQ=scripts/setup/requirements.txt
 STAMP="$VENV/.anchor-requirements.sha256"
 want=$(sha256sum "$REQ" | cut -d' ' -f1)
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then

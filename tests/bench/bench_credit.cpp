@@ -2,7 +2,7 @@
 // chunked attention reduced into O(N) sums) vs naive (every observed layer's full [H, N, N]
 // attention kept, then reduced, as a separate output_attentions pass would) vs no credit at
 // all (the plain no-grad forward). One mode per process so that peak RSS is the mode's own;
-// prints one JSON line. scripts/bench_credit.sh runs the grid and prints the table.
+// prints one JSON line. scripts/bench/bench_credit.sh runs the grid and prints the table.
 //   anchor-bench-credit --mode none|streaming|naive --tokens N [--layers L] [--heads H]
 //                       [--hidden D] [--threads T] [--chunk-rows C]
 #include <sys/resource.h>
@@ -19,7 +19,7 @@
 #include "credit/credit_map.h"
 #include "trainer/model/llama_model.h"
 #include "trainer/rl/policy_pass.h"
-#include "trainer/rl/step_batch.h"
+#include "trainer/rollout/step_batch.h"
 
 namespace {
 
@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
   const anchor::StepBatch batch = anchor::pad_sequences({&prompt}, {&response}, 0);
   anchor::credit::CreditOptions o;
   o.chunk_rows = std::stoll(args["--chunk-rows"]);
-  o.layers = {"default", {}};  // the steady state of a run: five observed layers
+  o.layers = {anchor::credit::LayerMode::default_spread, {}};  // the steady state of a run: five observed layers
   const std::vector<int64_t> layers = anchor::credit::observed_layers(o.layers, L);
   const double base_rss = current_rss_mb();
 

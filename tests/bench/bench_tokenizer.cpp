@@ -1,5 +1,5 @@
 // Benchmark: encode throughput of anchor-rl's tokenizer on a file of texts (one JSON string per
-// line), best of --repeat passes; prints one JSON line. scripts/bench_tokenizer.py compares it
+// line), best of --repeat passes; prints one JSON line. scripts/bench/bench_tokenizer.py compares it
 // with the `tokenizers` library on the same texts.
 //   anchor-bench-tokenizer --model DIR --texts FILE.jsonl [--repeat 3]
 #include <nlohmann/json.hpp>

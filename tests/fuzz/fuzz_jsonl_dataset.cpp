@@ -29,14 +29,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         std::vector<anchor::sft::LabeledSentence> labeled;
         size_t k = 0;
         for (const auto& [b, e] : anchor::sft::target_sentences(m.content, 1))
-          labeled.push_back({b, e, 0.0, ++k % 2 ? anchor::sft::Control::good : anchor::sft::Control::bad});
+          labeled.push_back({b, e, 0.0, ++k % 2 ? anchor::Control::good : anchor::Control::bad});
         const std::string out = anchor::sft::with_control_tokens(m.content, labeled);
         // Inserting tokens only adds text: removing them gives the original back.
         std::string stripped = out;
         for (const std::string t : {"<|good|>", "<|bad|>"})
           for (size_t at; (at = stripped.find(t)) != std::string::npos;) stripped.erase(at, t.size());
         if (m.content.find("<|") == std::string::npos && stripped != m.content) __builtin_trap();
-        (void)anchor::sft::with_indicator(m.content);
+        (void)anchor::with_indicator(m.content);
       }
   } catch (const anchor::Error&) {
   }

@@ -1,5 +1,5 @@
 """Bad command lines as a new user types them: each exits 1 with a message that names the
-problem (README: "exit with code 1").
+problem (docs/running.md: "exit with code 1").
 Usage: check_cli_errors.py ANCHOR_RL_BINARY
 """
 import os

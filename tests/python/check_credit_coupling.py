@@ -1,10 +1,10 @@
-"""Hand-computed cases for scripts/credit_coupling.py: top-share selection, the coupling test
+"""Hand-computed cases for scripts/experiments/credit_coupling.py: top-share selection, the coupling test
 with its lag window, the lag profile and the cluster standard error."""
 import os
 import random
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "experiments"))
 import credit_coupling as cc  # noqa: E402
 
 

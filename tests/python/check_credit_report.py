@@ -5,7 +5,7 @@ Runs the command on the shipped demo model (a dataset row, with --suppression an
   * structure: one entry per response token with every strategy's γ, sentences that
     partition the response text, suppression defined only for later sentences, an offline
     HTML page that embeds the report;
-  * γ of each strategy equals its formula (DESIGN 5.5) applied to the token roles;
+  * γ of each strategy equals its formula (docs/design.md §5.5) applied to the token roles;
   * WAAD, FAI, Δ and the head look-back distances equal a plain-numpy recomputation from
     Hugging Face transformers' eager attention maps of the same tokens (to 1e-4).
 Usage: check_credit_report.py ANCHOR_RL_BINARY SCRATCH_DIR

@@ -1,4 +1,4 @@
-"""Data-parallel `anchor-rl train` under mpirun (DESIGN 7).
+"""Data-parallel `anchor-rl train` under mpirun (docs/design.md §7).
 
 1. 2 ranks == 1 rank: the same global batch and seed give the same weights after 3 steps
    (max abs difference <= 1e-5, printed) and the same metrics (to 1e-4), with attention credit
@@ -20,7 +20,9 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-LAUNCH = os.path.join(ROOT, "scripts", "launch_mpi.sh")
+sys.path.insert(0, os.path.join(ROOT, "scripts", "lib"))
+from run_files import checkpoint_bytes, metrics  # noqa: E402
+LAUNCH = os.path.join(ROOT, "scripts", "launch", "launch_mpi.sh")
 SMALL = ["--set", "train.steps=3", "--set", "rollout.prompts_per_step=4", "--set", "rollout.samples_per_prompt=4",
          "--set", "algo.micro_batch_size=6", "--set", "data.eval_limit=6", "--set", "train.eval_every=2",
          "--set", "model.threads=1"]
@@ -45,14 +47,6 @@ def train(binary, ranks, run_dir, extra, env=None, expect_ok=True):
 def weights(run_dir, step):
     from safetensors.numpy import load_file
     return load_file(os.path.join(run_dir, "checkpoints", f"step-{step:08d}", "model.safetensors"))
-
-
-def metrics(run_dir):
-    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
-        lines = [json.loads(line) for line in f]
-    for line in lines:
-        line.pop("perf", None)
-    return lines
 
 
 def max_diff(a, b):

@@ -16,6 +16,8 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "scripts", "lib"))
+from run_files import checkpoint_bytes, metrics  # noqa: E402
 SMALL = ["--set", "train.steps=4", "--set", "rollout.prompts_per_step=4", "--set", "rollout.samples_per_prompt=4",
          "--set", "algo.micro_batch_size=8", "--set", "data.eval=", "--set", "checkpoint.every=1",
          "--set", "algo.dynamic_sampling=false"]
@@ -31,25 +33,11 @@ def train(binary, run_dir, poison, extra=(), expect=0):
     return out.stdout + out.stderr
 
 
-def lines(run_dir):
-    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
-        out = [json.loads(l) for l in f]
-    for l in out:
-        l.pop("perf", None)
-    return out
-
-
 def weights_finite(run_dir, step):
     import numpy as np
     from safetensors.numpy import load_file
     w = load_file(os.path.join(run_dir, "checkpoints", f"step-{step:08d}", "model.safetensors"))
     return all(np.isfinite(v).all() for v in w.values())
-
-
-def files(run_dir, step):
-    d = os.path.join(run_dir, "checkpoints", f"step-{step:08d}")
-    return {n: open(os.path.join(d, n), "rb").read()
-            for n in ("model.safetensors", "trainer_state.safetensors", "trainer_state.json")}
 
 
 def main():
@@ -60,7 +48,7 @@ def main():
         for d in (straight, resumed):
             shutil.rmtree(d, ignore_errors=True)
         text = train(binary, straight, poison)
-        m = {l["step"]: l for l in lines(straight)}
+        m = {l["step"]: l for l in metrics(straight)}
         if m[step].get("skipped") != stage or m[step]["optimizer_updates"] != 0:
             raise SystemExit(f"FAIL: poison {poison}: step {step} should be skipped in the {stage}: {m[step]}")
         if m[4]["skipped_steps"] != 1 or "skipped" in m[4] or m[4]["optimizer_updates"] != 1:
@@ -71,7 +59,7 @@ def main():
             raise SystemExit(f"FAIL: poison {poison}: non-finite weights after the run")
         train(binary, resumed, poison, ["--stop-after-step", str(step)])
         train(binary, resumed, poison, ["--resume", "latest"])
-        if lines(straight) != lines(resumed) or files(straight, 4) != files(resumed, 4):
+        if metrics(straight) != metrics(resumed) or checkpoint_bytes(straight, 4) != checkpoint_bytes(resumed, 4):
             raise SystemExit(f"FAIL: poison {poison}: resuming after the skipped step differs from the straight run")
         print(f"NaN in the {stage} at step {step}: step skipped, run finished with finite weights, resume exact")
     run_dir = os.path.join(scratch, "every-step")
@@ -79,7 +67,7 @@ def main():
     text = train(binary, run_dir, "2+:gradient", ["--set", "train.steps=8"], expect=1)
     if "3 consecutive steps with non-finite values" not in text:
         raise SystemExit(f"FAIL: poison at every step: no stop message\n{text[-2000:]}")
-    last = lines(run_dir)[-1]
+    last = metrics(run_dir)[-1]
     with open(os.path.join(run_dir, "checkpoints", "latest")) as f:
         latest = f.read().strip()
     latest_step = int(latest.rsplit("-", 1)[1])
@@ -98,10 +86,10 @@ def main():
     for run_dir, extra in ((straight, []), (resumed, ["--stop-after-step", "2"]), (resumed, ["--resume", "latest"])):
         subprocess.run([binary] + sft + ["--run-dir", run_dir] + extra, cwd=ROOT, check=True, capture_output=True,
                        env=env)
-    m = {l["step"]: l for l in lines(straight)}
+    m = {l["step"]: l for l in metrics(straight)}
     if m[2].get("skipped") != "gradients" or m[4]["skipped_steps"] != 1 or "skipped" in m[4]:
         raise SystemExit(f"FAIL: sft: step 2 should be skipped and the run go on: {m[2]} {m[4]}")
-    if not weights_finite(straight, 4) or lines(straight) != lines(resumed) or files(straight, 4) != files(resumed, 4):
+    if not weights_finite(straight, 4) or metrics(straight) != metrics(resumed) or checkpoint_bytes(straight, 4) != checkpoint_bytes(resumed, 4):
         raise SystemExit("FAIL: sft: non-finite weights, or resuming after the skipped step differs")
     print("sft: NaN in a gradient at step 2: step skipped, finite weights, resume exact")
 

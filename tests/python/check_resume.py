@@ -16,6 +16,8 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "scripts", "lib"))
+from run_files import checkpoint_bytes, metrics  # noqa: E402
 
 
 def run(binary, args):
@@ -23,25 +25,6 @@ def run(binary, args):
     if out.returncode != 0:
         sys.stderr.write(out.stdout + out.stderr)
         raise SystemExit(f"FAIL: anchor-rl {' '.join(args)} exited with {out.returncode}")
-
-
-def metrics(run_dir):
-    lines = []
-    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
-        for line in f:
-            d = json.loads(line)
-            d.pop("perf", None)
-            lines.append(d)
-    return lines
-
-
-def final_files(run_dir, step):
-    ckpt = os.path.join(run_dir, "checkpoints", f"step-{step:08d}")
-    out = {}
-    for name in ("model.safetensors", "trainer_state.safetensors", "trainer_state.json"):
-        with open(os.path.join(ckpt, name), "rb") as f:
-            out[name] = f.read()
-    return out
 
 
 def check(binary, scratch, command, config, steps, extra, name=None):
@@ -60,7 +43,7 @@ def check(binary, scratch, command, config, steps, extra, name=None):
                 print("straight:", x, "\nresumed: ", y)
                 break
         raise SystemExit(f"FAIL: {name}: metrics differ between the straight and the resumed run")
-    fa, fb = final_files(straight, steps), final_files(resumed, steps)
+    fa, fb = checkpoint_bytes(straight, steps), checkpoint_bytes(resumed, steps)
     for file in fa:
         if fa[file] != fb[file]:
             raise SystemExit(f"FAIL: {name}: {file} of step {steps} differs after resume")

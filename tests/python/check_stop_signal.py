@@ -13,23 +13,14 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "scripts", "lib"))
+from run_files import checkpoint_bytes, metrics  # noqa: E402
 ARGS = ["train", "configs/demo.yaml", "--set", "train.steps=16", "--set", "rollout.prompts_per_step=4",
         "--set", "rollout.samples_per_prompt=4", "--set", "algo.micro_batch_size=8", "--set", "data.eval=",
         "--set", "checkpoint.every=0", "--set", "algo.dynamic_sampling=false"]
 SFT_STEPS = 200  # SFT steps of the demo model are short: enough of them that the signal lands mid-run
 SFT_ARGS = ["sft", "configs/demo_sft.yaml", "--set", f"train.steps={SFT_STEPS}", "--set", "sft.batch_size=8",
             "--set", "data.eval=", "--set", "model.path=data/demo-model", "--set", "checkpoint.every=0"]
-
-
-def metrics(run_dir):
-    path = os.path.join(run_dir, "metrics.jsonl")
-    if not os.path.exists(path):
-        return []
-    with open(path) as f:
-        out = [json.loads(l) for l in f if l.strip()]
-    for l in out:
-        l.pop("perf", None)
-    return out
 
 
 def start_and_signal(binary, run_dir, signals, args=ARGS):
@@ -44,12 +35,6 @@ def start_and_signal(binary, run_dir, signals, args=ARGS):
     t0 = time.time()
     out, err = proc.communicate(timeout=120)
     return proc.returncode, out + err, time.time() - t0
-
-
-def final(run_dir, steps=16):
-    d = os.path.join(run_dir, "checkpoints", f"step-{steps:08d}")
-    return {n: open(os.path.join(d, n), "rb").read()
-            for n in ("model.safetensors", "trainer_state.safetensors", "trainer_state.json")}
 
 
 def main():
@@ -70,7 +55,7 @@ def main():
             raise SystemExit(f"FAIL: {sig.name}: checkpoint at step {step}")
         subprocess.run([binary] + ARGS + ["--run-dir", stopped, "--resume", "latest"], cwd=ROOT, check=True,
                        capture_output=True)
-        if final(straight) != final(stopped) or metrics(straight) != metrics(stopped):
+        if checkpoint_bytes(straight, 16) != checkpoint_bytes(stopped, 16) or metrics(straight) != metrics(stopped):
             raise SystemExit(f"FAIL: {sig.name}: stop at step {step} + resume differs from the straight run")
         print(f"{sig.name}: exit 0 {seconds:.1f} s after the signal, checkpoint at step {step}, resume exact")
     code, text, seconds = start_and_signal(binary, twice, [signal.SIGTERM, signal.SIGTERM])
@@ -84,13 +69,13 @@ def main():
         shutil.rmtree(d, ignore_errors=True)
     subprocess.run([binary] + SFT_ARGS + ["--run-dir", sft_straight], cwd=ROOT, check=True, capture_output=True)
     code, text, seconds = start_and_signal(binary, sft_stopped, [signal.SIGTERM], SFT_ARGS)
-    if code != 0 or "stopped after sft step" not in text:
+    if code != 0 or "stopped after step" not in text:
         raise SystemExit(f"FAIL: sft SIGTERM: exit {code}\n{text[-3000:]}")
     with open(os.path.join(sft_stopped, "checkpoints", "latest")) as f:
         step = int(f.read().strip().rsplit("-", 1)[1])
     subprocess.run([binary] + SFT_ARGS + ["--run-dir", sft_stopped, "--resume", "latest"], cwd=ROOT, check=True,
                    capture_output=True)
-    if final(sft_straight, SFT_STEPS) != final(sft_stopped, SFT_STEPS) or metrics(sft_straight) != metrics(sft_stopped):
+    if checkpoint_bytes(sft_straight, SFT_STEPS) != checkpoint_bytes(sft_stopped, SFT_STEPS) or metrics(sft_straight) != metrics(sft_stopped):
         raise SystemExit(f"FAIL: sft: stop at step {step} + resume differs from the straight run")
     print(f"sft SIGTERM: exit 0 {seconds:.1f} s after the signal, checkpoint at step {step}, resume exact")
 

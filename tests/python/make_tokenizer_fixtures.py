@@ -12,7 +12,8 @@ and, when given, a released model's tokenizer.json (SmolLM2). For each tokenizer
 N random strings (random assigned Unicode incl. CJK, emoji with ZWJ / skin tones, combining
 marks and decomposed accents, whitespace runs incl. tabs, CR/LF, U+3000 / U+0085 / U+00A0,
 digits of several scripts, code, contractions, special tokens inside text, the empty string)
-and records encode ids (add_special_tokens=True) and decode with and without special tokens.
+and records encode ids (add_special_tokens=True) with their offsets (as byte offsets of the
+text), and decode with and without special tokens.
 
 Usage: make_tokenizer_fixtures.py OUT_DIR [--strings N] [--released NAME=MODEL_DIR ...]
 """
@@ -51,6 +52,9 @@ CODE = ["def f(x):\n    return x*2", "if (a && b) { c++; }", "x = [1, 2, 3]\n", 
         "print(\"hi\")", "// comment\n", "λx. x + 1", "\tindent\n\t\tmore"]
 WHITESPACE = [" ", "  ", "   ", "\t", "\n", "\r\n", "\n\n", " \n ", "\u3000", "\u00a0", "\u0085", "\u2028", "\u2003",
               "\t \t", " \r", "\u200b"]
+# ASCII control characters: byte-level vocabularies of released models may lack some of them
+# (SmolLM2's lacks 21 byte values), and the bytes after a dropped one must keep their spans.
+CONTROL = [chr(c) for c in list(range(0x01, 0x09)) + [0x0B, 0x0C] + list(range(0x0E, 0x20)) + [0x7F]]
 EMOJI = ["😀", "👍", "👍🏽", "👩‍💻", "👨‍👩‍👧‍👦", "🇫🇷", "🇯🇵", "❤️", "✓", "⭐", "🙂", "🤖", "🧪"]
 COMBINING = ["e\u0301", "a\u0308", "n\u0303", "o\u0302\u0323", "\u0301", "A\u030a", "\u1100\u1161\u11a8",
              "\u0915\u093c", "\u0bc6\u0bbe", "Å", "é", "ñ"]
@@ -68,7 +72,7 @@ def random_char(rng):
             continue
         ch = chr(c)
         # Only code points assigned in Python's Unicode version: regex engines built on other
-        # Unicode versions disagree about unassigned ones (README, "Tokenizers").
+        # Unicode versions disagree about unassigned ones (docs/models.md, "Tokenizers").
         if unicodedata.category(ch) != "Cn":
             return ch
 
@@ -98,6 +102,8 @@ def random_string(rng, specials):
             parts.append(rng.choice(specials))
         elif r < 0.93:
             parts.append(rng.choice(CORPUS)[rng.randint(0, 20):rng.randint(20, 80)])
+        elif r < 0.96:
+            parts.append("".join(rng.choice(CONTROL) for _ in range(rng.randint(1, 2))))
         else:
             parts.append(" ")
     return "".join(parts)
@@ -156,8 +162,12 @@ def write_reference(tok, path_json, n_strings, seed):
     rows = []
     for text, enc in zip(cases, encodings):
         ids = enc.ids
+        byte_at = [0]  # byte offset of each character index (tokenizers' offsets count characters)
+        for ch in text:
+            byte_at.append(byte_at[-1] + len(ch.encode("utf-8")))
         rows.append({"text": text, "ids": ids, "decoded": tok.decode(ids, skip_special_tokens=False),
-                     "decoded_skip": tok.decode(ids, skip_special_tokens=True)})
+                     "decoded_skip": tok.decode(ids, skip_special_tokens=True),
+                     "offsets": [[byte_at[b], byte_at[e]] for b, e in enc.offsets]})
     with open(path_json, "w", encoding="utf-8") as f:
         json.dump(rows, f, ensure_ascii=False)
 

@@ -1,4 +1,4 @@
-// Credit maps (DESIGN 5): every metric on hand-written attention with hand-computed values;
+// Credit maps (docs/design.md §5): every metric on hand-written attention with hand-computed values;
 // the streaming reducer against a naive full-matrix reference on a random model (padded batch
 // vs each sequence alone); edge cases; γ per strategy; thought anchors; sentence rules.
 #include <gtest/gtest.h>
@@ -21,7 +21,7 @@
 #include "trainer/model/llama_model.h"
 #include "trainer/model/tokenizer.h"
 #include "trainer/rl/policy_pass.h"
-#include "trainer/rl/step_batch.h"
+#include "trainer/rollout/step_batch.h"
 
 namespace anchor {
 namespace {
@@ -69,7 +69,7 @@ at::Tensor hand_attention() {
 
 CreditOptions hand_options() {
   CreditOptions o;
-  o.sinks = "keep";  // column 0 is token 0; the sink tests below exclude it on purpose
+  o.sinks = credit::SinkHandling::keep;  // column 0 is token 0; the sink tests below exclude it on purpose
   o.window = 2;
   o.horizon_low = 1;
   o.horizon_high = 2;
@@ -81,11 +81,17 @@ CreditOptions hand_options() {
   return o;
 }
 
+// The reducer settings of `o` (sinks kept or excluded as `o` says) with a small chunk size.
+credit::ReducerOptions with_chunk_rows(credit::ReducerOptions r, int64_t rows) {
+  r.chunk_rows = rows;
+  return r;
+}
+
 // Streams the hand attention in two chunks of query rows (0-2, 3-4).
 AttentionStatistics hand_statistics(const CreditOptions& o, bool sentences) {
   const at::Tensor sentence_ids = torch::tensor({0, 0, 1, 1}, torch::kLong).view({1, 4});
   credit::StreamingAttentionReducer reducer({7}, 2, /*response_begin=*/1, torch::tensor({4}, torch::kLong), 4,
-                                            {o.window, o.horizon_low, o.horizon_high, 3},
+                                            with_chunk_rows(credit::reducer_options(o), 3),
                                             sentences ? sentence_ids : at::Tensor());
   const at::Tensor a = hand_attention();
   EXPECT_TRUE(reducer.observes_layer(7));
@@ -101,8 +107,8 @@ TEST(CreditMetrics, HandWrittenAttentionGivesHandComputedValues) {
   const AttentionStatistics st = hand_statistics(o, false);
   // Look-back sums: head 0 rows 0.5 + 0.5 + 0 + 2.0; head 1 rows 0 + 1.2 + 1.4 + 1.75.
   expect_near(st.lookback_sum, {3.0, 4.35}, 1e-6);
-  expect_near(credit::lookback_distance(st, "sequence"), {0.75, 1.0875}, 1e-6);
-  const credit::HeadGroups g = credit::head_groups(credit::lookback_distance(st, "batch"), o.head_quantile);
+  expect_near(credit::lookback_distance(st, credit::HeadRanking::sequence), {0.75, 1.0875}, 1e-6);
+  const credit::HeadGroups g = credit::head_groups(credit::lookback_distance(st, credit::HeadRanking::batch), o.head_quantile);
   EXPECT_EQ(flags(g.local), (std::vector<bool>{true, false}));
   EXPECT_EQ(flags(g.global), (std::vector<bool>{false, true}));
 
@@ -132,7 +138,7 @@ TEST(CreditMetrics, HandWrittenAttentionGivesHandComputedValues) {
   in.map = &m;
   auto gamma = [&](const std::string& strategy) {
     CreditOptions so = o;
-    so.strategy = strategy;
+    EXPECT_TRUE(enum_from_name(strategy, so.strategy)) << strategy;
     return credit::token_weights(in, so);
   };
   expect_near(gamma("none"), {1, 1, 1, 1});
@@ -167,7 +173,7 @@ TEST(CreditMetrics, SentenceBlocksVerticalScoresAndThoughtAnchorWeights) {
   in.width = 4;
   in.map = &m;
   CreditOptions so = o;
-  so.strategy = "thought_anchor";
+  so.strategy = credit::CreditStrategy::thought_anchor;
   expect_near(credit::token_weights(in, so), {1.5, 1.5, 1, 1});
 }
 
@@ -201,7 +207,9 @@ TEST(CreditMetrics, EdgeCasesEmptyShortAndOneSentence) {
   o.token_fraction = 0.4;
   // Two rows: an empty response and a 3-token one; response width 3, prompt width 2.
   const at::Tensor lengths = torch::tensor({0, 3}, torch::kLong);
-  credit::StreamingAttentionReducer reducer({0}, 1, 2, lengths, 3, {o.window, o.horizon_low, o.horizon_high, 2},
+  credit::ReducerOptions raw = with_chunk_rows(credit::reducer_options(o), 2);
+  raw.exclude_sinks = false;  // the raw rows (sinks found, not renormalised away)
+  credit::StreamingAttentionReducer reducer({0}, 1, 2, lengths, 3, raw,
                                             torch::tensor({-1, -1, -1, 0, 0, 0}, torch::kLong).view({2, 3}));
   at::Tensor a = torch::zeros({2, 1, 5, 5});
   for (int t = 0; t < 5; ++t) a.select(2, t).slice(2, 0, t + 1).fill_(1.0 / (t + 1));  // uniform causal
@@ -209,7 +217,7 @@ TEST(CreditMetrics, EdgeCasesEmptyShortAndOneSentence) {
   reducer.on_chunk({0, 2, 0, a.slice(2, 2, 4)});
   reducer.on_chunk({0, 4, 0, a.slice(2, 4, 5)});
   const AttentionStatistics st = reducer.finish();
-  o.strategy = "thought_anchor";
+  o.strategy = credit::CreditStrategy::thought_anchor;
   const credit::CreditMap m = credit::build_credit_map(st, o, nullptr, torch::tensor({-1, -1, -1, 0, 0, 0}).view({2, 3}));
   EXPECT_EQ(values(m.waad.sum(1))[0], 0.0);            // empty response: nothing
   expect_near(m.fai, {0, 0, 0, 0, 0, 0});               // shorter than H_lo: FAI is 0 everywhere
@@ -229,7 +237,7 @@ TEST(CreditWeights, BaselinesAndSignMode) {
   o.token_fraction = 0.4;
   const at::Tensor lengths = torch::tensor({5, 10, 0}, torch::kLong);
   credit::WeightInputs in{lengths, 10, nullptr, {}, 42};
-  o.strategy = "random";
+  o.strategy = credit::CreditStrategy::random;
   const at::Tensor r1 = credit::token_weights(in, o);
   EXPECT_TRUE(torch::equal(r1, credit::token_weights(in, o)));  // seeded
   const at::Tensor amplified = r1.gt(1.0f);
@@ -240,24 +248,24 @@ TEST(CreditWeights, BaselinesAndSignMode) {
   in.seed = 43;
   EXPECT_FALSE(torch::equal(r1, credit::token_weights(in, o)));
 
-  o.strategy = "entropy";
+  o.strategy = credit::CreditStrategy::entropy;
   in.entropy = torch::arange(30, torch::kFloat).view({3, 10}).remainder(7.0f);
   const at::Tensor e = credit::token_weights(in, o);
   // Row 0 entropies 0 1 2 3 4 -> top 2 are positions 3, 4.
   expect_near(e[0].slice(0, 0, 5), {1, 1, 1, 1.5, 1.5});
   in.entropy = at::Tensor();
   EXPECT_NE(test::error_of([&] { credit::token_weights(in, o); }).find("entropies"), std::string::npos);
-  o.strategy = "coupled";
+  o.strategy = credit::CreditStrategy::coupled;
   EXPECT_NE(test::error_of([&] { credit::token_weights(in, o); }).find("needs the attention credit map"),
             std::string::npos);
 
   const at::Tensor gamma = torch::full({2, 2}, 1.5f);
   const at::Tensor adv = torch::tensor({0.7f, -0.7f});
-  expect_near(credit::apply_sign_mode(gamma, adv, "both"), {1.5, 1.5, 1.5, 1.5});
-  expect_near(credit::apply_sign_mode(gamma, adv, "positive_only"), {1.5, 1.5, 1, 1});
+  expect_near(credit::apply_sign_mode(gamma, adv, credit::AdvantageSign::both), {1.5, 1.5, 1.5, 1.5});
+  expect_near(credit::apply_sign_mode(gamma, adv, credit::AdvantageSign::positive_only), {1.5, 1.5, 1, 1});
 }
 
-// ---- attention sinks (DESIGN 5.7) on hand-written attention --------------------------------
+// ---- attention sinks (docs/design.md §5.7) on hand-written attention --------------------------------
 
 // One sequence: prompt columns 0-1 (token 0 = column 0), response r0..r3 in columns 2-5.
 // Head 0 puts 0.5 of every response row on token 0; head 1 puts 0.9 there (sink-dominated);
@@ -292,7 +300,7 @@ AttentionStatistics sink_statistics(const CreditOptions& o) {
 
 TEST(CreditSinks, HandWrittenSinkColumnsRenormalisedExactly) {
   CreditOptions o = hand_options();  // W 2, H_lo 1, H_hi 2, q_head 0.5, q 0.5
-  o.sinks = "exclude";
+  o.sinks = credit::SinkHandling::exclude;
   const AttentionStatistics ex = sink_statistics(o);
   // Sinks: token 0 in every head; r0 in head 2 (> 0.2 in 4 of 4 rows). Head 0 gives r0 > 0.2 in
   // only 2 of 4 rows (not more than half): no sink.
@@ -301,7 +309,7 @@ TEST(CreditSinks, HandWrittenSinkColumnsRenormalisedExactly) {
   // Raw sink mass over the 4 response rows: 4 x 0.5, 4 x 0.9, 0.5 + 0.6 + 0.4 + 0.4.
   expect_near(ex.sink_mass_sum, {2.0, 3.6, 1.9}, 1e-6);
   expect_near(ex.first_token_mass_sum, {2.0, 3.6, 0.0}, 1e-6);
-  expect_near(credit::head_sink_share(ex, "batch"), {0.5, 0.9, 0.475}, 1e-6);
+  expect_near(credit::head_sink_share(ex, credit::HeadRanking::batch), {0.5, 0.9, 0.475}, 1e-6);
   // Rows renormalised over non-sink keys. Head 0: r0 -> itself; r1..r3 -> 0.5 / 0.5 on the
   // previous token and itself: look-back 0 + 0.5 + 0.5 + 0.5. Head 1: every row on itself: 0.
   // Head 2: r0 -> column 1 (1.0, distance 1); r1 -> columns 1, 3 (0.5 each: 1.0); r2 ->
@@ -323,7 +331,7 @@ TEST(CreditSinks, HandWrittenSinkColumnsRenormalisedExactly) {
   EXPECT_EQ(flags(m.anchor), (std::vector<bool>{false, true, true, false}));
 
   // keep: the same sinks are reported, the sums are the raw ones and every head competes.
-  o.sinks = "keep";
+  o.sinks = credit::SinkHandling::keep;
   const AttentionStatistics kept = sink_statistics(o);
   expect_near(kept.sink_mass_sum, {2.0, 3.6, 1.9}, 1e-6);
   // Raw look-back: head 0 (1 + 1.75 + 2.25 + 2.75), head 1 0.9 x (2 + 3 + 4 + 5), head 2 (0.5 + 1 + 1.6 + 2).
@@ -338,7 +346,7 @@ TEST(CreditSinks, HandWrittenSinkColumnsRenormalisedExactly) {
 
 TEST(CreditSinks, LayerProfilesAndAutoLayerChoice) {
   CreditOptions o = hand_options();  // W 2, H_lo 1
-  o.sinks = "exclude";
+  o.sinks = credit::SinkHandling::exclude;
   const auto profiles = credit::layer_profiles(sink_statistics(o), o);
   ASSERT_EQ(profiles.size(), 1u);
   const credit::LayerProfile& p = profiles[0];
@@ -442,8 +450,8 @@ struct NaiveSequence {
 TEST(CreditStreaming, MatchesNaiveFullMatrixReferenceOnPaddedBatch) {
   const LlamaModel model = random_model();
   CreditOptions o;
-  o.sinks = "keep";  // raw rows here; SinksExcludedMatchNaiveRenormalisedReference renormalises
-  o.layers.mode = "all";
+  o.sinks = credit::SinkHandling::keep;  // raw rows here; SinksExcludedMatchNaiveRenormalisedReference renormalises
+  o.layers.mode = credit::LayerMode::all;
   o.chunk_rows = 3;  // many chunks per layer
   o.window = 4;
   o.horizon_low = 2;
@@ -504,7 +512,7 @@ TEST(CreditStreaming, MatchesNaiveFullMatrixReferenceOnPaddedBatch) {
     }
   }
   for (auto& x : d) x /= rows;
-  const at::Tensor distance = credit::lookback_distance(st, "batch");
+  const at::Tensor distance = credit::lookback_distance(st, credit::HeadRanking::batch);
   for (int64_t b = 0; b < 3; ++b) expect_near(distance[b], d, 1e-5);
   const credit::HeadGroups g = credit::head_groups(distance, o.head_quantile);
   const credit::CreditMap m = credit::build_credit_map(st, o, nullptr, sentence_ids);
@@ -563,12 +571,12 @@ TEST(CreditStreaming, MatchesNaiveFullMatrixReferenceOnPaddedBatch) {
 TEST(CreditStreaming, SinksExcludedMatchNaiveRenormalisedReference) {
   const LlamaModel model = random_model();
   CreditOptions o;
-  o.layers.mode = "all";
+  o.layers.mode = credit::LayerMode::all;
   o.chunk_rows = 3;
   o.window = 4;
   o.horizon_low = 2;
   o.horizon_high = 6;
-  o.sinks = "exclude";
+  o.sinks = credit::SinkHandling::exclude;
   o.sink_key_share = 0.25;  // low enough for the random model to have secondary sinks
   o.sink_query_share = 0.3;
   const std::vector<int64_t> layers = credit::observed_layers(o.layers, 4);
@@ -703,8 +711,8 @@ TEST(Sentences, DecodeWithSpansCoversTheDecodedText) {
 TEST(CreditConfig, KeysParseAndBadValuesNameTheKey) {
   const std::string base = "model: {path: m}\ndata: {train: t.jsonl}\nreward: {components: [{name: format}]}\n";
   TrainConfig c = parse_train_config(base + "credit: {strategy: coupled, layers: [1, 3], tau_waad: 0.5}\n", "c.yaml");
-  EXPECT_EQ(c.credit.strategy, "coupled");
-  EXPECT_EQ(c.credit.layers.mode, "list");
+  EXPECT_EQ(c.credit.strategy, credit::CreditStrategy::coupled);
+  EXPECT_EQ(c.credit.layers.mode, credit::LayerMode::list);
   EXPECT_EQ(c.credit.layers.layers, (std::vector<int64_t>{1, 3}));
   EXPECT_EQ(credit::observed_layers(c.credit.layers, 4), (std::vector<int64_t>{1, 3}));
   EXPECT_NE(train_config_to_yaml(c).find("layers: [1, 3]"), std::string::npos);
@@ -713,20 +721,20 @@ TEST(CreditConfig, KeysParseAndBadValuesNameTheKey) {
   auto err = [&](const std::string& credit_yaml) {
     return test::error_of([&] { parse_train_config(base + credit_yaml, "c.yaml"); });
   };
-  EXPECT_NE(err("credit: {strategy: attention}\n").find("credit.strategy: 'attention' is not one of none, random"), std::string::npos);
+  EXPECT_NE(err("credit: {strategy: attention}\n").find("credit.strategy must be one of none, random, entropy, local_chunk, global_anchor, coupled, thought_anchor, got 'attention'"), std::string::npos);
   EXPECT_NE(err("credit: {layers: some}\n").find("credit.layers must be default, all, auto or a list"), std::string::npos);
   EXPECT_NE(err("credit: {tau_delta: big}\n").find("credit.tau_delta: expected 'median' or a number"), std::string::npos);
   EXPECT_NE(err("credit: {horizon_low: 20, horizon_high: 5}\n").find("credit.horizon_high: must be >="), std::string::npos);
   EXPECT_NE(err("credit: {head_quantile: 0.8}\n").find("credit.head_quantile"), std::string::npos);
-  EXPECT_NE(err("credit: {sinks: drop}\n").find("credit.sinks: keep or exclude, got 'drop'"), std::string::npos);
+  EXPECT_NE(err("credit: {sinks: drop}\n").find("credit.sinks must be one of keep, exclude, got 'drop'"), std::string::npos);
   EXPECT_NE(err("credit: {sink_key_share: 1.5}\n").find("credit.sink_key_share: must be in (0, 1)"), std::string::npos);
-  EXPECT_EQ(parse_train_config(base + "credit: {layers: auto, sinks: exclude}\n", "c.yaml").credit.layers.mode, "auto");
-  EXPECT_NE(test::error_of([] { credit::observed_layers({"list", {9}}, 4); }).find("credit.layers: layer 9 does not exist"),
+  EXPECT_EQ(parse_train_config(base + "credit: {layers: auto, sinks: exclude}\n", "c.yaml").credit.layers.mode, credit::LayerMode::automatic);
+  EXPECT_NE(test::error_of([] { credit::observed_layers({credit::LayerMode::list, {9}}, 4); }).find("credit.layers: layer 9 does not exist"),
             std::string::npos);
   // The shipped ablation configs inherit the demo through `base:` and override only credit.
   const TrainConfig ab = load_train_config(std::string(ANCHOR_SOURCE_DIR_FOR_TESTS) + "configs/ablations/coupled.yaml");
   const TrainConfig demo = load_train_config(std::string(ANCHOR_SOURCE_DIR_FOR_TESTS) + "configs/demo.yaml");
-  EXPECT_EQ(ab.credit.strategy, "coupled");
+  EXPECT_EQ(ab.credit.strategy, credit::CreditStrategy::coupled);
   EXPECT_EQ(ab.rollout.prompts_per_step, demo.rollout.prompts_per_step);
   EXPECT_EQ(ab.algo.clip_high, demo.algo.clip_high);
   EXPECT_EQ(ab.reward.components.size(), demo.reward.components.size());
@@ -738,10 +746,10 @@ TEST(CreditConfig, KeysParseAndBadValuesNameTheKey) {
   std::ofstream(dir / "c.yaml") << "base: missing.yaml\n";
   EXPECT_NE(test::error_of([&] { load_train_config((dir / "c.yaml").string()); }).find("missing.yaml"), std::string::npos);
   // Default layers: five evenly spaced in [floor(L/3), floor(2L/3)].
-  EXPECT_EQ(credit::observed_layers({"default", {}}, 32), (std::vector<int64_t>{10, 13, 16, 18, 21}));
-  EXPECT_EQ(credit::observed_layers({"default", {}}, 4), (std::vector<int64_t>{1, 2}));
+  EXPECT_EQ(credit::observed_layers({credit::LayerMode::default_spread, {}}, 32), (std::vector<int64_t>{10, 13, 16, 18, 21}));
+  EXPECT_EQ(credit::observed_layers({credit::LayerMode::default_spread, {}}, 4), (std::vector<int64_t>{1, 2}));
   // auto observes every layer until a step has chosen.
-  EXPECT_EQ(credit::observed_layers({"auto", {}}, 4), (std::vector<int64_t>{0, 1, 2, 3}));
+  EXPECT_EQ(credit::observed_layers({credit::LayerMode::automatic, {}}, 4), (std::vector<int64_t>{0, 1, 2, 3}));
 }
 
 }  // namespace

@@ -93,7 +93,7 @@ TEST(PpoUpdate, MicroBatchAccumulationEqualsFullBatchAndNaiveReference) {
       for (size_t i = 0; i < grads.size(); ++i) {
         const double scale = reference[i].abs().max().item<double>() + 1e-12;
         EXPECT_LT((grads[i] - reference[i]).abs().max().item<double>() / scale, 1e-4)
-            << loss_aggregation_name(mode) << " micro " << micro << " param " << i;
+            << enum_name(mode) << " micro " << micro << " param " << i;
       }
     }
   }

@@ -130,7 +130,7 @@ TEST(RlStages, AdvantagesByHandAndIndependentOfTheSplit) {
   cfg.rollout.samples_per_prompt = 2;
   cfg.algo.advantage = "grpo";
   cfg.algo.normalize_std = true;
-  cfg.credit.strategy = "none";
+  cfg.credit.strategy = credit::CreditStrategy::none;
   const ScoredRollouts r = hand_rollouts();
   const StepAdvantages a = compute_advantages(r, OldPolicyOutputs{}, cfg, torch::arange(4, torch::kLong), 1);
   // Group 1: mean 0.5, sample std 0.7071 -> +-0.7071; group 2: equal rewards -> 0.
@@ -144,7 +144,7 @@ TEST(RlStages, AdvantagesByHandAndIndependentOfTheSplit) {
   EXPECT_FALSE(a.kl_tokens.defined());
   // The random baseline draws per global row: rank 1's half (global rows 2, 3) alone gets the
   // same γ as those rows inside the whole batch.
-  cfg.credit.strategy = "random";
+  cfg.credit.strategy = credit::CreditStrategy::random;
   cfg.credit.token_fraction = 0.5;
   const StepAdvantages whole = compute_advantages(r, OldPolicyOutputs{}, cfg, torch::arange(4, torch::kLong), 1);
   const ScoredRollouts half = r.select(torch::tensor({2, 3}, torch::kLong));
@@ -214,15 +214,15 @@ TEST(RlStages, OldPolicyStageRunsThePassOnlyWhenNeeded) {
   const ScoredRollouts r = hand_rollouts();
   CreditState state;
   EXPECT_FALSE(score_with_old_policy(policy, nullptr, r.batch, cfg, state, nullptr).logprobs.defined());
-  cfg.credit.strategy = "entropy";
+  cfg.credit.strategy = credit::CreditStrategy::entropy;
   const OldPolicyOutputs e = score_with_old_policy(policy, nullptr, r.batch, cfg, state, nullptr);
   ASSERT_TRUE(e.logprobs.defined());
   ASSERT_TRUE(e.entropy.defined());
   EXPECT_EQ(e.logprobs.sizes(), r.batch.response_ids.sizes());
   EXPECT_EQ(e.logprobs.masked_select(r.batch.response_mask.logical_not()).abs().sum().item<double>(), 0.0);
   EXPECT_GT(e.entropy.masked_select(r.batch.response_mask).min().item<double>(), 0.0);
-  cfg.credit.strategy = "coupled";
-  cfg.credit.layers = {"auto", {}};
+  cfg.credit.strategy = credit::CreditStrategy::coupled;
+  cfg.credit.layers = {credit::LayerMode::automatic, {}};
   cfg.credit.auto_layer_count = 2;
   const OldPolicyOutputs c = score_with_old_policy(policy, nullptr, r.batch, cfg, state, nullptr);
   ASSERT_TRUE(c.credit_map.has_value());

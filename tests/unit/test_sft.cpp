@@ -1,4 +1,4 @@
-// SFT modes (DESIGN 6): data transformations with exact strings and ids, the context-dependency
+// SFT modes (docs/design.md §6): data transformations with exact strings and ids, the context-dependency
 // score by hand and against transformers' eager attentions, embedding initialisation of added
 // tokens, and the extended model saved for transformers (tests/python/check_hf_loads_anchor_checkpoint.py).
 #include <gmock/gmock.h>
@@ -18,7 +18,7 @@
 #include "trainer/model/safetensors.h"
 #include "trainer/rollout/sampler.h"
 #include "trainer/sft/context_dependency.h"
-#include "trainer/sft/generation_control.h"
+#include "trainer/rollout/generation_control.h"
 #include "trainer/sft/control_text.h"
 #include "trainer/sft/sft_data.h"
 #include "trainer/sft/sft_examples.h"
@@ -29,7 +29,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
-using sft::Control;
+using anchor::Control;
 using sft::LabeledSentence;
 using test::error_of;
 
@@ -59,12 +59,12 @@ TEST(ControlText, TokensGoBeforeTheWhitespaceThatStartsEachSentence) {
 }
 
 TEST(ControlText, IndicatorPlacement) {
-  EXPECT_EQ(sft::with_indicator("Who wrote it"), "Who wrote it. [IND]");
-  EXPECT_EQ(sft::with_indicator("Answer with the year 1984"), "Answer with the year 1984. [IND]");
-  EXPECT_EQ(sft::with_indicator("Why?"), "Why? [IND]");
-  EXPECT_EQ(sft::with_indicator("Done."), "Done. [IND]");
-  EXPECT_EQ(sft::with_indicator("Summarise: \"x\""), "Summarise: \"x\" [IND]");
-  EXPECT_EQ(sft::with_indicator("Trailing space  \n"), "Trailing space. [IND]");
+  EXPECT_EQ(with_indicator("Who wrote it"), "Who wrote it. [IND]");
+  EXPECT_EQ(with_indicator("Answer with the year 1984"), "Answer with the year 1984. [IND]");
+  EXPECT_EQ(with_indicator("Why?"), "Why? [IND]");
+  EXPECT_EQ(with_indicator("Done."), "Done. [IND]");
+  EXPECT_EQ(with_indicator("Summarise: \"x\""), "Summarise: \"x\" [IND]");
+  EXPECT_EQ(with_indicator("Trailing space  \n"), "Trailing space. [IND]");
 }
 
 TEST(ControlText, PercentileIsNumpyLinear) {
@@ -160,7 +160,7 @@ TEST(SftConfig, NestedKeysValidateAndOverride) {
   TrainConfig c = parse_train_config(base + "sft:\n  mode: conditional\n  conditional:\n    threshold: 0.25\n", "x.yaml",
                                      {"sft.conditional.unconditioned_fraction=0.5", "sft.context_indicator.layer=3"},
                                      ConfigUse::sft);
-  EXPECT_EQ(c.sft.mode, "conditional");
+  EXPECT_EQ(c.sft.mode, SftMode::conditional);
   EXPECT_EQ(c.sft.conditional.threshold, 0.25);
   EXPECT_EQ(c.sft.conditional.unconditioned_fraction, 0.5);
   EXPECT_EQ(c.sft.context_indicator.layer, 3);
@@ -178,11 +178,11 @@ TEST(SftConfig, NestedKeysValidateAndOverride) {
   EXPECT_THAT(error_of([&] { parse_train_config(base, "x.yaml", {"sft.context_indicator.beta=2"}, ConfigUse::sft); }),
               HasSubstr("sft.context_indicator.beta: must be in [0, 1]"));
   EXPECT_THAT(error_of([&] { parse_train_config(base, "x.yaml", {"sft.mode=pretrain"}, ConfigUse::sft); }),
-              HasSubstr("sft.mode: 'pretrain' is not allowed (expected one of: plain, conditional, context_indicator)"));
+              HasSubstr("sft.mode must be one of plain, conditional, context_indicator, got 'pretrain' (--set)"));
   EXPECT_THAT(error_of([&] { parse_train_config(base, "x.yaml", {"rollout.control=great"}, ConfigUse::sft); }),
-              HasSubstr("rollout.control: 'great' is not allowed (expected one of: none, good, bad)"));
+              HasSubstr("rollout.control must be one of none, good, bad, got 'great' (--set)"));
   EXPECT_THAT(error_of([&] { parse_train_config(base, "x.yaml", {"sft.mode.x=1"}, ConfigUse::sft); }),
-              HasSubstr("x.yaml: sft.mode must be a string"));
+              HasSubstr("x.yaml: sft.mode must be one of plain, conditional, context_indicator"));
 }
 
 // --- the released tokenizer: ids match transformers' (values from AutoTokenizer with the
@@ -239,7 +239,7 @@ TEST(SftData, IndicatorIdOnSmolLM2MatchesTransformers) {
   Pretrained p = load_pretrained(test::smollm2_dir(), kF32);
   const auto ids = sft::add_special_tokens(p, {"<|good|>", "<|bad|>", "[IND]"}, 0.0, 0);
   EXPECT_EQ(ids, (std::vector<int64_t>{49152, 49153, 49154}));
-  EXPECT_EQ(p.tokenizer.encode(sft::with_indicator("Who wrote it"), false),
+  EXPECT_EQ(p.tokenizer.encode(with_indicator("Who wrote it"), false),
             (std::vector<int64_t>{10576, 4150, 357, 30, 216, 49154}));
 }
 
@@ -414,8 +414,8 @@ TEST(GenerationControl, ControlTokensAreBannedOrSteered) {
     at::Tensor head = p.model.output_weight();
     for (int64_t id : ids) head[id].fill_(0).add_(head.slice(0, 0, ids[0]).sum(0).sign() * 3.0);
   }
-  const sft::GenerationControl good = sft::generation_control("good", true, p.tokenizer, "--control", "--indicator");
-  const auto prompt = sft::controlled_prompt_ids(p.tokenizer.encode(sft::controlled_prompt_text("Count", good), true),
+  const GenerationControl good = generation_control("good", true, p.tokenizer, "--control", "--indicator");
+  const auto prompt = controlled_prompt_ids(p.tokenizer.encode(controlled_prompt_text("Count", good), true),
                                                  p.tokenizer, good);
   EXPECT_EQ(prompt.back(), ids[0]);
   EXPECT_EQ(prompt[prompt.size() - 2], ids[2]);  // "... [IND]" then <|good|>
@@ -427,12 +427,12 @@ TEST(GenerationControl, ControlTokensAreBannedOrSteered) {
   RolloutBatch unbanned = generate(p.model, p.tokenizer, {prompt, prompt}, params);
   EXPECT_TRUE(torch::isin(unbanned.response_ids, control_ids).any().item<bool>()) << "the test model must prefer them";
   for (const bool steer : {false, true}) {
-    const sft::GenerationControl control =
-        steer ? good : sft::generation_control("none", false, p.tokenizer, "--control", "--indicator");
+    const GenerationControl control =
+        steer ? good : generation_control("none", false, p.tokenizer, "--control", "--indicator");
     params.banned_token_ids.clear();
     params.steer_token_id = -1;
     params.steered_token_ids.clear();
-    sft::set_control_sampling(p.tokenizer, control, params);
+    set_control_sampling(p.tokenizer, control, params);
     for (double temperature : {1.0, 0.0}) {
       params.temperature = temperature;
       RolloutBatch out = generate(p.model, p.tokenizer, std::vector<std::vector<int64_t>>(8, prompt), params);
@@ -443,9 +443,9 @@ TEST(GenerationControl, ControlTokensAreBannedOrSteered) {
     }
   }
   Pretrained plain = load_pretrained((fs::path(test::fixtures_dir()) / "llama3_rope_untied").string(), kF32);
-  EXPECT_THAT(error_of([&] { sft::generation_control("good", false, plain.tokenizer, "--control", "--indicator"); }),
+  EXPECT_THAT(error_of([&] { generation_control("good", false, plain.tokenizer, "--control", "--indicator"); }),
               HasSubstr("--control: the model has no <|good|> token; train it with sft.mode: conditional first"));
-  EXPECT_THAT(error_of([&] { sft::generation_control("none", true, plain.tokenizer, "--control", "rollout.indicator"); }),
+  EXPECT_THAT(error_of([&] { generation_control("none", true, plain.tokenizer, "--control", "rollout.indicator"); }),
               HasSubstr("rollout.indicator: the model has no [IND] token"));
 }
 

@@ -1,4 +1,4 @@
-// The released model: SmolLM2-135M-Instruct (scripts/get_model.sh) against transformers on chat
+// The released model: SmolLM2-135M-Instruct (scripts/setup/get_model.sh) against transformers on chat
 // prompts rendered with its own template (tests/python/make_smollm2_reference.py).
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -51,6 +51,20 @@ TEST(SmolLM2, ChatPromptsLogitsAndGreedyAnswersMatchTransformers) {
         << "prompt " << b << ": anchor-rl answered '" << out.response_texts[static_cast<size_t>(b)] << "'";
   }
   EXPECT_EQ(out.response_texts[0], "The capital of France is Paris.");  // the stop token is not text
+}
+
+// SmolLM2's byte-level vocabulary lacks 21 byte values (e.g. 0x04); `tokenizers` drops such a
+// byte, and the tokens after it keep their own bytes as spans.
+TEST(SmolLM2, SpansSkipBytesTheVocabularyLacks) {
+  ANCHOR_REQUIRE_FIXTURES();
+  const Tokenizer tok = Tokenizer::load(test::smollm2_dir());
+  const Encoding enc = tok.encode_with_spans(std::string("!\x04?"), false);
+  EXPECT_EQ(enc.ids, (std::vector<int64_t>{17, 47}));
+  EXPECT_EQ(enc.spans, (std::vector<std::pair<size_t, size_t>>{{0, 1}, {2, 3}}));
+  const Encoding words = tok.encode_with_spans(std::string("a\x04 b c"), false);
+  ASSERT_EQ(words.spans.size(), 3u);
+  EXPECT_EQ(words.spans[1], (std::pair<size_t, size_t>{2, 4}));  // " b"
+  EXPECT_EQ(words.spans[2], (std::pair<size_t, size_t>{4, 6}));  // " c"
 }
 
 }  // namespace

@@ -27,7 +27,7 @@ TEST(LrSchedule, WarmupConstantAndCosineHandComputed) {
   EXPECT_DOUBLE_EQ(learning_rate_at(0, 10, o), 0.25);
   EXPECT_DOUBLE_EQ(learning_rate_at(3, 10, o), 1.0);
   EXPECT_DOUBLE_EQ(learning_rate_at(9, 10, o), 1.0);
-  o.schedule = "cosine";
+  o.schedule = LrSchedule::cosine;
   o.min_lr_ratio = 0.1;
   // After warmup: progress (step - 4) / 6; halfway (step 7) -> 0.1 + 0.9 * 0.5.
   EXPECT_DOUBLE_EQ(learning_rate_at(4, 10, o), 1.0);

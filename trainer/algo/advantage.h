@@ -1,4 +1,4 @@
-// Advantage estimators (DESIGN 4): one scalar reward per completion in, one advantage per
+// Advantage estimators (docs/design.md §4): one scalar reward per completion in, one advantage per
 // completion out. Completions come in groups of `group_size` samples of the same prompt,
 // stored contiguously: rewards[g * group_size + i]. Pure functions; chosen by name through
 // advantage_estimators() (config key algo.advantage).

@@ -6,23 +6,6 @@
 
 namespace anchor {
 
-LossAggregation parse_loss_aggregation(const std::string& name, const std::string& key) {
-  if (name == "token_mean") return LossAggregation::token_mean;
-  if (name == "seq_mean_token_mean") return LossAggregation::seq_mean_token_mean;
-  if (name == "seq_mean_token_sum_norm") return LossAggregation::seq_mean_token_sum_norm;
-  AR_FAIL(key, ": unknown loss aggregation '", name,
-          "' (expected token_mean, seq_mean_token_mean or seq_mean_token_sum_norm)");
-}
-
-const char* loss_aggregation_name(LossAggregation mode) {
-  switch (mode) {
-    case LossAggregation::token_mean: return "token_mean";
-    case LossAggregation::seq_mean_token_mean: return "seq_mean_token_mean";
-    case LossAggregation::seq_mean_token_sum_norm: return "seq_mean_token_sum_norm";
-  }
-  return "?";
-}
-
 double aggregation_denominator(LossAggregation mode, const at::Tensor& valid_mask) {
   if (mode == LossAggregation::token_mean) return valid_mask.sum().item<double>();
   return static_cast<double>(valid_mask.size(0));

@@ -1,4 +1,4 @@
-// Policy losses (DESIGN 4): per-token loss values, aggregated separately by aggregate_loss.
+// Policy losses (docs/design.md §4): per-token loss values, aggregated separately by aggregate_loss.
 // Token-level: every function returns [B, T] values; masking and normalisation happen in
 // aggregate_loss so that gradient accumulation equals the full batch.
 #pragma once

@@ -12,7 +12,7 @@
 #include "trainer/common/error.h"
 #include "trainer/model/unicode_text.h"
 #include "trainer/rl/policy_pass.h"
-#include "trainer/rl/step_batch.h"
+#include "trainer/rollout/step_batch.h"
 
 namespace anchor {
 namespace {
@@ -64,8 +64,8 @@ nlohmann::json analyze_credit(const Pretrained& policy, const CreditAnalysisInpu
   const StepBatch batch = pad_sequences(prompts, responses, 0);
   const at::Tensor sentence_ids = torch::tensor(token_sentence, torch::kLong).view({1, R});
   PolicyPass pass = policy_pass(model, batch, 1.0, 1, true, &o.credit, sentence_ids);
-  std::string layer_choice = o.credit.layers.mode;
-  if (o.credit.layers.mode == "auto") {  // no run chose: choose from this response's attention
+  std::string layer_choice = enum_name(o.credit.layers.mode);
+  if (o.credit.layers.mode == credit::LayerMode::automatic) {  // no run chose: choose from this response's attention
     const auto profiles = credit::layer_profiles(*pass.attention, o.credit);
     pass.attention = credit::select_layers(*pass.attention, credit::choose_layers(profiles, model.config().num_hidden_layers, o.credit.auto_layer_count));
     layer_choice = "auto (measured on this response)";
@@ -78,10 +78,10 @@ nlohmann::json analyze_credit(const Pretrained& policy, const CreditAnalysisInpu
   wi.entropy = pass.entropy;
   wi.seed = o.seed;
   std::map<std::string, at::Tensor> gammas;
-  for (const auto& name : credit::credit_strategy_names()) {
+  for (const credit::CreditStrategy strategy : credit::credit_strategies()) {
     credit::CreditOptions so = o.credit;
-    so.strategy = name;
-    gammas[name] = credit::token_weights(wi, so);
+    so.strategy = strategy;
+    gammas[enum_name(strategy)] = credit::token_weights(wi, so);
   }
 
   nlohmann::json out;
@@ -91,7 +91,7 @@ nlohmann::json analyze_credit(const Pretrained& policy, const CreditAnalysisInpu
   out["observed_layers"] = pass.attention->layers;
   out["layer_choice"] = layer_choice;
   out["heads_per_layer"] = pass.attention->heads;
-  out["sinks"] = o.credit.sinks;
+  out["sinks"] = enum_name(o.credit.sinks);
   // Sink keys (5.7): heads of the observed layers for which each prompt / response token is a sink.
   const at::Tensor prompt_sinks = pass.attention->prompt_sink_heads.sum(1)[0].contiguous();
   const at::Tensor response_sinks = pass.attention->response_sink_heads.sum(1)[0].contiguous();
@@ -158,7 +158,7 @@ nlohmann::json analyze_credit(const Pretrained& policy, const CreditAnalysisInpu
                      {"thought_anchor", f >= 0 && map.anchor_sentence_tokens[0][f].item<bool>()}});
   }
 
-  // Attention suppression (DESIGN 5.6): hide sentence k's tokens from every later query in
+  // Attention suppression (docs/design.md §5.6): hide sentence k's tokens from every later query in
   // all layers and measure how much later sentences' next-token distributions move:
   // mean over their tokens of log KL(unmasked || masked); KL is floored at 1e-10.
   if (o.suppression && S > 0) {
@@ -191,7 +191,7 @@ nlohmann::json analyze_credit(const Pretrained& policy, const CreditAnalysisInpu
     }
   }
 
-  // Resampling importance (DESIGN 5.6): K completions from the prefix that ends before
+  // Resampling importance (docs/design.md §5.6): K completions from the prefix that ends before
   // sentence i and K from the prefix that includes it; importance = accuracy with - without.
   if (o.resample > 0 && S > 0) {
     AR_CHECK(o.reward != nullptr, "credit --resample needs a reward to judge answers (--reward)");

@@ -1,6 +1,6 @@
 // Credit analysis of one (prompt, response) for `anchor-rl credit`: the full credit map
 // (every token's WAAD / FAI / Δ / roles / γ under each strategy, every sentence's receiver
-// score) and the analysis-only thought-anchor methods of DESIGN 5.6 that are too costly per
+// score) and the analysis-only thought-anchor methods of docs/design.md §5.6 that are too costly per
 // training step — attention suppression and resampling importance. Output is JSON
 // (credit.json); trainer/analysis/credit_html.h renders it.
 #pragma once

@@ -1,4 +1,4 @@
-// Run directories and checkpoints (DESIGN 8).
+// Run directories and checkpoints (docs/design.md §8).
 //
 //   RUN_DIR/config.yaml           resolved config (after --set)
 //   RUN_DIR/run.json              where the run came from (--init-from / --resume), command line

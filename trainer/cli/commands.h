@@ -21,5 +21,6 @@ Action register_credit(CLI::App& app);
 Action register_chat(CLI::App& app);
 Action register_credit_stats(CLI::App& app);
 Action register_checkpoint(CLI::App& app);
+Action register_config(CLI::App& app);
 
 }  // namespace anchor::cli

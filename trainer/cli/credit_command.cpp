@@ -1,6 +1,6 @@
 // `anchor-rl credit`: the credit map of one text under a model — which tokens are preplan
 // points and anchors, which sentences are thought anchors — as credit.json and an offline
-// HTML page (render it to PNG with scripts/render_credit_png.sh).
+// HTML page (render it to PNG with scripts/plots/render_credit_png.sh).
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -85,10 +85,10 @@ int run_credit(CreditCommandOptions& o) {
   ao.credit = cfg.credit;
   // A checkpoint of a run with credit.layers: auto observes the layers that run chose.
   std::string layer_choice;
-  if (ao.credit.layers.mode == "auto" && std::filesystem::exists(std::filesystem::path(o.model_dir) / "trainer_state.json")) {
+  if (ao.credit.layers.mode == credit::LayerMode::automatic && std::filesystem::exists(std::filesystem::path(o.model_dir) / "trainer_state.json")) {
     const TrainerState state = load_trainer_state(o.model_dir);
     if (state.extra.contains("credit_layers")) {
-      ao.credit.layers = {"list", state.extra["credit_layers"].get<std::vector<int64_t>>()};
+      ao.credit.layers = {credit::LayerMode::list, state.extra["credit_layers"].get<std::vector<int64_t>>()};
       layer_choice = "auto (chosen by the run, from its checkpoint)";
     }
   }
@@ -106,7 +106,7 @@ int run_credit(CreditCommandOptions& o) {
                        {"horizon_low", cfg.credit.horizon_low},
                        {"horizon_high", cfg.credit.horizon_high},
                        {"head_quantile", cfg.credit.head_quantile},
-                       {"sinks", cfg.credit.sinks},
+                       {"sinks", enum_name(cfg.credit.sinks)},
                        {"sink_key_share", cfg.credit.sink_key_share},
                        {"sink_query_share", cfg.credit.sink_query_share},
                        {"sink_head_share", cfg.credit.sink_head_share},

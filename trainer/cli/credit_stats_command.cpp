@@ -1,5 +1,5 @@
 // `anchor-rl credit-stats`: how a model's attention looks through the credit formulas, over
-// many responses (DESIGN 5.7). One streamed pass over every layer with sinks kept and one with
+// many responses (docs/design.md §5.7). One streamed pass over every layer with sinks kept and one with
 // sinks excluded give: the per-layer table of head look-back distances and sink shares, the
 // layers `credit.layers: auto` would choose, the local / global head groups, and the
 // preplan -> anchor coupling statistics (credit/coupling.h) with their lag profile against
@@ -115,16 +115,16 @@ int run_credit_stats(const CreditStatsOptions& o) {
 
   // One pass per sink mode over every layer.
   credit::CreditOptions base = cfg.credit;
-  base.layers = {"all", {}};
+  base.layers = {credit::LayerMode::all, {}};
   std::map<std::string, credit::AttentionStatistics> stats;
   for (const std::string mode : {"keep", "exclude"}) {
     credit::CreditOptions c = base;
-    c.sinks = mode;
+    enum_from_name(mode, c.sinks);
     stats[mode] = *policy_pass(policy.model, batch, 1.0, o.micro_batch, false, &c).attention;
   }
   const auto keep_profiles = credit::layer_profiles(stats["keep"], base);
   const auto excl_profiles = credit::layer_profiles(stats["exclude"], base);
-  const std::vector<int64_t> default_layers = credit::observed_layers({"default", {}}, L);
+  const std::vector<int64_t> default_layers = credit::observed_layers({credit::LayerMode::default_spread, {}}, L);
   const std::vector<int64_t> auto_layers = credit::choose_layers(excl_profiles, L, base.auto_layer_count);
 
   nlohmann::json report = {{"model", o.model_dir}, {"data", o.data}, {"responses", n}, {"response_tokens", tokens},
@@ -171,7 +171,7 @@ int run_credit_stats(const CreditStatsOptions& o) {
       nlohmann::json setting = {{"layers", layer_name}, {"observed_layers", layers}, {"sinks", mode}};
       for (double q : o.fractions) {
         credit::CreditOptions c = base;
-        c.sinks = mode;
+        enum_from_name(mode, c.sinks);
         c.token_fraction = q;
         const credit::CreditMap m = credit::build_credit_map(st, c);
         if (!setting.contains("groups")) {

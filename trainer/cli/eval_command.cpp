@@ -11,9 +11,9 @@
 #include "trainer/cli/device_options.h"
 #include "trainer/common/error.h"
 #include "trainer/model/pretrained.h"
-#include "trainer/rl/evaluation.h"
+#include "trainer/rollout/evaluation.h"
 #include "trainer/rl/prompt_limits.h"
-#include "trainer/sft/generation_control.h"
+#include "trainer/rollout/generation_control.h"
 
 namespace anchor::cli {
 namespace {
@@ -41,7 +41,7 @@ int run_eval(const EvalCommandOptions& o) {
   const auto dataset =
       fit_prompts(raw, p.tokenizer, chat, prompt_limit(p.model.config(), o.eval.max_new_tokens, 0), false, "");
   EvalOptions eval = o.eval;
-  eval.control = sft::generation_control(o.control, o.indicator, p.tokenizer, "--control", "--indicator");
+  eval.control = generation_control(o.control, o.indicator, p.tokenizer, "--control", "--indicator");
   const EvalResult r = evaluate(p.model, p.tokenizer, dataset, chat, reward, eval);
   std::cout << nlohmann::json{{"model", o.model_dir}, {"data", o.data}, {"prompts", r.prompts},
                               {"samples", r.samples}, {"accuracy", r.accuracy},

@@ -15,7 +15,7 @@
 #include "trainer/common/error.h"
 #include "trainer/model/pretrained.h"
 #include "trainer/rollout/sampler.h"
-#include "trainer/sft/generation_control.h"
+#include "trainer/rollout/generation_control.h"
 
 namespace anchor::cli {
 namespace {
@@ -85,9 +85,9 @@ int run_generate(GenerateOptions& o) {
 
   // Models trained by an SFT mode: control tokens are never sampled without --control, and
   // steered to the asked one with it (sft/generation_control.h); --indicator adds [IND].
-  const sft::GenerationControl control =
-      sft::generation_control(o.control, o.indicator, p.tokenizer, "--control", "--indicator");
-  sft::set_control_sampling(p.tokenizer, control, o.sampling);
+  const GenerationControl control =
+      generation_control(o.control, o.indicator, p.tokenizer, "--control", "--indicator");
+  set_control_sampling(p.tokenizer, control, o.sampling);
   // --chat: each prompt is a user turn of the model's chat template (or --template).
   std::optional<data::ChatTemplate> chat;
   if (o.chat) {
@@ -96,16 +96,16 @@ int run_generate(GenerateOptions& o) {
       std::vector<data::ChatMessage> messages;
       if (!o.system.empty()) messages.push_back({"system", o.system});
       messages.push_back({"user", t});
-      t = chat->render(sft::controlled_conversation(messages, control), true);
+      t = chat->render(controlled_conversation(messages, control), true);
     }
   } else {
     AR_CHECK(o.system.empty(), "--system needs --chat");
-    for (std::string& t : texts) t = sft::controlled_prompt_text(t, control);
+    for (std::string& t : texts) t = controlled_prompt_text(t, control);
   }
   std::vector<std::vector<int64_t>> prompt_ids;
   std::vector<size_t> prompt_of;
   for (size_t i = 0; i < texts.size(); ++i) {
-    const auto ids = sft::controlled_prompt_ids(
+    const auto ids = controlled_prompt_ids(
         chat ? encode_prompt(p.tokenizer, *chat, texts[i]) : p.tokenizer.encode(texts[i], !o.no_bos), p.tokenizer,
         control);
     AR_CHECK(!ids.empty(), "generate: prompt ", i, " has no tokens (this tokenizer adds no BOS; give some text)");

@@ -4,6 +4,7 @@
 #include <malloc.h>
 
 #include <csignal>
+#include <cstdlib>
 
 #include <algorithm>
 #include <iostream>
@@ -64,6 +65,7 @@ int main(int argc, char** argv) {
   actions.push_back(anchor::cli::register_credit_stats(app));
   actions.push_back(anchor::cli::register_chat(app));
   actions.push_back(anchor::cli::register_checkpoint(app));
+  actions.push_back(anchor::cli::register_config(app));
   // A first word that is no command (`anchor-rl trian`): name it and suggest the closest.
   if (argc >= 2 && argv[1][0] != '-') {
     const std::string word = argv[1];
@@ -103,7 +105,11 @@ int main(int argc, char** argv) {
     }
     return 0;
   } catch (const anchor::Error& e) {
-    return fail("error: ", e.what(), 1);
+    // The message names the file, line or key at fault; where in anchor-rl it was checked is
+    // for developers (ANCHOR_ERROR_LOCATIONS=1).
+    const char* locations = std::getenv("ANCHOR_ERROR_LOCATIONS");
+    const bool locate = locations != nullptr && std::string(locations) == "1" && !e.location().empty();
+    return fail("error: ", std::string(e.what()) + (locate ? " [" + e.location() + "]" : ""), 1);
   } catch (const std::exception& e) {
     return fail("internal error: ", e.what(), 2);
   }

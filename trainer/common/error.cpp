@@ -9,7 +9,7 @@ void throw_error(const char* file, int line, const std::string& message) {
   const std::string_view root = ANCHOR_SOURCE_DIR;
   std::string_view path = file;
   if (path.substr(0, root.size()) == root) path.remove_prefix(root.size());
-  throw Error(str_cat(path, ":", line, ": ", message));
+  throw Error(message, str_cat(path, ":", line));
 }
 
 }  // namespace anchor

@@ -1,17 +1,26 @@
-// Errors that name their origin. Every fallible step in anchor-rl throws anchor::Error with
-// "file:line: message", where message says which file / tensor / config key was wrong and
-// what was expected. Library code never calls exit() or abort(); the CLI catches and reports.
+// Errors that name their origin. Every fallible step in anchor-rl throws anchor::Error whose
+// message says which file, line, tensor or config key was wrong and what was expected; the
+// source location of the check that failed travels beside it (location()), for developers:
+// users see the message, `ANCHOR_ERROR_LOCATIONS=1` adds the location. Library code never
+// calls exit() or abort(); the CLI catches and reports.
 #pragma once
 
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace anchor {
 
 class Error : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit Error(const std::string& message, std::string location = "")
+      : std::runtime_error(message), location_(std::move(location)) {}
+  // "trainer/config/train_config.cpp:313" of the check that threw ("" when not known).
+  const std::string& location() const { return location_; }
+
+ private:
+  std::string location_;
 };
 
 // Concatenates any streamable values into one string (no fmt: see trainer/common/log.h).
@@ -26,7 +35,7 @@ std::string str_cat(const Args&... args) {
 
 }  // namespace anchor
 
-// AR_CHECK(cond, parts...): throws anchor::Error naming this source line when cond is false.
+// AR_CHECK(cond, parts...): throws anchor::Error (located at this source line) when cond is false.
 // Unlike assert it stays in release builds: it guards user input, not programmer invariants.
 #define AR_CHECK(cond, ...)                                                       \
   do {                                                                            \

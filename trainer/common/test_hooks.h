@@ -11,3 +11,12 @@ namespace anchor {
 bool test_poisoned(int64_t step, const char* kind);
 
 }  // namespace anchor
+
+namespace anchor {
+
+// ANCHOR_TEST_FAULT="<rank>:<step>:throw|kill|hang" (tests/python/check_data_parallel.py): that
+// rank throws an error, SIGKILLs itself or stops responding after the step's rollouts —
+// mid-step, while the other ranks wait in a collective.
+void inject_rank_fault(int rank, int64_t step);
+
+}  // namespace anchor

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <functional>
+#include <array>
 #include <map>
 #include <regex>
 #include <set>
@@ -90,7 +91,7 @@ class Reader {
   }
 
   template <class T>
-  void operator()(const char* key, T& field) {
+  void operator()(const char* key, T& field, const char* /*help*/ = nullptr) {
     used_.insert(key);
     if (!node_.IsMap()) return;
     const YAML::Node value = node_[key];
@@ -142,17 +143,23 @@ class Reader {
       f.push_back(s);
     }
   }
+  template <NamedEnum E>
+  void read(const YAML::Node& v, const std::string& key, E& f) {
+    std::string name;
+    scalar(v, key, name, str_cat("one of ", enum_names_joined<E>()).c_str());
+    AR_CHECK(enum_from_name(name, f), source_, ": ", key, " must be one of ", enum_names_joined<E>(), ", got '", name,
+             "'", where(key, v));
+  }
   void read(const YAML::Node& v, const std::string& key, credit::LayerSelection& f) {
     if (v.IsScalar()) {
-      f.mode = v.Scalar();
       f.layers.clear();
-      AR_CHECK(f.mode == "default" || f.mode == "all" || f.mode == "auto", source_, ": ", key,
-               " must be default, all, auto or a list of layer indices, got '", f.mode, "'", where(key, v));
+      AR_CHECK(v.Scalar() != "list" && enum_from_name(v.Scalar(), f.mode), source_, ": ", key,
+               " must be default, all, auto or a list of layer indices, got '", v.Scalar(), "'", where(key, v));
       return;
     }
     AR_CHECK(v.IsSequence() && v.size() > 0, source_, ": ", key,
              " must be default, all, auto or a non-empty list of layer indices", where(key, v));
-    f.mode = "list";
+    f.mode = credit::LayerMode::list;
     f.layers.clear();
     for (size_t i = 0; i < v.size(); ++i) {
       int64_t layer = 0;
@@ -201,7 +208,7 @@ class Writer {
     out_ << YAML::EndMap;
   }
   template <class T>
-  void operator()(const char* key, const T& field) {
+  void operator()(const char* key, const T& field, const char* /*help*/ = nullptr) {
     out_ << YAML::Key << key << YAML::Value;
     write(field);
   }
@@ -217,9 +224,13 @@ class Writer {
     for (const auto& s : v) out_ << YAML::DoubleQuoted << s;
     out_ << YAML::EndSeq;
   }
+  template <NamedEnum E>
+  void write(E v) {
+    out_ << enum_name(v);
+  }
   void write(const credit::LayerSelection& v) {
-    if (v.mode != "list") {
-      out_ << v.mode;
+    if (v.mode != credit::LayerMode::list) {
+      out_ << enum_name(v.mode);
       return;
     }
     out_ << YAML::Flow << YAML::BeginSeq;
@@ -240,6 +251,64 @@ class Writer {
     out_ << YAML::EndSeq;
   }
   YAML::Emitter& out_;
+};
+
+// The config reference: every key with its type, default, allowed values and help line, in
+// visit() order, one table per section.
+class Describer {
+ public:
+  struct Table {
+    std::string section;
+    std::vector<std::array<std::string, 4>> rows;  // key, type / allowed values, default, help
+  };
+  std::vector<Table> tables;
+
+  template <class Section>
+  void section(const char* key, Section& section) {
+    const std::string outer = path_;
+    const size_t outer_table = current_;
+    path_ = path_.empty() ? key : path_ + "." + key;
+    tables.push_back({path_, {}});
+    current_ = tables.size() - 1;
+    section.visit(*this);
+    path_ = outer;
+    current_ = outer_table;
+  }
+  template <class T>
+  void operator()(const char* key, const T& field, const char* help = nullptr) {
+    tables[current_].rows.push_back({key, type_of(field), default_of(field), help ? help : ""});
+  }
+
+ private:
+  static std::string code(const std::string& s) { return "`" + s + "`"; }
+  static std::string type_of(bool) { return "bool"; }
+  static std::string type_of(int64_t) { return "integer"; }
+  static std::string type_of(uint64_t) { return "integer >= 0"; }
+  static std::string type_of(double) { return "number"; }
+  static std::string type_of(const std::string&) { return "string"; }
+  static std::string type_of(const std::vector<std::string>&) { return "list of strings"; }
+  static std::string type_of(const credit::LayerSelection&) { return "`default` \\| `all` \\| `auto` \\| list of layers"; }
+  static std::string type_of(const std::vector<RewardComponentConfig>&) { return "list of {name, weight, ...}"; }
+  template <NamedEnum E>
+  static std::string type_of(E) {
+    return "`" + enum_names_joined<E>("` \\| `") + "`";
+  }
+  static std::string default_of(bool v) { return code(v ? "true" : "false"); }
+  static std::string default_of(int64_t v) { return code(std::to_string(v)); }
+  static std::string default_of(uint64_t v) { return code(std::to_string(v)); }
+  static std::string default_of(double v) { return code(nlohmann::json(v).dump()); }
+  static std::string default_of(const std::string& v) { return v.empty() ? "(empty)" : code(v); }
+  static std::string default_of(const std::vector<std::string>& v) { return code(nlohmann::json(v).dump()); }
+  static std::string default_of(const credit::LayerSelection& v) {
+    return code(v.mode == credit::LayerMode::list ? nlohmann::json(v.layers).dump() : enum_name(v.mode));
+  }
+  static std::string default_of(const std::vector<RewardComponentConfig>& v) { return v.empty() ? "(none)" : "…"; }
+  template <NamedEnum E>
+  static std::string default_of(E v) {
+    return code(enum_name(v));
+  }
+  std::string path_;
+  size_t current_ = 0;
 };
 
 void apply_override(YAML::Node& root, const std::string& assignment) {
@@ -281,14 +350,6 @@ void apply_override(YAML::Node& root, const std::string& assignment) {
   chain.back()[parts.back()] = parsed;
 }
 
-void check_one_of(const std::string& key, const std::string& value, std::initializer_list<const char*> allowed) {
-  std::string list;
-  for (const char* a : allowed) {
-    if (value == a) return;
-    list += (list.empty() ? "" : ", ") + std::string(a);
-  }
-  AR_FAIL(key, ": '", value, "' is not allowed (expected one of: ", list, ")");
-}
 
 }  // namespace
 
@@ -389,7 +450,7 @@ TrainConfig config_from_yaml(YAML::Node root, const std::string& source, const s
   reader.set_origins(&origins);
   config.visit(reader);
   reader.finish();
-  // "~/" at the start of model.path is the home directory (scripts/get_model.sh caches models
+  // "~/" at the start of model.path is the home directory (scripts/setup/get_model.sh caches models
   // under ~/.cache/anchor-rl/models); the resolved config records the expanded path.
   const char* home = std::getenv("HOME");
   if (config.model.path.rfind("~/", 0) == 0 && home) config.model.path = std::string(home) + config.model.path.substr(1);
@@ -397,12 +458,13 @@ TrainConfig config_from_yaml(YAML::Node root, const std::string& source, const s
     validate_train_config(config, use);
   } catch (const Error& e) {
     // Range checks run on the filled struct; name the file and the line the key came from.
-    static const std::regex located(R"(^\S+\.cpp:\d+: (([a-z_]+(?:\.[a-z_]+)+)\S*[: ].*)$)");
+    static const std::regex located(R"(^(([a-z_]+(?:\.[a-z_]+)+)\S*[: ].*)$)");
     std::smatch m;
     const std::string what = e.what();
     if (!std::regex_match(what, m, located)) throw;
     const auto it = origins.find(m[2].str());
-    AR_FAIL(source, ": ", m[1].str(), it != origins.end() ? it->second : " (default value)");
+    throw Error(str_cat(source, ": ", m[1].str(), it != origins.end() ? it->second : " (default value)"),
+                e.location());  // where the check that failed is
   }
   return config;
 }
@@ -433,6 +495,27 @@ std::string train_config_to_yaml(const TrainConfig& config) {
   return std::string(out.c_str()) + "\n";
 }
 
+std::string train_config_reference() {
+  TrainConfig defaults;
+  Describer d;
+  defaults.visit(d);
+  std::string out =
+      "# Config reference\n\n"
+      "Every key of a run config (`anchor-rl train` / `anchor-rl sft`), section by section, with its\n"
+      "type or allowed values, its default and what it does. Generated from the config structs\n"
+      "(`trainer/config/train_config.h`, `credit/credit_options.h`) by `anchor-rl config --reference`;\n"
+      "a test fails when this page is out of date. How configs are written (`base:` files, `--set`\n"
+      "overrides, errors): [running.md](running.md). The formulas behind the credit keys:\n"
+      "[design.md](design.md#5-credit-maps-credit).\n";
+  for (const Describer::Table& t : d.tables) {
+    if (t.rows.empty()) continue;
+    out += "\n## " + t.section + "\n\n| key | type | default | what |\n|---|---|---|---|\n";
+    for (const auto& [key, type, value, help] : t.rows)
+      out += "| `" + t.section + "." + key + "` | " + type + " | " + value + " | " + help + " |\n";
+  }
+  return out;
+}
+
 std::string train_config_hash(const TrainConfig& config) {
   TrainConfig copy = config;
   copy.logging = LoggingSection{};  // where a run writes does not change what it computes
@@ -442,95 +525,6 @@ std::string train_config_hash(const TrainConfig& config) {
   char out[17];
   std::snprintf(out, sizeof(out), "%016llx", static_cast<unsigned long long>(h));
   return out;
-}
-
-void validate_train_config(const TrainConfig& c, ConfigUse use) {
-  if (use == ConfigUse::credit) {
-    credit::validate_credit_options(c.credit);
-    return;
-  }
-  AR_CHECK(!c.model.path.empty(), "model.path: required (a Hugging Face model directory)");
-  check_one_of("model.dtype", c.model.dtype, {"auto", "float32", "bfloat16"});
-  AR_CHECK(c.model.threads >= 0, "model.threads: must be >= 0, got ", c.model.threads);
-  AR_CHECK(!c.data.train.empty(), "data.train: required (a JSONL file of prompts)");
-  AR_CHECK(c.data.eval_limit >= 0, "data.eval_limit: must be >= 0");
-  AR_CHECK(c.data.max_prompt_tokens >= 0, "data.max_prompt_tokens: must be >= 0 (0 = the model's positions minus "
-           "rollout.max_new_tokens), got ", c.data.max_prompt_tokens);
-  check_one_of("data.too_long_prompts", c.data.too_long_prompts, {"error", "skip"});
-  AR_CHECK(c.rollout.prompts_per_step >= 1, "rollout.prompts_per_step: must be >= 1, got ", c.rollout.prompts_per_step);
-  AR_CHECK(c.rollout.samples_per_prompt >= 1, "rollout.samples_per_prompt: must be >= 1");
-  AR_CHECK(c.rollout.max_new_tokens >= 1, "rollout.max_new_tokens: must be >= 1");
-  AR_CHECK(c.rollout.temperature > 0, "rollout.temperature: must be > 0 for RL sampling, got ", c.rollout.temperature);
-  AR_CHECK(c.rollout.top_p > 0 && c.rollout.top_p <= 1, "rollout.top_p: must be in (0, 1], got ", c.rollout.top_p);
-  AR_CHECK(c.rollout.top_k >= 0, "rollout.top_k: must be >= 0");
-  if (use == ConfigUse::rl)
-    AR_CHECK(!c.reward.components.empty(), "reward.components: at least one component is required");
-  check_one_of("algo.advantage", c.algo.advantage, {"grpo", "rloo", "reinforce_pp", "reinforce"});
-  if (c.algo.advantage == "grpo" || c.algo.advantage == "rloo")
-    AR_CHECK(c.rollout.samples_per_prompt >= 2, "rollout.samples_per_prompt: ", c.algo.advantage,
-             " needs at least 2 samples per prompt, got ", c.rollout.samples_per_prompt);
-  check_one_of("algo.policy_loss", c.algo.policy_loss, {"ppo_clip"});
-  check_one_of("algo.loss_agg", c.algo.loss_agg, {"token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"});
-  AR_CHECK(c.algo.clip_low > 0 && c.algo.clip_low < 1, "algo.clip_low: must be in (0, 1), got ", c.algo.clip_low);
-  AR_CHECK(c.algo.clip_high > 0, "algo.clip_high: must be > 0, got ", c.algo.clip_high);
-  AR_CHECK(c.algo.dual_clip == 0 || c.algo.dual_clip > 1, "algo.dual_clip: 0 (off) or > 1, got ", c.algo.dual_clip);
-  AR_CHECK(c.algo.kl_coef >= 0, "algo.kl_coef: must be >= 0");
-  check_one_of("algo.kl_estimator", c.algo.kl_estimator, {"k1", "k2", "k3"});
-  check_one_of("algo.kl_in", c.algo.kl_in, {"loss", "reward"});
-  AR_CHECK(c.algo.ppo_epochs >= 1, "algo.ppo_epochs: must be >= 1");
-  AR_CHECK(c.algo.mini_batches >= 1, "algo.mini_batches: must be >= 1");
-  AR_CHECK(c.algo.micro_batch_size >= 1, "algo.micro_batch_size: must be >= 1");
-  AR_CHECK(c.algo.max_sampling_rounds >= 1, "algo.max_sampling_rounds: must be >= 1");
-  const int64_t sequences = c.rollout.prompts_per_step * c.rollout.samples_per_prompt;
-  AR_CHECK(sequences % c.algo.mini_batches == 0, "algo.mini_batches: ", c.algo.mini_batches,
-           " must divide the sequences per step (rollout.prompts_per_step x rollout.samples_per_prompt = ",
-           sequences, ")");
-  credit::validate_credit_options(c.credit);
-  AR_CHECK(c.optim.lr > 0, "optim.lr: must be > 0, got ", c.optim.lr);
-  AR_CHECK(c.optim.beta1 >= 0 && c.optim.beta1 < 1 && c.optim.beta2 >= 0 && c.optim.beta2 < 1,
-           "optim.beta1 / optim.beta2: must be in [0, 1)");
-  AR_CHECK(c.optim.eps > 0, "optim.eps: must be > 0");
-  AR_CHECK(c.optim.weight_decay >= 0, "optim.weight_decay: must be >= 0");
-  AR_CHECK(c.optim.grad_clip >= 0, "optim.grad_clip: must be >= 0 (0 = off)");
-  AR_CHECK(c.optim.warmup_steps >= 0, "optim.warmup_steps: must be >= 0");
-  check_one_of("optim.schedule", c.optim.schedule, {"constant", "cosine"});
-  AR_CHECK(c.optim.min_lr_ratio >= 0 && c.optim.min_lr_ratio <= 1, "optim.min_lr_ratio: must be in [0, 1]");
-  AR_CHECK(c.train.steps >= 1, "train.steps: must be >= 1");
-  AR_CHECK(c.train.eval_every >= 0, "train.eval_every: must be >= 0");
-  AR_CHECK(c.train.eval_samples >= 1, "train.eval_samples: must be >= 1");
-  AR_CHECK(c.train.eval_temperature >= 0, "train.eval_temperature: must be >= 0 (0 = greedy)");
-  AR_CHECK(c.train.max_consecutive_skips >= 1, "train.max_consecutive_skips: must be >= 1, got ",
-           c.train.max_consecutive_skips);
-  AR_CHECK(c.checkpoint.every >= 0, "checkpoint.every: must be >= 0");
-  AR_CHECK(c.checkpoint.keep_last >= 1, "checkpoint.keep_last: must be >= 1");
-  AR_CHECK(!c.logging.run_dir.empty(), "logging.run_dir: required");
-  AR_CHECK(c.distributed.timeout_seconds > 0, "distributed.timeout_seconds: must be positive, got ",
-           c.distributed.timeout_seconds);
-  check_one_of("rollout.control", c.rollout.control, {"none", "good", "bad"});
-  check_one_of("sft.mode", c.sft.mode, {"plain", "conditional", "context_indicator"});
-  AR_CHECK(c.sft.batch_size >= 1, "sft.batch_size: must be >= 1");
-  AR_CHECK(!c.sft.response_key.empty(), "sft.response_key: required");
-  AR_CHECK(!c.sft.text_key.empty(), "sft.text_key: required");
-  const ConditionalSection& cond = c.sft.conditional;
-  AR_CHECK(!cond.scorer.empty(), "sft.conditional.scorer: required (a reward component name, or field)");
-  if (cond.scorer != "field")
-    AR_CHECK(rewards::reward_components().contains(cond.scorer), "sft.conditional.scorer: '", cond.scorer,
-             "' is not a reward component (expected field or one of: ", rewards::reward_components().joined_names(),
-             ")");
-  AR_CHECK(cond.scorer != "field" || !cond.score_key.empty(), "sft.conditional.score_key: required with scorer field");
-  AR_CHECK(cond.threshold_percentile == -1 || (cond.threshold_percentile >= 0 && cond.threshold_percentile <= 100),
-           "sft.conditional.threshold_percentile: must be in [0, 100], or -1 to use sft.conditional.threshold, got ",
-           cond.threshold_percentile);
-  AR_CHECK(cond.unconditioned_fraction >= 0 && cond.unconditioned_fraction <= 1,
-           "sft.conditional.unconditioned_fraction: must be in [0, 1], got ", cond.unconditioned_fraction);
-  AR_CHECK(cond.min_sentence_chars >= 0, "sft.conditional.min_sentence_chars: must be >= 0");
-  AR_CHECK(cond.embedding_noise_std >= 0, "sft.conditional.embedding_noise_std: must be >= 0");
-  const ContextIndicatorSection& ind = c.sft.context_indicator;
-  AR_CHECK(ind.layer >= -1, "sft.context_indicator.layer: must be a layer index, or -1 for the middle layer, got ",
-           ind.layer);
-  AR_CHECK(ind.beta >= 0 && ind.beta <= 1, "sft.context_indicator.beta: must be in [0, 1] (an attention mass), got ",
-           ind.beta);
-  AR_CHECK(ind.embedding_noise_std >= 0, "sft.context_indicator.embedding_noise_std: must be >= 0");
 }
 
 }  // namespace anchor

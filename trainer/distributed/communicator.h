@@ -1,4 +1,4 @@
-// The data-parallel world of one `anchor-rl train` process (DESIGN 7), llm.c's layout: MPI
+// The data-parallel world of one `anchor-rl train` process (docs/design.md §7), llm.c's layout: MPI
 // launches and bootstraps (rank, size, local rank, the NCCL unique id) and reduces CPU tensors;
 // NCCL reduces CUDA tensors. Started by mpirun / srun --mpi=pmix (OpenMPI's environment); a
 // process started without a launcher is one rank and never touches MPI, exactly as before.

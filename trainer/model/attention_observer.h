@@ -2,7 +2,7 @@
 // chunk of query rows by chunk, while the forward pass runs. The model never keeps them:
 // each chunk tensor is released as soon as on_chunk returns, so an observer that reduces
 // into O(N) accumulators keeps peak memory at O(heads x chunk x N) for one layer
-// (DESIGN 5.4). The same probabilities produce the layer's output, so observing is exact.
+// (docs/design.md §5.4). The same probabilities produce the layer's output, so observing is exact.
 #pragma once
 
 #include <ATen/core/Tensor.h>

@@ -93,22 +93,23 @@ const std::string& BpeModel::id_to_token(int64_t id) const {
 }
 
 void BpeModel::merge_word(const std::vector<std::string>& chars, std::vector<int64_t>& ids,
-                          std::vector<size_t>& char_counts) const {
+                          std::vector<CharRange>& char_ranges) const {
   struct Symbol {
     int64_t id;
     int64_t prev, next;
     size_t chars;
+    size_t first;  // index of the symbol's first character in the word
   };
   std::vector<Symbol> symbols;
   symbols.reserve(chars.size());
-  for (const std::string& c : chars) {
-    int64_t id = token_to_id(c);
+  for (size_t k = 0; k < chars.size(); ++k) {
+    int64_t id = token_to_id(chars[k]);
     if (id < 0) {
       if (unk_id_ < 0) continue;  // as the tokenizers library: an unknown character without unk is dropped
       id = unk_id_;
     }
     const int64_t index = static_cast<int64_t>(symbols.size());
-    symbols.push_back(Symbol{id, index - 1, index + 1, 1});
+    symbols.push_back(Symbol{id, index - 1, index + 1, 1, k});
   }
   if (!symbols.empty()) symbols.back().next = -1;
 
@@ -135,7 +136,7 @@ void BpeModel::merge_word(const std::vector<std::string>& chars, std::vector<int
     const auto it = merges_.find(pair_key(left.id, right.id));
     if (it == merges_.end() || it->second.merged != top.merged) continue;  // a stale candidate
     left.id = top.merged;
-    left.chars += right.chars;
+    left.chars = right.first + right.chars - left.first;  // spans a dropped character between them
     right.chars = 0;
     left.next = right.next;
     if (left.next >= 0) symbols[static_cast<size_t>(left.next)].prev = top.pos;
@@ -145,11 +146,11 @@ void BpeModel::merge_word(const std::vector<std::string>& chars, std::vector<int
   for (const Symbol& s : symbols) {
     if (s.chars == 0) continue;
     ids.push_back(s.id);
-    char_counts.push_back(s.chars);
+    char_ranges.emplace_back(s.first, s.first + s.chars);
   }
 }
 
-void BpeModel::tokenize(const std::string& word, std::vector<int64_t>& ids, std::vector<size_t>& char_counts) const {
+void BpeModel::tokenize(const std::string& word, std::vector<int64_t>& ids, std::vector<CharRange>& char_ranges) const {
   if (word.empty()) return;
   // Characters of the word (UTF-8).
   std::vector<std::string> chars;
@@ -163,7 +164,7 @@ void BpeModel::tokenize(const std::string& word, std::vector<int64_t>& ids, std:
     const int64_t id = token_to_id(word);
     if (id >= 0) {
       ids.push_back(id);
-      char_counts.push_back(chars.size());
+      char_ranges.emplace_back(0, chars.size());
       return;
     }
   }
@@ -174,14 +175,14 @@ void BpeModel::tokenize(const std::string& word, std::vector<int64_t>& ids, std:
     const auto it = cache_.find(word);
     if (it != cache_.end()) {
       ids.insert(ids.end(), it->second.ids.begin(), it->second.ids.end());
-      char_counts.insert(char_counts.end(), it->second.char_counts.begin(), it->second.char_counts.end());
+      char_ranges.insert(char_ranges.end(), it->second.char_ranges.begin(), it->second.char_ranges.end());
       return;
     }
   }
   Cached result;
-  merge_word(chars, result.ids, result.char_counts);
+  merge_word(chars, result.ids, result.char_ranges);
   ids.insert(ids.end(), result.ids.begin(), result.ids.end());
-  char_counts.insert(char_counts.end(), result.char_counts.begin(), result.char_counts.end());
+  char_ranges.insert(char_ranges.end(), result.char_ranges.begin(), result.char_ranges.end());
   if (cacheable) {
     std::lock_guard<std::mutex> lock(cache_mutex_);
     if (cache_.size() >= kCacheEntries) cache_.clear();

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace anchor {
@@ -21,8 +22,11 @@ class BpeModel {
   BpeModel(const nlohmann::json& spec, const std::string& source);
 
   // Token ids of one word written in the model's alphabet (byte-level characters), and the
-  // number of alphabet characters each token covers.
-  void tokenize(const std::string& word, std::vector<int64_t>& ids, std::vector<size_t>& char_counts) const;
+  // range [first, second) of alphabet characters each token covers. Characters the vocabulary
+  // has no token for are dropped without an unk token (as in `tokenizers`), so the ranges of
+  // consecutive tokens need not touch.
+  using CharRange = std::pair<size_t, size_t>;
+  void tokenize(const std::string& word, std::vector<int64_t>& ids, std::vector<CharRange>& char_ranges) const;
 
   int64_t vocab_size() const { return static_cast<int64_t>(id_to_token_.size()); }
   int64_t token_to_id(const std::string& token) const;  // -1 if absent
@@ -36,7 +40,7 @@ class BpeModel {
   };
   static uint64_t pair_key(int64_t a, int64_t b) { return (static_cast<uint64_t>(a) << 32) | static_cast<uint64_t>(b); }
   void merge_word(const std::vector<std::string>& symbols, std::vector<int64_t>& ids,
-                  std::vector<size_t>& char_counts) const;
+                  std::vector<CharRange>& char_ranges) const;
 
   std::unordered_map<std::string, int64_t> vocab_;
   std::vector<std::string> id_to_token_;
@@ -48,7 +52,7 @@ class BpeModel {
   // Word -> tokens cache (words repeat a lot); bounded, cleared when full.
   struct Cached {
     std::vector<int64_t> ids;
-    std::vector<size_t> char_counts;
+    std::vector<CharRange> char_ranges;
   };
   mutable std::mutex cache_mutex_;
   mutable std::unordered_map<std::string, Cached> cache_;

@@ -244,17 +244,15 @@ void HfTokenizer::encode_plain(const unicode::AlignedText& text, Encoding& out) 
   };
   auto encode_words = [&](const unicode::AlignedText& part) {
     std::vector<int64_t> ids;
-    std::vector<size_t> counts;
+    std::vector<BpeModel::CharRange> ranges;
     for (const unicode::AlignedText& piece : pre_tokenizer_->apply(Pieces{part})) {
       ids.clear();
-      counts.clear();
-      model_->tokenize(byte_level::encode(piece.text), ids, counts);
-      size_t byte = 0;  // byte-level: one alphabet character per byte of the piece
-      for (size_t t = 0; t < ids.size(); ++t) {
-        const size_t first = byte, last = byte + counts[t] - 1;
-        emit(ids[t], piece.origin[first].first, piece.origin[last].second);
-        byte += counts[t];
-      }
+      ranges.clear();
+      model_->tokenize(byte_level::encode(piece.text), ids, ranges);
+      // Byte-level: alphabet character k is byte k of the piece. A byte the vocabulary lacks
+      // was dropped; the ranges skip it, so later tokens keep their own bytes.
+      for (size_t t = 0; t < ids.size(); ++t)
+        emit(ids[t], piece.origin[ranges[t].first].first, piece.origin[ranges[t].second - 1].second);
     }
   };
   size_t pos = 0;

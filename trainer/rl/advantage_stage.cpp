@@ -17,7 +17,7 @@ StepAdvantages compute_advantages(const ScoredRollouts& rollouts, const OldPolic
   if (old.ref_logprobs.defined()) {
     const KlEstimator& kl = kl_estimators().get(cfg.algo.kl_estimator);
     out.kl_tokens = kl(old.logprobs, old.ref_logprobs).masked_fill(valid.logical_not(), 0.0);
-    if (cfg.algo.kl_in == "reward") shaped_rewards = rollouts.rewards - cfg.algo.kl_coef * out.kl_tokens.sum(1);
+    if (cfg.algo.kl_in == KlPlacement::reward) shaped_rewards = rollouts.rewards - cfg.algo.kl_coef * out.kl_tokens.sum(1);
   }
   const AdvantageEstimator& estimator = advantage_estimators().get(cfg.algo.advantage);
   out.sequence = estimator(shaped_rewards, AdvantageOptions{cfg.rollout.samples_per_prompt, cfg.algo.normalize_std, 1e-6});

@@ -1,6 +1,6 @@
 // Stage 4 of the RL step: group-normalised sequence advantages (after an optional KL penalty
 // in the reward), broadcast to tokens, each token's share scaled by the credit map's γ_t
-// (DESIGN 4-5). Whole groups are on one rank, so nothing here crosses ranks.
+// (docs/design.md §4-5). Whole groups are on one rank, so nothing here crosses ranks.
 #pragma once
 
 #include <ATen/core/Tensor.h>

@@ -14,7 +14,7 @@
 
 namespace anchor {
 
-// [N, width] int64 sentence index of every response token (-1 at padding), DESIGN 5.6 rules.
+// [N, width] int64 sentence index of every response token (-1 at padding), docs/design.md §5.6 rules.
 at::Tensor response_sentence_ids(const Tokenizer& tokenizer, const std::vector<const std::vector<int64_t>*>& responses,
                                  int64_t width, int64_t min_sentence_chars);
 

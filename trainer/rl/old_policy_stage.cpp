@@ -39,17 +39,18 @@ OldPolicyOutputs score_with_old_policy(const Pretrained& policy, const LlamaMode
   // (attention statistics and entropies must exist before the loss is formed, and with
   // batch-wide head ranking / running receiver heads they pool every micro-batch of the step)
   // or a KL penalty in the reward needs the old log-probs first.
-  const bool needs_pass = !on_policy || attention_credit || cfg.credit.strategy == "entropy" ||
-                          (cfg.algo.kl_coef > 0 && cfg.algo.kl_in == "reward");
+  const bool needs_pass = !on_policy || attention_credit || cfg.credit.strategy == credit::CreditStrategy::entropy ||
+                          (cfg.algo.kl_coef > 0 && cfg.algo.kl_in == KlPlacement::reward);
   credit::CreditOptions step_credit = cfg.credit;
-  if (cfg.credit.layers.mode == "auto" && !state.auto_layers.empty()) step_credit.layers = {"list", state.auto_layers};
+  if (cfg.credit.layers.mode == credit::LayerMode::automatic && !state.auto_layers.empty())
+    step_credit.layers = {credit::LayerMode::list, state.auto_layers};
   const int64_t micro = cfg.algo.micro_batch_size;
   PolicyPass old = needs_pass ? policy_pass(policy.model, batch, cfg.rollout.temperature, micro,
-                                            cfg.credit.strategy == "entropy",
+                                            cfg.credit.strategy == credit::CreditStrategy::entropy,
                                             attention_credit ? &step_credit : nullptr, sentence_ids)
                               : PolicyPass{};
-  if (old.attention && cfg.credit.layers.mode == "auto" && state.auto_layers.empty()) {
-    // credit.layers auto (DESIGN 5.7): every layer observed on the first credit step, the
+  if (old.attention && cfg.credit.layers.mode == credit::LayerMode::automatic && state.auto_layers.empty()) {
+    // credit.layers auto (docs/design.md §5.7): every layer observed on the first credit step, the
     // choice kept for the run.
     const auto profiles = credit::layer_profiles(*old.attention, cfg.credit, batch_sum);
     state.auto_layers =

@@ -1,7 +1,7 @@
 // Stage 3 of the RL step: the policy before the update (and the frozen reference) read the
 // sampled responses — per-token old log-probs, entropies when a credit strategy needs them,
 // and, fused into the same no-grad forward, the attention statistics the credit map is built
-// from (DESIGN 2: one pass; DESIGN 5: the map).
+// from (docs/design.md §2: one pass; docs/design.md §5: the map).
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -13,7 +13,7 @@
 #include "credit/credit_map.h"
 #include "trainer/config/train_config.h"
 #include "trainer/model/pretrained.h"
-#include "trainer/rl/step_batch.h"
+#include "trainer/rollout/step_batch.h"
 
 namespace anchor {
 

@@ -4,7 +4,7 @@
 
 #include <vector>
 
-#include "trainer/rl/policy_forward.h"
+#include "trainer/model/response_statistics.h"
 
 namespace anchor {
 

@@ -1,7 +1,7 @@
 // The RL step's no-grad pass over the whole step batch, in micro-batches: per-token
 // log-probabilities (old or reference), optionally entropies, and — fused into the same
 // forward when a credit strategy reads attention — the streamed attention statistics the
-// credit map is built from (DESIGN 2: "one pass").
+// credit map is built from (docs/design.md §2: "one pass").
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -11,7 +11,7 @@
 #include "credit/attention_statistics.h"
 #include "credit/credit_options.h"
 #include "trainer/model/llama_model.h"
-#include "trainer/rl/step_batch.h"
+#include "trainer/rollout/step_batch.h"
 
 namespace anchor {
 

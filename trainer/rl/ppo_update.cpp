@@ -5,7 +5,7 @@
 #include <chrono>
 
 #include "trainer/common/error.h"
-#include "trainer/rl/policy_forward.h"
+#include "trainer/model/response_statistics.h"
 
 namespace anchor {
 

@@ -14,7 +14,7 @@
 #include "trainer/algo/loss_aggregation.h"
 #include "trainer/algo/policy_loss.h"
 #include "trainer/model/llama_model.h"
-#include "trainer/rl/step_batch.h"
+#include "trainer/rollout/step_batch.h"
 
 namespace anchor {
 

@@ -1,22 +1,13 @@
-// `anchor-rl train`: the RL fine-tuning loop (DESIGN 2). One step reads top to bottom:
-//   rollout -> score -> old / reference logprobs -> advantages -> PPO update -> metrics,
-// with checkpoints every N steps for exact resume.
+// `anchor-rl train`: the RL fine-tuning loop (docs/design.md, "One RL step"). The run's life
+// (config, run directory, checkpoints, resume, signals, non-finite skips, evaluation, the
+// progress line) is trainer/run/training_run.h; this trainer owns only its step, which reads
+// top to bottom: rollout -> score -> old / reference log-probs and the credit map ->
+// advantages -> PPO update -> metrics.
 #pragma once
 
-#include <cstdint>
-#include <string>
-#include <vector>
+#include "trainer/run/run_options.h"
 
 namespace anchor {
-
-struct TrainRunOptions {
-  std::string config_path;
-  std::vector<std::string> overrides;  // --set section.key=value
-  std::string resume;                  // "" | latest | checkpoint dir: full state
-  std::string init_from;               // "" | model dir: weights only, fresh optimizer and step 0
-  std::string run_dir;                 // overrides logging.run_dir
-  int64_t stop_after_step = 0;         // stop as if killed after this step (tests of resume)
-};
 
 // Returns the process exit code.
 int run_rl_training(const TrainRunOptions& options);

@@ -7,7 +7,7 @@
 #include "trainer/common/error.h"
 #include "trainer/rl/step_seed.h"
 #include "trainer/rollout/sampler.h"
-#include "trainer/sft/generation_control.h"
+#include "trainer/rollout/generation_control.h"
 
 namespace anchor {
 namespace {
@@ -69,7 +69,7 @@ ScoredRollouts collect_scored_rollouts(const RolloutContext& ctx, data::DataCurs
   const int64_t C = static_cast<int64_t>(ctx.reward.names().size());
   const int64_t pad_id = tokenizer.padding_id();
   const auto long_cpu = torch::TensorOptions().dtype(torch::kLong);
-  const sft::GenerationControl control = sft::generation_control(
+  const GenerationControl control = generation_control(
       cfg.rollout.control, cfg.rollout.indicator, tokenizer, "rollout.control", "rollout.indicator");
   ScoredRollouts out;
   FlatRows kept;  // global, in round order then rank order (= the order of one process)
@@ -86,8 +86,8 @@ ScoredRollouts collect_scored_rollouts(const RolloutContext& ctx, data::DataCurs
       SamplingParams params;
       for (int64_t p = first; p < last; ++p) {
         const size_t e = examples[static_cast<size_t>(p)];
-        sft::ControlledPrompt prompt =
-            sft::controlled_prompt(tokenizer, ctx.prompt_template, ctx.prompts[e].conversation(), control);
+        ControlledPrompt prompt =
+            controlled_prompt(tokenizer, ctx.prompt_template, ctx.prompts[e].conversation(), control);
         prompt_texts.push_back(std::move(prompt.text));
         for (int64_t g = 0; g < G; ++g) {
           prompts.push_back(prompt.ids);
@@ -99,7 +99,7 @@ ScoredRollouts collect_scored_rollouts(const RolloutContext& ctx, data::DataCurs
       params.top_p = cfg.rollout.top_p;
       params.top_k = cfg.rollout.top_k;
       params.stop_strings = cfg.rollout.stop;
-      sft::set_control_sampling(tokenizer, control, params);
+      set_control_sampling(tokenizer, control, params);
       params.seed = derive_seed(cfg.train.seed, step, static_cast<uint64_t>(round));
       auto t0 = Clock::now();
       const RolloutBatch rollout = generate(ctx.policy.model, tokenizer, prompts, params);

@@ -1,4 +1,4 @@
-// Stages 1-2 of the RL step (DESIGN 2): sample G responses for each prompt and score them.
+// Stages 1-2 of the RL step (docs/design.md §2): sample G responses for each prompt and score them.
 // With dynamic sampling, groups whose rewards are all equal carry no signal and are replaced
 // by fresh prompts, round after round, until the step has rollout.prompts_per_step groups or
 // algo.max_sampling_rounds is reached.
@@ -20,7 +20,7 @@
 #include "trainer/config/train_config.h"
 #include "trainer/distributed/communicator.h"
 #include "trainer/model/pretrained.h"
-#include "trainer/rl/step_batch.h"
+#include "trainer/rollout/step_batch.h"
 
 namespace anchor {
 

@@ -1,4 +1,4 @@
-// Context-dependency score of a (user turn, response) pair (DESIGN 6, Wang et al.): the mean
+// Context-dependency score of a (user turn, response) pair (docs/design.md §6, Wang et al.): the mean
 // over response tokens of the max over heads (one layer) of the attention mass the response
 // token puts on the user message's tokens (role markers, BOS / EOS and template text are not
 // user tokens). Measured by a seed model through the attention observer, one chunk of query

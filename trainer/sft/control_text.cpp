@@ -15,24 +15,6 @@ bool is_space(char c) { return std::isspace(static_cast<unsigned char>(c)) != 0;
 
 }  // namespace
 
-const char* control_name(Control c) {
-  switch (c) {
-    case Control::good: return "good";
-    case Control::bad: return "bad";
-    case Control::none: return "none";
-  }
-  return "none";
-}
-
-const char* control_token_text(Control c) {
-  switch (c) {
-    case Control::good: return kGoodToken;
-    case Control::bad: return kBadToken;
-    case Control::none: return "";
-  }
-  return "";
-}
-
 std::vector<std::pair<size_t, size_t>> target_sentences(const std::string& text, int64_t min_chars) {
   return credit::segment_sentences(text, min_chars);
 }
@@ -73,15 +55,6 @@ std::string with_control_tokens(const std::string& text, const std::vector<Label
     copied = at;
   }
   out.append(text, copied, std::string::npos);
-  return out;
-}
-
-std::string with_indicator(const std::string& user_message) {
-  std::string out = user_message;
-  while (!out.empty() && is_space(out.back())) out.pop_back();
-  if (!out.empty() && std::isalnum(static_cast<unsigned char>(out.back()))) out += '.';
-  out += ' ';
-  out += kIndicatorToken;
   return out;
 }
 

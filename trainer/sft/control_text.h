@@ -1,9 +1,10 @@
-// Text transformations of the two SFT modes (DESIGN 6), torch-free:
+// Text transformations of the two SFT modes (docs/design.md §6), torch-free:
 //   conditional        <|good|> / <|bad|> before each sentence of the target text, from its
 //                      score and a threshold, a seeded fraction of sentences left without one
 //                      (Korbak et al. 2023, "Pretraining Language Models with Human Preferences")
 //   context_indicator  " [IND]" appended to a context-dependent user message (Wang et al., "On
-//                      the Loss of Context-awareness in General Instruction Fine-tuning")
+//                      the Loss of Context-awareness in General Instruction Fine-tuning"):
+//                      with_indicator() in trainer/rollout/control_tokens.h, which generation shares
 #pragma once
 
 #include <cstdint>
@@ -11,15 +12,9 @@
 #include <utility>
 #include <vector>
 
+#include "trainer/rollout/control_tokens.h"
+
 namespace anchor::sft {
-
-inline constexpr const char* kGoodToken = "<|good|>";
-inline constexpr const char* kBadToken = "<|bad|>";
-inline constexpr const char* kIndicatorToken = "[IND]";
-
-enum class Control { none, good, bad };
-const char* control_name(Control c);          // none | good | bad
-const char* control_token_text(Control c);    // <|good|> | <|bad|> | ""
 
 struct LabeledSentence {
   size_t begin = 0, end = 0;  // byte range in the text (credit's segmentation: a partition)
@@ -47,9 +42,5 @@ Control control_for_score(double score, double threshold);
 // sees " word" and tokenises the sentence as before), at byte 0 for the first sentence.
 // Example: "A. B." with good, bad -> "<|good|>A.<|bad|> B.".
 std::string with_control_tokens(const std::string& text, const std::vector<LabeledSentence>& sentences);
-
-// Appends " [IND]" to a user message, after a "." when it ends in a letter or digit (trailing
-// whitespace is dropped first): "Who wrote it" -> "Who wrote it. [IND]", "Why?" -> "Why? [IND]".
-std::string with_indicator(const std::string& user_message);
 
 }  // namespace anchor::sft

@@ -189,16 +189,16 @@ PreparedSft prepare_sft_data(const TrainConfig& cfg, data::SftDataset records, P
   PreparedSft p;
   p.records = std::move(records);
   p.annotations.assign(p.records.size(), json::object());
-  p.summary = {{"mode", cfg.sft.mode}, {"records", p.records.size()}};
+  p.summary = {{"mode", enum_name(cfg.sft.mode)}, {"records", p.records.size()}};
   SftTokenization tok;
   tok.loss_on_prompt = cfg.sft.loss_on_prompt;
   tok.max_tokens = policy.model.config().max_position_embeddings;
-  if (cfg.sft.mode == "conditional") {
+  if (cfg.sft.mode == SftMode::conditional) {
     apply_conditional(cfg, p);
     const auto ids = add_special_tokens(policy, {kGoodToken, kBadToken}, cfg.sft.conditional.embedding_noise_std,
                                         cfg.train.seed);
     if (cfg.sft.conditional.mask_control_tokens) tok.masked_ids = ids;
-  } else if (cfg.sft.mode == "context_indicator") {
+  } else if (cfg.sft.mode == SftMode::context_indicator) {
     apply_context_indicator(cfg, p, policy, chat);
     add_special_tokens(policy, {kIndicatorToken}, cfg.sft.context_indicator.embedding_noise_std, cfg.train.seed);
   }

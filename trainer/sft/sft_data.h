@@ -1,4 +1,4 @@
-// What `anchor-rl sft` trains on, per sft.mode (DESIGN 6), and what `anchor-rl sft-prepare`
+// What `anchor-rl sft` trains on, per sft.mode (docs/design.md §6), and what `anchor-rl sft-prepare`
 // writes for inspection:
 //   plain              the rows as they are
 //   conditional        every target sentence scored (sft.conditional.scorer), labelled good /

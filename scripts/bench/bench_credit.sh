@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Credit-map benchmark (prints numbers; nothing is asserted):
+#  1. overhead on the demo: `anchor-rl train` of configs/ablations/none.yaml vs coupled.yaml
+#     for STEPS steps each (same seed: identical first rollouts), mean s/step over the steps
+#     after warm-up, and the credit time as % of step time (metric perf.credit_percent_of_step);
+#  2. streaming vs naive at N = 1k, 4k, 16k tokens on a random 8-layer, 8-head model
+#     (anchor-bench-credit, one process per mode): wall time and peak extra memory; naive is
+#     skipped, with the reason, where its full attention maps would not fit in memory.
+#   scripts/bench/bench_credit.sh [--steps 12] [--tokens "1024 4096 16384"] [--threads 0]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+steps=12; tokens="1024 4096 16384"; threads=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --steps) steps="$2"; shift 2;;
+    --tokens) tokens="$2"; shift 2;;
+    --threads) threads="$2"; shift 2;;
+    *) echo "bench_credit.sh: unknown option $1" >&2; exit 2;;
+  esac
+done
+[ -x build/anchor-bench-credit ] || scripts/setup.sh
+VENV="${ANCHOR_VENV:-$HOME/.cache/anchor-rl/venv}"
+out="runs/bench-credit"; rm -rf "$out"; mkdir -p "$out"
+
+echo "== demo step time: none vs coupled ($steps steps each)"
+for s in none coupled thought_anchor; do
+  build/anchor-rl train "configs/ablations/$s.yaml" --run-dir "$out/demo-$s" --set train.steps="$steps" \
+    --set data.eval= --set model.threads="$threads" --set logging.progress=false --set checkpoint.every=0 > /dev/null 2>&1
+done
+
+echo "== streaming vs naive"
+avail_mb=$(awk '/MemAvailable/ {print int($2 / 1024)}' /proc/meminfo)
+for n in $tokens; do
+  for mode in none streaming naive; do
+    if [ "$mode" = naive ]; then
+      # Observed maps [J, N, N] float held at once, plus the stacked copy and one product.
+      need_mb=$(( 32 * n / 1024 * n / 1024 * 4 * 3 ))
+      if [ "$need_mb" -gt "$avail_mb" ]; then
+        echo "{\"mode\": \"naive\", \"tokens\": $n, \"skipped\": \"needs ~${need_mb} MB for the full maps, ${avail_mb} MB available\"}" >> "$out/grid.jsonl"
+        continue
+      fi
+    fi
+    build/anchor-bench-credit --mode "$mode" --tokens "$n" --threads "$threads" >> "$out/grid.jsonl"
+  done
+done
+
+"$VENV/bin/python" - "$out" <<'PY'
+import json, os, statistics, sys
+out = sys.argv[1]
+print("\n| credit strategy | s/step (mean after step 2) | forward s | credit s | credit % of step | vs none |")
+print("|---|---|---|---|---|---|")
+base = None
+for s in ("none", "coupled", "thought_anchor"):
+    rows = [json.loads(l) for l in open(os.path.join(out, f"demo-{s}", "metrics.jsonl")) if '"perf"' in l][2:]
+    step = statistics.mean(r["perf"]["step_seconds"] for r in rows)
+    fwd = statistics.mean(r["perf"]["forward_seconds"] for r in rows)
+    cs = statistics.mean(r["perf"]["credit_seconds"] for r in rows)
+    pct = statistics.mean(r["perf"]["credit_percent_of_step"] for r in rows)
+    base = base or step
+    print(f"| {s} | {step:.3f} | {fwd:.3f} | {cs:.4f} | {pct:.2f}% | {100 * (step / base - 1):+.1f}% |")
+grid = [json.loads(l) for l in open(os.path.join(out, "grid.jsonl"))]
+print("\n| tokens N | mode | wall s | reduce s | extra peak memory MB | vs no credit |")
+print("|---|---|---|---|---|---|")
+none = {g["tokens"]: g for g in grid if g["mode"] == "none"}
+for g in grid:
+    if "skipped" in g:
+        print(f"| {g['tokens']} | naive | - | - | - | cannot run: {g['skipped']} |")
+        continue
+    ref = none[g["tokens"]]
+    print(f"| {g['tokens']} | {g['mode']} | {g['seconds']:.2f} | {g['reduce_seconds']:.2f} | {g['extra_peak_mb']:.0f} | "
+          f"time x{g['seconds'] / ref['seconds']:.2f}, memory +{g['extra_peak_mb'] - ref['extra_peak_mb']:.0f} MB |")
+g0 = next(g for g in grid if "observed_layers" in g)
+print(f"\nmodel: {g0['layers']} layers x {g0['heads']} heads, observed layers {g0['observed_layers']}, "
+      f"{g0['threads']} threads; streaming chunk 128 query rows")
+PY

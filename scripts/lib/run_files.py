@@ -1,0 +1,42 @@
+"""Reading what `anchor-rl train` / `anchor-rl sft` write into a run directory, shared by the
+scripts and the end-to-end tests (import it after putting scripts/lib on sys.path).
+
+  metrics(run_dir, timings=False)   the metrics.jsonl lines as dicts; without the wall-clock
+                                    "perf" object unless timings=True (it differs between runs)
+  checkpoint_dir(run_dir, step)     RUN_DIR/checkpoints/step-XXXXXXXX
+  checkpoint_bytes(run_dir, step)   the bytes of the files that make a resume exact: model
+                                    weights, optimizer moments and trainer state
+"""
+import json
+import os
+
+STATE_FILES = ("model.safetensors", "trainer_state.safetensors", "trainer_state.json")
+
+
+def metrics(run_dir, timings=False):
+    path = os.path.join(run_dir, "metrics.jsonl")
+    if not os.path.exists(path):
+        return []
+    lines = []
+    with open(path) as f:
+        for line in f:
+            if not line.strip():
+                continue
+            d = json.loads(line)
+            if not timings:
+                d.pop("perf", None)
+            lines.append(d)
+    return lines
+
+
+def checkpoint_dir(run_dir, step):
+    return os.path.join(run_dir, "checkpoints", f"step-{step:08d}")
+
+
+def checkpoint_bytes(run_dir, step, names=STATE_FILES):
+    d = checkpoint_dir(run_dir, step)
+    out = {}
+    for name in names:
+        with open(os.path.join(d, name), "rb") as f:
+            out[name] = f.read()
+    return out

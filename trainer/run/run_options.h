@@ -1,0 +1,19 @@
+// What a user asks of a training command (`anchor-rl train` and `anchor-rl sft` share them).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace anchor {
+
+struct TrainRunOptions {
+  std::string config_path;
+  std::vector<std::string> overrides;  // --set section.key=value
+  std::string resume;                  // "" | latest | checkpoint dir: full state
+  std::string init_from;               // "" | model dir: weights only, fresh optimizer and step 0
+  std::string run_dir;                 // overrides logging.run_dir
+  int64_t stop_after_step = 0;         // stop as if killed after this step (tests of resume)
+};
+
+}  // namespace anchor

@@ -1,0 +1,48 @@
+#include "trainer/run/run_setup.h"
+
+#include "trainer/common/error.h"
+#include "trainer/common/log.h"
+
+namespace anchor {
+
+RunStart start_run(const TrainRunOptions& opt, ConfigUse use, const std::string& command, bool writes) {
+  RunStart s;
+  s.config = load_train_config(opt.config_path, opt.overrides, use);
+  if (!opt.run_dir.empty()) s.config.logging.run_dir = opt.run_dir;
+  const std::string& run_dir = s.config.logging.run_dir;
+  AR_CHECK(opt.resume.empty() || opt.init_from.empty(), "--resume and --init-from exclude each other");
+  s.config_hash = train_config_hash(s.config);
+  s.weights_from = opt.init_from.empty() ? s.config.model.path : opt.init_from;
+  if (!opt.resume.empty()) {
+    s.checkpoint_dir = resolve_checkpoint(run_dir, opt.resume);
+    s.state = load_trainer_state(s.checkpoint_dir);
+    // Resume rules: any world size (the trainer state is global: data position, seeds,
+    // optimizer); a different config is allowed (an ablation branching from the checkpoint)
+    // and logged.
+    if (s.state.config_hash != s.config_hash)
+      log::warn("resuming with a config that differs from the checkpoint's (ablation branch); see config.yaml");
+    s.weights_from = s.checkpoint_dir;
+  }
+  const std::string resolved_yaml = train_config_to_yaml(s.config);
+  if (!writes) return s;
+  s.run = std::make_unique<RunDirectory>(
+      run_dir, !opt.resume.empty(), resolved_yaml,
+      nlohmann::json{{"command", command}, {"config", opt.config_path}, {"overrides", opt.overrides},
+                     {"weights_from", s.weights_from}, {"resumed_from", s.checkpoint_dir},
+                     {"init_from", opt.init_from}, {"config_hash", s.config_hash}},
+      s.config.logging.tensorboard);
+  log::info(str_cat(command, ": run directory ", run_dir, "\n", resolved_yaml));
+  return s;
+}
+
+torch::optim::AdamW make_adamw(const LlamaModel& model, const OptimSection& o) {
+  return torch::optim::AdamW(
+      model.parameters(),
+      torch::optim::AdamWOptions(o.lr).betas({o.beta1, o.beta2}).eps(o.eps).weight_decay(o.weight_decay));
+}
+
+void set_learning_rate(torch::optim::AdamW& optimizer, double lr) {
+  for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+}
+
+}  // namespace anchor

@@ -1,0 +1,231 @@
+#include "trainer/run/training_run.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <limits>
+#include <thread>
+
+#include "trainer/checkpoint/training_checkpoint.h"
+#include "trainer/common/device.h"
+#include "trainer/common/error.h"
+#include "trainer/common/log.h"
+#include "trainer/common/stop_request.h"
+#include "trainer/common/test_hooks.h"
+#include "trainer/distributed/parameter_sync.h"
+#include "trainer/optim/lr_schedule.h"
+
+namespace anchor {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+std::string format_duration(double seconds) {
+  const int64_t s = static_cast<int64_t>(seconds + 0.5);
+  return s >= 3600 ? str_cat(s / 3600, "h", (s % 3600) / 60, "m") : str_cat(s / 60, "m", s % 60, "s");
+}
+
+// CPU threads per rank: model.threads, or the node's cores shared by its ranks.
+int64_t threads_per_rank(int64_t configured, const dist::Communicator& comm) {
+  if (configured > 0 || !comm.distributed()) return configured;
+  const int64_t cores = std::max<int64_t>(1, static_cast<int64_t>(std::thread::hardware_concurrency()));
+  return std::max<int64_t>(1, cores / comm.local_size());
+}
+
+// model.device cuda means this rank's GPU, cuda:<local rank>, when data parallel.
+std::string device_of_rank(const std::string& device, const dist::Communicator& comm) {
+  return device == "cuda" && comm.distributed() ? str_cat("cuda:", comm.local_rank()) : device;
+}
+
+RunStart start_logged_run(const TrainRunOptions& opt, ConfigUse use, const std::string& command,
+                          dist::Communicator& comm) {
+  if (comm.rank() != 0) log::set_level(log::Level::warn);
+  if (comm.distributed()) log::set_prefix(dist::rank_prefix());
+  return start_run(opt, use, command, comm.rank() == 0);
+}
+
+}  // namespace
+
+TrainingRun::TrainingRun(const TrainRunOptions& opt, ConfigUse use, const std::string& command,
+                         dist::Communicator& comm)
+    : options_in_(opt), comm_(comm), start_(start_logged_run(opt, use, command, comm)) {
+  const TrainConfig& cfg = start_.config;
+  comm_.set_timeout(cfg.distributed.timeout_seconds);
+  if (comm_.distributed())
+    log::info(str_cat("data parallel: ", comm_.size(), " ranks (", comm_.local_size(), " on this node)"));
+  if (resuming() && start_.state.world_size != comm_.size())
+    log::info(str_cat("resuming a checkpoint of world size ", start_.state.world_size, " with ", comm_.size(),
+                      " ranks: the state is global (data position, seeds, optimizer), so the run continues as "
+                      "one process would"));
+  options_ = resolve_device(device_of_rank(cfg.model.device, comm_), cfg.model.dtype,
+                            threads_per_rank(cfg.model.threads, comm_), "model");
+  // fp32 master weights; with mixed precision (bf16 on CUDA) every forward computes in the
+  // compute dtype under autocast and AdamW updates the fp32 weights.
+  policy_ = std::make_unique<Pretrained>(load_pretrained(start_.weights_from, options_.dtype(torch::kFloat)));
+  policy_->model.set_requires_grad(true);
+  policy_->model.set_compute_dtype(options_.dtype().toScalarType());
+  policy_->model.set_activation_checkpointing(cfg.model.activation_checkpointing);
+}
+
+TrainingRun::~TrainingRun() = default;
+
+void TrainingRun::begin(size_t dataset_size, std::function<nlohmann::json(int64_t)> evaluate) {
+  const TrainConfig& cfg = start_.config;
+  TrainerState& state = start_.state;
+  evaluate_ = std::move(evaluate);
+  cursor_.emplace(dataset_size, cfg.train.seed, cfg.data.shuffle);
+  optimizer_ = std::make_unique<torch::optim::AdamW>(make_adamw(policy_->model, cfg.optim));
+  if (resuming()) {
+    cursor_->restore(state.data_epoch, state.data_position);
+    restore_training_checkpoint(start_.checkpoint_dir, *policy_, *optimizer_);
+    log::info(str_cat("resumed from ", start_.checkpoint_dir, " at step ", state.step));
+  }
+  // Every rank starts from rank 0's weights (the optimizer state is restored from the same files).
+  dist::broadcast_parameters(policy_->model.parameters(), comm_);
+  if (writer()) start_.run->open_metrics(state.step);
+  if (state.step == 0) {
+    nlohmann::json line = {{"step", 0}};
+    if (nlohmann::json e = evaluate_(0); !e.is_null()) line["eval"] = std::move(e);
+    if (writer()) start_.run->write_metrics(line);
+  }
+  install_stop_handlers();
+  first_step_ = state.step + 1;
+  run_clock_ = Clock::now();
+  progress_clock_ = run_clock_ - std::chrono::seconds(1);
+  comm_.take_comm_seconds();
+}
+
+nlohmann::json TrainingRun::begin_step(int64_t step) {
+  step_clock_ = Clock::now();
+  const double lr = learning_rate_at(step - 1, start_.config.train.steps, start_.config.optim);
+  set_learning_rate(*optimizer_, lr);
+  return {{"step", step}, {"lr", lr}};
+}
+
+double TrainingRun::seconds_in_step() const { return seconds_since(step_clock_); }
+
+bool TrainingRun::end_step(int64_t step, StepReport report) {
+  const TrainConfig& cfg = start_.config;
+  nlohmann::json& line = report.line;
+  const std::string& nonfinite = report.nonfinite;
+  line["epoch"] = cursor_->epoch();
+
+  // Non-finite values: counted, and too many in a row stop the run (after its metrics line).
+  nlohmann::json& extra = start_.state.extra;
+  int64_t skipped_total = extra.value("skipped_steps", int64_t{0});
+  int64_t skipped_in_a_row = extra.value("consecutive_skips", int64_t{0});
+  if (!nonfinite.empty()) {
+    ++skipped_total;
+    ++skipped_in_a_row;
+    line["skipped"] = nonfinite;
+    log::warn(str_cat("step ", step, ": non-finite value in the ", nonfinite, " (NaN or Inf); optimizer step skipped (",
+                      skipped_in_a_row, " in a row, at most ", cfg.train.max_consecutive_skips, ")"));
+  } else {
+    skipped_in_a_row = 0;
+  }
+  extra["skipped_steps"] = skipped_total;
+  extra["consecutive_skips"] = skipped_in_a_row;
+  line["skipped_steps"] = skipped_total;
+
+  const double step_time = seconds_since(step_clock_);
+  nlohmann::json& perf = line["perf"];
+  perf["step_seconds"] = step_time;
+  perf["comm_seconds"] = comm_.take_comm_seconds();
+  perf["world_size"] = comm_.size();
+  perf["peak_memory_mb"] = peak_host_memory_mb();
+  perf["peak_gpu_memory_mb"] = peak_device_memory_mb(options_.device());
+
+  const bool last = step == cfg.train.steps;
+  if ((cfg.train.eval_every > 0 && step % cfg.train.eval_every == 0) || last)
+    if (nlohmann::json e = evaluate_(step); !e.is_null()) line["eval"] = std::move(e);
+  if (writer()) start_.run->write_metrics(line);
+  AR_CHECK(skipped_in_a_row < cfg.train.max_consecutive_skips, "step ", step, ": ", skipped_in_a_row,
+           " consecutive steps with non-finite values (last in the ", nonfinite,
+           "; train.max_consecutive_skips); stopping. The weights were never updated with them: the newest "
+           "checkpoint in ", cfg.logging.run_dir, "/checkpoints is intact (resume with --resume latest after fixing "
+           "the cause)");
+  // The progress line: every step, or once a second when steps are faster than that (SFT).
+  if (cfg.logging.progress && writer() && (last || seconds_since(progress_clock_) >= 1.0)) {
+    progress_clock_ = Clock::now();
+    const double per_step = seconds_since(run_clock_) / static_cast<double>(step - first_step_ + 1);
+    log::info(str_cat("step ", step, "/", cfg.train.steps, " | ", report.progress, " | ", step_time, " s/step | ETA ",
+                      format_duration(per_step * static_cast<double>(cfg.train.steps - step))));
+  }
+
+  // A stop signal on any rank stops every rank after the same step.
+  bool signalled = stop_requested();
+  if (comm_.distributed()) {
+    at::Tensor flag = torch::tensor({signalled ? int64_t{1} : int64_t{0}}, torch::kLong);
+    comm_.all_reduce_sum(flag, "stop request");
+    signalled = flag.item<int64_t>() > 0;
+  }
+  const bool stop_now = (options_in_.stop_after_step > 0 && step == options_in_.stop_after_step) || (signalled && !last);
+  if (last || (cfg.checkpoint.every > 0 && step % cfg.checkpoint.every == 0) || stop_now) save(step);
+  if (stop_now)
+    log::info(signalled ? str_cat("stop signal: stopped after step ", step,
+                                  " with a checkpoint; continue with --resume latest")
+                        : str_cat("stopping after step ", step, " (--stop-after-step)"));
+  return !stop_now;
+}
+
+void TrainingRun::save(int64_t step) {
+  TrainerState& state = start_.state;
+  state.step = step;
+  state.data_epoch = cursor_->epoch();
+  state.data_position = cursor_->position();
+  state.config_hash = start_.config_hash;
+  state.world_size = comm_.size();
+  // Every rank has finished the step; rank 0 writes (DONE last), the others wait for it.
+  comm_.barrier("checkpoint (before)");
+  if (writer()) {
+    const std::string path = save_training_checkpoint(start_.config.logging.run_dir, state, *policy_, *optimizer_,
+                                                      start_.config.checkpoint.keep_last);
+    log::info(str_cat("checkpoint ", path));
+  }
+  comm_.barrier("checkpoint (written)");
+}
+
+nlohmann::json evaluate_for_run(const Pretrained& policy, const data::PromptDataset& dataset,
+                                const data::ChatTemplate& prompt_template, const rewards::CompositeReward& reward,
+                                const TrainConfig& cfg, int64_t step, dist::Communicator* comm) {
+  torch::NoGradGuard no_grad;
+  EvalOptions eo;
+  eo.samples_per_prompt = cfg.train.eval_samples;
+  eo.temperature = cfg.train.eval_temperature;
+  eo.top_p = cfg.rollout.top_p;
+  eo.max_new_tokens = cfg.rollout.max_new_tokens;
+  eo.stop = cfg.rollout.stop;
+  eo.seed = cfg.train.seed + 1;
+  eo.limit = cfg.data.eval_limit;
+  eo.comm = comm;
+  eo.control = generation_control(cfg.rollout.control, cfg.rollout.indicator, policy.tokenizer, "rollout.control",
+                                       "rollout.indicator");
+  const auto start = std::chrono::steady_clock::now();
+  const EvalResult r = evaluate(policy.model, policy.tokenizer, dataset, prompt_template, reward, eo);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  log::info(str_cat("eval @ step ", step, ": accuracy ", r.accuracy, " +- ", r.accuracy_stderr, " (", r.samples,
+                    " samples), pass@", eo.samples_per_prompt, " ", r.pass_at_k, ", ", seconds, " s"));
+  return {{"accuracy", r.accuracy}, {"accuracy_stderr", r.accuracy_stderr}, {"pass_at_k", r.pass_at_k},
+          {"k", eo.samples_per_prompt}, {"mean_reward", r.mean_reward}, {"samples", r.samples},
+          {"mean_response_tokens", r.mean_response_tokens}};
+}
+
+double clip_and_step(torch::optim::AdamW& optimizer, const LlamaModel& model, double grad_clip, int64_t step,
+                     double loss, std::string& nonfinite) {
+  if (test_poisoned(step, "gradient")) {
+    torch::NoGradGuard no_grad;
+    model.parameters().front().mutable_grad().view({-1})[0] = std::numeric_limits<float>::quiet_NaN();
+  }
+  const double norm = torch::nn::utils::clip_grad_norm_(
+      model.parameters(), grad_clip > 0 ? grad_clip : std::numeric_limits<double>::infinity());
+  if (!std::isfinite(norm)) {
+    nonfinite = std::isfinite(loss) ? "gradients" : "loss";
+    optimizer.zero_grad();
+    return norm;
+  }
+  optimizer.step();
+  return norm;
+}
+
+}  // namespace anchor

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 
 #include "trainer/common/error.h"
 
@@ -163,7 +164,8 @@ void StreamingAttentionReducer::on_chunk(const AttentionChunk& chunk) {
   // Sinks (5.7) enter as a per-head key indicator: with exclusion every row is renormalised over
   // its non-sink keys, which is the same as weighting keys by keep_s = 1 - sink_s and dividing
   // each row by its kept mass Σ_s A keep_s (summed directly, so exact even when the sinks take
-  // almost everything; rows with no mass left count as 0). Without exclusion keep_s = 1.
+  // almost everything: a row with 1e-9 left is renormalised like any other — float32 resolves
+  // such masses; only a row with nothing left counts as 0). Without exclusion keep_s = 1.
   const bool exclude = options_.exclude_sinks;
   const at::Tensor sink = options_.detect_sinks ? sinks_.slice(2, 0, K) : torch::zeros({B, H, K}, fopt);  // [B, H, K]
   const at::Tensor keep = exclude ? 1 - sink : torch::ones({B, H, K}, fopt);
@@ -175,8 +177,9 @@ void StreamingAttentionReducer::on_chunk(const AttentionChunk& chunk) {
   const at::Tensor basis = torch::stack({keep, keep * offset, sink}, 3).view({B * H, K, 3});
   const at::Tensor moments = torch::bmm(A.reshape({B * H, n, K}), basis).view({B, H, n, 3});
   const at::Tensor mass = moments.select(3, 0), key_sum = moments.select(3, 1), sink_mass = moments.select(3, 2);
-  const at::Tensor norm = exclude ? torch::where(mass.gt(1e-6), 1 / mass.clamp_min(1e-6), torch::zeros_like(mass))
-                                  : torch::ones_like(mass);
+  const at::Tensor norm =
+      exclude ? torch::where(mass.gt(0), 1 / mass.clamp_min(std::numeric_limits<float>::min()), torch::zeros_like(mass))
+              : torch::ones_like(mass);
   const at::Tensor row_weight = norm * valid;  // [B, H, n]
   if (options_.detect_sinks) {
     const at::Tensor first = A.gather(3, first_column_.view({B, 1, 1, 1}).expand({B, H, n, 1})).squeeze(3);

@@ -75,7 +75,7 @@ def check_sinks_excluded(binary, model_dir, out, key_share=0.2, head_share=0.5):
     share = (A[:, rows, :] * sink[:, None, :]).sum(-1).mean(-1)
     kept = A * ~sink[:, None, :]
     mass = kept.sum(-1, keepdims=True)
-    Ahat = np.where(mass > 1e-6, kept / np.maximum(mass, 1e-6), 0.0)
+    Ahat = np.where(mass > 0, kept / np.maximum(mass, np.finfo(np.float32).tiny), 0.0)
     dist = np.maximum(np.arange(N)[:, None] - np.arange(N)[None, :], 0).astype(float)
     d = (Ahat[:, rows, :] * dist[rows][None]).sum(-1).mean(-1)
     heads = report["heads"]

@@ -298,6 +298,35 @@ AttentionStatistics sink_statistics(const CreditOptions& o) {
   return reducer.finish();
 }
 
+// A sink-dominated head: every response row puts all but 4e-7 of its attention on token 0. With
+// sinks excluded, the rows left are renormalised like any other (they once fell under a 1e-6
+// cutoff and counted as 0, which made such heads look local).
+TEST(CreditSinks, RowsAlmostAllOnTheSinkAreStillRenormalised) {
+  CreditOptions o = hand_options();
+  o.sinks = credit::SinkHandling::exclude;
+  const int64_t N = 5;  // token 0 (the prompt) and 4 response tokens r0..r3 at positions 1..4
+  at::Tensor a = torch::zeros({1, 1, N, N}, torch::kFloat);
+  const float rest = 4e-7f;
+  a[0][0][0][0] = 1.0f;
+  for (int64_t t = 1; t < N; ++t) {
+    a[0][0][t][0] = 1.0f - rest;
+    for (int64_t s = 1; s <= t; ++s) a[0][0][t][s] = rest / static_cast<float>(t);  // uniform over r0..t
+  }
+  credit::StreamingAttentionReducer reducer({0}, 1, /*response_begin=*/1, torch::tensor({4}, torch::kLong), 4,
+                                            with_chunk_rows(credit::reducer_options(o), 2));
+  for (bool survey : {true, false}) {
+    reducer.on_chunk({0, 0, 0, a.slice(2, 0, 2).slice(3, 0, 2), survey});
+    reducer.on_chunk({0, 2, 0, a.slice(2, 2, 5), survey});
+  }
+  const AttentionStatistics st = reducer.finish();
+  // Renormalised, row t is uniform over positions 1..t: look-back (t - 1) / 2, summed 0 + 0.5 +
+  // 1 + 1.5 = 3 over the four rows (it was 0); WAAD (W 2) = mean of min(t - s, 2): 0, 1/2,
+  // (2 + 1 + 0) / 3, (2 + 2 + 1 + 0) / 4.
+  expect_near(st.lookback_sum, {3.0}, 1e-4);
+  expect_near(st.waad_heads.view({-1}), {0.0, 0.5, 1.0, 1.25}, 1e-4);
+  expect_near(st.sink_mass_sum, {4 * (1.0 - 4e-7)}, 1e-5);
+}
+
 TEST(CreditSinks, HandWrittenSinkColumnsRenormalisedExactly) {
   CreditOptions o = hand_options();  // W 2, H_lo 1, H_hi 2, q_head 0.5, q 0.5
   o.sinks = credit::SinkHandling::exclude;
@@ -631,7 +660,7 @@ TEST(CreditStreaming, SinksExcludedMatchNaiveRenormalisedReference) {
         for (int64_t k = 0; k <= t; ++k) (sink[static_cast<size_t>(k)] ? sunk : kept) += A[t][k].item<double>();
         share[static_cast<size_t>(j)] += sunk;
         for (int64_t k = 0; k <= t; ++k)
-          if (!sink[static_cast<size_t>(k)] && kept > 1e-6) maps[j][t][k] = A[t][k].item<double>() / kept;
+          if (!sink[static_cast<size_t>(k)] && kept > 0) maps[j][t][k] = A[t][k].item<double>() / kept;
         for (int64_t k = 0; k <= t; ++k) d[static_cast<size_t>(j)] += maps[j][t][k].item<double>() * static_cast<double>(t - k);
       }
     }

@@ -27,6 +27,16 @@ std::string serialize(const AnchorTb__Event& event) {
   return bytes;
 }
 
+// The serialised bytes of an event that carries `summary` at `step`.
+std::string summary_event(int64_t step, AnchorTb__Summary* summary) {
+  AnchorTb__Event event = ANCHOR_TB__EVENT__INIT;
+  event.wall_time = now_seconds();
+  event.step = step;
+  event.what_case = ANCHOR_TB__EVENT__WHAT_SUMMARY;
+  event.summary = summary;
+  return serialize(event);
+}
+
 ProtobufCBinaryData binary(const std::string& s) {
   return ProtobufCBinaryData{s.size(), reinterpret_cast<uint8_t*>(const_cast<char*>(s.data()))};
 }
@@ -92,12 +102,7 @@ void TensorBoardWriter::add_scalars(int64_t step, const nlohmann::json& line) {
   AnchorTb__Summary summary = ANCHOR_TB__SUMMARY__INIT;
   summary.n_value = pointers.size();
   summary.value = pointers.data();
-  AnchorTb__Event event = ANCHOR_TB__EVENT__INIT;
-  event.wall_time = now_seconds();
-  event.step = step;
-  event.what_case = ANCHOR_TB__EVENT__WHAT_SUMMARY;
-  event.summary = &summary;
-  write_record(serialize(event));
+  write_record(summary_event(step, &summary));
 }
 
 void TensorBoardWriter::add_text(int64_t step, const std::string& tag, const std::string& markdown) {
@@ -121,12 +126,7 @@ void TensorBoardWriter::add_text(int64_t step, const std::string& tag, const std
   AnchorTb__Summary summary = ANCHOR_TB__SUMMARY__INIT;
   summary.n_value = 1;
   summary.value = values;
-  AnchorTb__Event event = ANCHOR_TB__EVENT__INIT;
-  event.wall_time = now_seconds();
-  event.step = step;
-  event.what_case = ANCHOR_TB__EVENT__WHAT_SUMMARY;
-  event.summary = &summary;
-  write_record(serialize(event));
+  write_record(summary_event(step, &summary));
 }
 
 void TensorBoardWriter::add_session_start(int64_t step) {

@@ -132,7 +132,10 @@ void StreamingAttentionReducer::decide_sinks(int64_t layer, const at::Tensor& li
 
 void StreamingAttentionReducer::on_chunk(const AttentionChunk& chunk) {
   const auto start = std::chrono::steady_clock::now();
-  AR_CHECK(chunk.key_offset == 0, "credit: attention statistics need one full forward (no KV cache)");
+  // One full forward (key_offset 0), or the responses after a shared prompt of width P.
+  AR_CHECK(chunk.key_offset == 0 || chunk.key_offset == response_begin_,
+           "credit: attention statistics need one full forward or a shared prompt of ", response_begin_,
+           " columns (no KV cache), got a chunk after ", chunk.key_offset, " keys");
   const auto it = std::lower_bound(stats_.layers.begin(), stats_.layers.end(), chunk.layer);
   if (it == stats_.layers.end() || *it != chunk.layer) return;
   const int64_t slot = it - stats_.layers.begin();
@@ -140,7 +143,7 @@ void StreamingAttentionReducer::on_chunk(const AttentionChunk& chunk) {
   if (!stats_.lookback_sum.defined()) allocate(raw);
   const int64_t B = raw.size(0), H = raw.size(1), rows = raw.size(2), K = raw.size(3);
   const int64_t P = response_begin_, R = response_width_;
-  const int64_t q0 = chunk.query_begin, q1 = q0 + rows;
+  const int64_t q0 = chunk.key_offset + chunk.query_begin, q1 = q0 + rows;  // columns of the full sequence
   AR_CHECK(K >= q1 && K <= P + R, "credit: a chunk of rows [", q0, ", ", q1, ") sees ", K,
            " keys; expected up to prompt ", P, " + response ", R);
   AR_CHECK(!chunk.survey || options_.detect_sinks, "credit: a survey chunk reached a reducer without sink detection");

@@ -75,6 +75,7 @@ TEST(RlStages, MiniBatchPlanOfRanksPartitionsTheOneProcessPlan) {
     ASSERT_EQ(first.size(), whole.size());
     for (size_t m = 0; m < whole.size(); ++m) {
       std::vector<int64_t> expected = values(whole[m].local_rows), got = values(first[m].local_rows);
+      EXPECT_TRUE(std::is_sorted(expected.begin(), expected.end())) << "rows of a mini-batch are ascending";
       for (int64_t r : values(second[m].local_rows)) got.push_back(r + 4);
       std::sort(expected.begin(), expected.end());
       std::sort(got.begin(), got.end());

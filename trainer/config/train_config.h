@@ -119,6 +119,7 @@ struct AlgoSection {
   int64_t ppo_epochs = 1;
   int64_t mini_batches = 1;              // optimizer steps per PPO epoch
   int64_t micro_batch_size = 32;         // sequences per forward/backward
+  bool shared_prompts = true;            // encode each group's prompt once per micro-batch (exact)
   bool dynamic_sampling = false;         // drop groups whose rewards are all equal, refill
   int64_t max_sampling_rounds = 4;       // rollout rounds per step when refilling
   template <class V> void visit(V& v) {
@@ -136,6 +137,8 @@ struct AlgoSection {
     v("ppo_epochs", ppo_epochs, "passes over each step's batch");
     v("mini_batches", mini_batches, "optimizer steps per PPO epoch");
     v("micro_batch_size", micro_batch_size, "sequences per forward / backward (memory; the gradient does not change)");
+    v("shared_prompts", shared_prompts,
+      "training passes encode each group's prompt once per micro-batch (exact; false only to measure)");
     v("dynamic_sampling", dynamic_sampling, "drop groups whose rewards are all equal and refill (DAPO)");
     v("max_sampling_rounds", max_sampling_rounds, "rollout rounds per step when refilling");
   }

@@ -15,8 +15,8 @@ struct AttentionChunk {
   int64_t layer = 0;
   // Rows [query_begin, query_begin + rows) of this forward call's T query tokens.
   int64_t query_begin = 0;
-  // Key index of query row 0: the number of cached tokens before this call. Query row r
-  // sits at key index key_offset + r.
+  // Key index of query row 0: the number of cached tokens before this call, or the length of
+  // the shared prompt the rows attend to first. Query row r sits at key index key_offset + r.
   int64_t key_offset = 0;
   // [B, num_attention_heads, rows, key_offset + query_begin + rows] float probabilities:
   // every key up to the chunk's last query (later keys are causally masked, so they are left

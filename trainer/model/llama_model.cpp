@@ -313,8 +313,15 @@ at::Tensor LlamaModel::attention(const Layer& l, int64_t index, const at::Tensor
   q = q * cos + rotate_half(q) * sin;
   k = k * cos + rotate_half(k) * sin;
 
-  const int64_t past = in.cache ? in.cache->length : 0;
-  if (in.cache) {
+  const int64_t past = in.cache ? in.cache->length : in.prefix ? in.prefix->length() : 0;
+  if (in.record_prefix) {
+    in.record_prefix->keys.push_back(k);
+    in.record_prefix->values.push_back(v);
+  }
+  if (in.prefix) {  // index_select's backward sums every row's gradient into its prompt
+    k = torch::cat({in.prefix->keys[index].index_select(0, in.prefix->rows), k}, 2);
+    v = torch::cat({in.prefix->values[index].index_select(0, in.prefix->rows), v}, 2);
+  } else if (in.cache) {
     KVCache& cache = *in.cache;
     cache.keys[index].slice(2, past, past + T).copy_(k);
     cache.values[index].slice(2, past, past + T).copy_(v);
@@ -415,7 +422,13 @@ at::Tensor LlamaModel::hidden_states(const ForwardInputs& in) const {
   const LlamaConfig& c = config_;
   AR_CHECK(in.input_ids.dim() == 2, "forward: input_ids must be [B, T], got ", in.input_ids.sizes());
   const int64_t B = in.input_ids.size(0), T = in.input_ids.size(1);
-  const int64_t past = in.cache ? in.cache->length : 0;
+  AR_CHECK(!(in.cache && in.prefix), "forward: a KV cache and a shared prefix cannot be combined");
+  const int64_t past = in.cache ? in.cache->length : in.prefix ? in.prefix->length() : 0;
+  if (in.prefix) {
+    AR_CHECK(static_cast<int64_t>(in.prefix->keys.size()) == config_.num_hidden_layers &&
+                 in.prefix->rows.dim() == 1 && in.prefix->rows.size(0) == B,
+             "forward: the shared prefix must hold every layer's keys and one prompt index per row");
+  }
   AR_CHECK(in.position_ids.sizes() == in.input_ids.sizes(), "forward: position_ids must be [", B, ", ", T,
            "], got ", in.position_ids.sizes());
   AR_CHECK(in.key_mask.dim() == 2 && in.key_mask.size(0) == B && in.key_mask.size(1) == past + T,
@@ -443,7 +456,8 @@ at::Tensor LlamaModel::hidden_states(const ForwardInputs& in) const {
   at::Tensor sin = emb.sin().to(dtype).unsqueeze(1);
 
   const ComputeScope scope = compute_scope();
-  const bool checkpoint = checkpoint_layers_ && at::GradMode::is_enabled() && !in.cache && !in.observer;
+  const bool checkpoint = checkpoint_layers_ && at::GradMode::is_enabled() && !in.cache && !in.observer &&
+                          !in.prefix && !in.record_prefix;
   at::Tensor x = at::embedding(embed_tokens_, in.input_ids.to(dev));
   for (size_t i = 0; i < layers_.size(); ++i) {
     const int64_t index = static_cast<int64_t>(i);

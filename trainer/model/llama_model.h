@@ -23,12 +23,25 @@
 
 namespace anchor {
 
+// The keys and values of prompts shared by several rows (Prefix Grouper, docs/design.md §2):
+// one forward over the distinct prompts records them, layer by layer, still in the autograd
+// graph; a second forward over the responses lets row b attend to [prompt rows[b]'s keys ; its
+// own keys], so gradients from every response flow into the one prompt encoding.
+struct SharedPrefix {
+  std::vector<at::Tensor> keys, values;  // per layer [U, Hkv, P, D] (after rotary)
+  at::Tensor rows;                       // [B] int64: the prompt (0..U-1) of each response row
+  int64_t length() const { return keys.empty() ? 0 : keys.front().size(2); }
+};
+
 struct ForwardInputs {
   at::Tensor input_ids;     // [B, T] int64
   at::Tensor position_ids;  // [B, T] int64: rotary positions (left padding => per-row offsets)
-  // [B, past + T] bool, true for real tokens; padding keys are never attended to.
+  // [B, past + T] bool, true for real tokens; padding keys are never attended to. `past` is the
+  // cached length, or the shared prefix's length P.
   at::Tensor key_mask;
   KVCache* cache = nullptr;              // if set: keys/values are appended, length advances
+  SharedPrefix* record_prefix = nullptr;  // if set: every layer's keys and values are appended
+  const SharedPrefix* prefix = nullptr;   // if set: rows attend to their prompt's keys first
   AttentionObserver* observer = nullptr;  // if set: observed layers run the chunked path
   // If set (inference only): the GEMMs use these prepacked copies of the weights.
   const DecodeWeights* packed = nullptr;
@@ -108,7 +121,7 @@ class LlamaModel {
   at::ScalarType compute_dtype() const { return compute_dtype_; }
   // The autocast scope forward() uses; open it around many calls to share cast weights.
   ComputeScope compute_scope() const;
-  // Activation checkpointing: with grad enabled (and no cache / observer), each decoder layer
+  // Activation checkpointing: with grad enabled (and no cache / observer / shared prefix), each decoder layer
   // keeps only its input and recomputes its activations in backward — the same gradients for
   // about one layer's activations instead of all of them.
   void set_activation_checkpointing(bool on) { checkpoint_layers_ = on; }

@@ -21,7 +21,9 @@ std::vector<MiniBatch> mini_batch_plan(const at::Tensor& global_mask, const at::
       const at::Tensor rows = order.slice(0, m, m + per_mini);
       const at::Tensor local = local_of.index_select(0, rows);
       MiniBatch mb;
-      mb.local_rows = local.masked_select(local.ge(0));  // in the mini-batch's order
+      // Ascending, so that a group's samples are adjacent and share micro-batches (and one
+      // prompt encoding); the mini-batch's gradient is a sum, so order only moves rounding.
+      mb.local_rows = std::get<0>(torch::sort(local.masked_select(local.ge(0))));
       mb.denominator = aggregation_denominator(aggregation, global_mask.index_select(0, rows));
       plan.push_back(mb);
     }

@@ -15,7 +15,7 @@
 namespace anchor {
 
 struct MiniBatch {
-  at::Tensor local_rows;  // [n] int64 indices into this rank's rows (n may be 0)
+  at::Tensor local_rows;  // [n] int64 indices into this rank's rows, ascending (n may be 0)
   double denominator = 0; // aggregation denominator of the global mini-batch
 };
 

@@ -47,7 +47,8 @@ OldPolicyOutputs score_with_old_policy(const Pretrained& policy, const LlamaMode
   const int64_t micro = cfg.algo.micro_batch_size;
   PolicyPass old = needs_pass ? policy_pass(policy.model, batch, cfg.rollout.temperature, micro,
                                             cfg.credit.strategy == credit::CreditStrategy::entropy,
-                                            attention_credit ? &step_credit : nullptr, sentence_ids)
+                                            attention_credit ? &step_credit : nullptr, sentence_ids,
+                                            cfg.algo.shared_prompts)
                               : PolicyPass{};
   if (old.attention && cfg.credit.layers.mode == credit::LayerMode::automatic && state.auto_layers.empty()) {
     // credit.layers auto (docs/design.md §5.7): every layer observed on the first credit step, the
@@ -67,7 +68,9 @@ OldPolicyOutputs score_with_old_policy(const Pretrained& policy, const LlamaMode
   out.entropy = old.entropy;
   out.credit_seconds += old.credit_seconds;
   if (reference != nullptr)
-    out.ref_logprobs = policy_pass(*reference, batch, cfg.rollout.temperature, micro, false).logprobs;
+    out.ref_logprobs =
+        policy_pass(*reference, batch, cfg.rollout.temperature, micro, false, nullptr, {}, cfg.algo.shared_prompts)
+            .logprobs;
   out.forward_seconds = std::chrono::duration<double>(Clock::now() - t0).count() - out.credit_seconds;
   const auto t1 = Clock::now();
   if (old.attention)

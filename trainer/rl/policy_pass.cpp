@@ -9,7 +9,8 @@
 namespace anchor {
 
 PolicyPass policy_pass(const LlamaModel& model, const StepBatch& b, double temperature, int64_t micro,
-                       bool with_entropy, const credit::CreditOptions* credit, const at::Tensor& sentence_ids) {
+                       bool with_entropy, const credit::CreditOptions* credit, const at::Tensor& sentence_ids,
+                       bool share_prompts) {
   torch::NoGradGuard no_grad;
   const int64_t N = b.response_ids.size(0), R = b.response_ids.size(1);
   PolicyPass out;
@@ -29,9 +30,13 @@ PolicyPass policy_pass(const LlamaModel& model, const StepBatch& b, double tempe
                       sentence_ids.defined() ? sentence_ids.index_select(0, rows).slice(1, 0, width) : at::Tensor(),
                       mb.prompt_mask.sum(1));
     }
+    ResponseStatisticsOptions forward;
+    forward.temperature = temperature;
+    forward.with_entropy = with_entropy;
+    forward.share_prompts = share_prompts;
+    forward.observer = reducer ? &*reducer : nullptr;
     const ResponseStatistics st =
-        response_statistics(model, mb.prompt_ids, mb.prompt_mask, mb.response_ids, mb.response_mask, temperature,
-                            with_entropy, reducer ? &*reducer : nullptr);
+        response_statistics(model, mb.prompt_ids, mb.prompt_mask, mb.response_ids, mb.response_mask, forward);
     out.logprobs.slice(0, s, s + rows.size(0)).slice(1, 0, width).copy_(st.logprobs.cpu());
     if (with_entropy) out.entropy.slice(0, s, s + rows.size(0)).slice(1, 0, width).copy_(st.entropy.cpu());
     if (reducer) {

@@ -23,9 +23,10 @@ struct PolicyPass {
 };
 
 // credit == nullptr: no attention is observed. sentence_ids [N, R] (-1 = none) adds the
-// sentence block sums of thought anchors.
+// sentence block sums of thought anchors. share_prompts: each micro-batch encodes each of its
+// distinct prompts once (response_statistics.h; exact).
 PolicyPass policy_pass(const LlamaModel& model, const StepBatch& batch, double temperature, int64_t micro_batch,
                        bool with_entropy, const credit::CreditOptions* credit = nullptr,
-                       const at::Tensor& sentence_ids = {});
+                       const at::Tensor& sentence_ids = {}, bool share_prompts = true);
 
 }  // namespace anchor

@@ -24,9 +24,13 @@ UpdateStats accumulate_policy_gradients(const LlamaModel& model, const UpdateInp
     const StepBatch mb = select_rows(in.batch, micro);
     const int64_t R = mb.response_ids.size(1);
     const auto t0 = Clock::now();
-    const ResponseStatistics st = response_statistics(model, mb.prompt_ids, mb.prompt_mask, mb.response_ids,
-                                                      mb.response_mask, o.temperature, true, nullptr,
-                                                      /*entropy_grad=*/o.entropy_coef != 0);
+    ResponseStatisticsOptions forward;
+    forward.temperature = o.temperature;
+    forward.with_entropy = true;
+    forward.entropy_grad = o.entropy_coef != 0;
+    forward.share_prompts = o.share_prompts;
+    const ResponseStatistics st =
+        response_statistics(model, mb.prompt_ids, mb.prompt_mask, mb.response_ids, mb.response_mask, forward);
     const auto dev = st.logprobs.device();
     const at::Tensor mask = mb.response_mask.to(dev);
     auto rows_of = [&](const at::Tensor& t) { return t.index_select(0, micro).slice(1, 0, R).to(dev); };
@@ -46,7 +50,7 @@ UpdateStats accumulate_policy_gradients(const LlamaModel& model, const UpdateInp
     const auto t2 = Clock::now();
     stats.forward_seconds += std::chrono::duration<double>(t1 - t0).count();
     stats.backward_seconds += std::chrono::duration<double>(t2 - t1).count();
-    stats.positions += mb.response_ids.size(0) * (mb.prompt_ids.size(1) + R);
+    stats.positions += st.positions;
     // One host sync per micro-batch for the logged statistics.
     const at::Tensor maskf = mask.to(torch::kFloat);
     const at::Tensor summary = torch::stack({loss.detach(), (terms.clipped.to(torch::kFloat) * maskf).sum(),

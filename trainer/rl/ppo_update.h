@@ -38,6 +38,8 @@ struct UpdateOptions {
   double kl_coef = 0.0;
   double entropy_coef = 0.0;
   int64_t micro_batch_size = 32;
+  // Encode each group's prompt once per micro-batch (response_statistics.h; exact).
+  bool share_prompts = true;
   // The aggregation denominator of the whole mini-batch — over every rank's rows when data
   // parallel, so that the summed gradients equal one process's. 0: computed from `rows`.
   double denominator = 0;
@@ -49,7 +51,7 @@ struct UpdateStats {
   double entropy_sum = 0;
   int64_t tokens = 0;
   double forward_seconds = 0, backward_seconds = 0;
-  int64_t positions = 0;      // padded (prompt + response) positions the training forward ran over
+  int64_t positions = 0;      // token positions the training forward ran over (padding included)
   at::Tensor logprobs;  // [N, R] CPU: the training forward's log-probs (detached), filled for `rows`
 };
 

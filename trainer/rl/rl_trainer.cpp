@@ -87,6 +87,7 @@ std::unique_ptr<RlSetup> setup_rl(TrainingRun& run) {
   u.kl_coef = cfg.algo.kl_coef;
   u.entropy_coef = cfg.algo.entropy_coef;
   u.micro_batch_size = cfg.algo.micro_batch_size;
+  u.share_prompts = cfg.algo.shared_prompts;
 
   if (credit::strategy_uses_attention(cfg.credit.strategy))
     credit::observed_layers(cfg.credit.layers, policy.model.config().num_hidden_layers);  // checks

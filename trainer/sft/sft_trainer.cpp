@@ -46,7 +46,7 @@ StepReport sft_step(TrainingRun& run, const sft::PreparedSft& prepared, int64_t 
 
   run.optimizer().zero_grad();
   const ResponseStatistics st = response_statistics(policy.model, batch.prompt_ids, batch.prompt_mask,
-                                                    batch.response_ids, batch.response_mask, 1.0, false);
+                                                    batch.response_ids, batch.response_mask, ResponseStatisticsOptions{});
   const at::Tensor mask = batch.response_mask.logical_and(loss_mask).to(st.logprobs.device());
   const double tokens = mask.sum().item<double>();
   at::Tensor loss = aggregate_loss(-st.logprobs, mask, LossAggregation::token_mean, tokens, 0);

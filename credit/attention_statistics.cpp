@@ -132,6 +132,8 @@ void StreamingAttentionReducer::decide_sinks(int64_t layer, const at::Tensor& li
 
 void StreamingAttentionReducer::on_chunk(const AttentionChunk& chunk) {
   const auto start = std::chrono::steady_clock::now();
+  // Inside a training forward the chunk carries autograd history; the sums must not.
+  torch::NoGradGuard no_grad;
   // One full forward (key_offset 0), or the responses after a shared prompt of width P.
   AR_CHECK(chunk.key_offset == 0 || chunk.key_offset == response_begin_,
            "credit: attention statistics need one full forward or a shared prompt of ", response_begin_,
@@ -315,6 +317,22 @@ AttentionStatistics select_layers(const AttentionStatistics& stats, const std::v
   out.first_token_mass_sum = stats.first_token_mass_sum.index_select(1, j);
   out.prompt_sink_heads = stats.prompt_sink_heads.index_select(1, s);
   out.response_sink_heads = stats.response_sink_heads.index_select(1, s);
+  return out;
+}
+
+AttentionStatistics select_rows(const AttentionStatistics& stats, const at::Tensor& rows) {
+  AttentionStatistics out = stats;
+  auto pick = [&](const at::Tensor& t) { return t.defined() ? t.index_select(0, rows) : t; };
+  out.response_lengths = pick(stats.response_lengths);
+  out.lookback_sum = pick(stats.lookback_sum);
+  out.waad_heads = pick(stats.waad_heads);
+  out.fai_sums = pick(stats.fai_sums);
+  out.block_sums = pick(stats.block_sums);
+  out.sentence_sizes = pick(stats.sentence_sizes);
+  out.sink_mass_sum = pick(stats.sink_mass_sum);
+  out.first_token_mass_sum = pick(stats.first_token_mass_sum);
+  out.prompt_sink_heads = pick(stats.prompt_sink_heads);
+  out.response_sink_heads = pick(stats.response_sink_heads);
   return out;
 }
 

@@ -108,6 +108,9 @@ class StreamingAttentionReducer : public AttentionObserver {
 // min_width), S and the prompt width with zeros.
 AttentionStatistics concat_statistics(const std::vector<AttentionStatistics>& parts, int64_t min_width = 0);
 
+// The statistics of rows `rows` [n] int64 (widths unchanged).
+AttentionStatistics select_rows(const AttentionStatistics& stats, const at::Tensor& rows);
+
 // The statistics of a subset of the observed layers (sorted; each must have been observed).
 AttentionStatistics select_layers(const AttentionStatistics& stats, const std::vector<int64_t>& layers);
 

@@ -16,7 +16,9 @@ namespace anchor::credit {
 // token-weight registry (token_weights.h) keeps its strategies by name.
 enum class CreditStrategy { none, random, entropy, local_chunk, global_anchor, coupled, thought_anchor };
 enum class LayerMode { default_spread, all, automatic, list };
-enum class HeadRanking { batch, sequence };
+// Heads are ranked by look-back distance pooled over the step's batch (every rank), over one
+// micro-batch (so the map can be built inside the training forward), or per sequence.
+enum class HeadRanking { batch, micro_batch, sequence };
 enum class SinkHandling { keep, exclude };
 enum class AdvantageSign { both, positive_only };
 
@@ -76,7 +78,9 @@ struct CreditOptions {
     v("auto_layer_count", auto_layer_count, "layers kept by layers: auto");
     v("chunk_rows", chunk_rows, "query rows per streamed attention chunk (memory vs. speed)");
     v("head_quantile", head_quantile, "share of observed heads that are local (bottom) and global (top) by look-back");
-    v("head_ranking", head_ranking, "rank heads over the whole step batch or within each sequence");
+    v("head_ranking", head_ranking,
+      "rank heads over the whole step batch, each micro-batch (the map is then built in the training forward), "
+      "or each sequence");
     v("sinks", sinks, "exclude: renormalise rows over non-sink keys, drop sink-dominated heads");
     v("sink_key_share", sink_key_share, "a key is a sink if it takes more than this share of a row...");
     v("sink_query_share", sink_query_share, "...in more than this share of the response rows");
@@ -139,7 +143,8 @@ struct EnumNames<credit::LayerMode> {  // "list" is written as the list itself
 template <>
 struct EnumNames<credit::HeadRanking> {
   using E = credit::HeadRanking;
-  static constexpr std::pair<E, const char*> values[] = {{E::batch, "batch"}, {E::sequence, "sequence"}};
+  static constexpr std::pair<E, const char*> values[] = {
+      {E::batch, "batch"}, {E::micro_batch, "micro_batch"}, {E::sequence, "sequence"}};
 };
 template <>
 struct EnumNames<credit::SinkHandling> {

@@ -28,14 +28,14 @@ at::Tensor pooled_mean(const at::Tensor& sums, const at::Tensor& lengths, const 
 at::Tensor lookback_distance(const AttentionStatistics& stats, HeadRanking ranking, const BatchSum* batch_sum) {
   const at::Tensor lengths = stats.response_lengths.to(torch::kDouble);
   if (ranking == HeadRanking::sequence) return stats.lookback_sum / lengths.clamp_min(1.0).unsqueeze(1);
-  return pooled_mean(stats.lookback_sum, lengths, batch_sum);
+  return pooled_mean(stats.lookback_sum, lengths, ranking == HeadRanking::batch ? batch_sum : nullptr);
 }
 
 at::Tensor head_sink_share(const AttentionStatistics& stats, HeadRanking ranking, const BatchSum* batch_sum) {
   if (!stats.sink_mass_sum.defined()) return torch::zeros_like(stats.lookback_sum);
   const at::Tensor lengths = stats.response_lengths.to(torch::kDouble);
   if (ranking == HeadRanking::sequence) return stats.sink_mass_sum / lengths.clamp_min(1.0).unsqueeze(1);
-  return pooled_mean(stats.sink_mass_sum, lengths, batch_sum);
+  return pooled_mean(stats.sink_mass_sum, lengths, ranking == HeadRanking::batch ? batch_sum : nullptr);
 }
 
 at::Tensor sink_tokens(const AttentionStatistics& stats) {

@@ -28,7 +28,9 @@ at::Tensor pooled_mean(const at::Tensor& sums, const at::Tensor& lengths, const 
 at::Tensor response_mask(const at::Tensor& response_lengths, int64_t width);
 
 // d(l,h) [B, J] double: mean look-back distance over response tokens, pooled over the batch
-// ("batch": every row gets the same values) or per row ("sequence"). 0 where no tokens.
+// ("batch": every row gets the same values, summed over ranks by batch_sum), over the rows
+// given ("micro_batch": the caller passes one micro-batch; batch_sum is not used) or per row
+// ("sequence"). 0 where no tokens.
 at::Tensor lookback_distance(const AttentionStatistics& stats, HeadRanking ranking,
                              const BatchSum* batch_sum = nullptr);
 

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Credit-map benchmark (prints numbers; nothing is asserted):
-#  1. overhead on the demo: `anchor-rl train` of configs/ablations/none.yaml vs coupled.yaml
-#     for STEPS steps each (same seed: identical first rollouts), mean s/step over the steps
-#     after warm-up, and the credit time as % of step time (metric perf.credit_percent_of_step);
+#  1. overhead on the demo: `anchor-rl train` of configs/ablations/none.yaml vs coupled.yaml and
+#     thought_anchor.yaml, each with heads ranked over the batch (a separate observed pass) and
+#     per micro-batch (the map built inside the training forward), for STEPS steps each (same
+#     seed: identical first rollouts); mean s/step and training s/step (forward + backward +
+#     optimizer + credit, without the rollout, whose length varies) over the steps after
+#     warm-up, and the credit time as % of step time (metric perf.credit_percent_of_step);
 #  2. streaming vs naive at N = 1k, 4k, 16k tokens on a random 8-layer, 8-head model
 #     (anchor-bench-credit, one process per mode): wall time and peak extra memory; naive is
 #     skipped, with the reason, where its full attention maps would not fit in memory.
@@ -22,10 +25,12 @@ done
 VENV="${ANCHOR_VENV:-$HOME/.cache/anchor-rl/venv}"
 out="runs/bench-credit"; rm -rf "$out"; mkdir -p "$out"
 
-echo "== demo step time: none vs coupled ($steps steps each)"
-for s in none coupled thought_anchor; do
-  build/anchor-rl train "configs/ablations/$s.yaml" --run-dir "$out/demo-$s" --set train.steps="$steps" \
-    --set data.eval= --set model.threads="$threads" --set logging.progress=false --set checkpoint.every=0 > /dev/null 2>&1
+echo "== demo step time: none vs coupled / thought_anchor ($steps steps each)"
+for run in none coupled:batch coupled:micro_batch thought_anchor:batch thought_anchor:micro_batch; do
+  s="${run%%:*}"; ranking="${run#*:}"; [ "$ranking" = "$run" ] && ranking=batch
+  build/anchor-rl train "configs/ablations/$s.yaml" --run-dir "$out/demo-${run/:/-}" --set train.steps="$steps" \
+    --set credit.head_ranking="$ranking" --set data.eval= --set model.threads="$threads" \
+    --set logging.progress=false --set checkpoint.every=0 > /dev/null 2>&1
 done
 
 echo "== streaming vs naive"
@@ -47,17 +52,21 @@ done
 "$VENV/bin/python" - "$out" <<'PY'
 import json, os, statistics, sys
 out = sys.argv[1]
-print("\n| credit strategy | s/step (mean after step 2) | forward s | credit s | credit % of step | vs none |")
-print("|---|---|---|---|---|---|")
+print("\n| credit strategy | head ranking | s/step (mean after step 2) | training s/step | forward s | credit s | credit % of step | step vs none | training vs none |")
+print("|---|---|---|---|---|---|---|---|---|")
 base = None
-for s in ("none", "coupled", "thought_anchor"):
-    rows = [json.loads(l) for l in open(os.path.join(out, f"demo-{s}", "metrics.jsonl")) if '"perf"' in l][2:]
+for run in ("none", "coupled-batch", "coupled-micro_batch", "thought_anchor-batch", "thought_anchor-micro_batch"):
+    rows = [json.loads(l) for l in open(os.path.join(out, f"demo-{run}", "metrics.jsonl")) if '"perf"' in l][2:]
     step = statistics.mean(r["perf"]["step_seconds"] for r in rows)
+    train = statistics.mean(r["perf"]["step_seconds"] - r["perf"]["rollout_seconds"] - r["perf"]["reward_seconds"]
+                            for r in rows)
     fwd = statistics.mean(r["perf"]["forward_seconds"] for r in rows)
     cs = statistics.mean(r["perf"]["credit_seconds"] for r in rows)
     pct = statistics.mean(r["perf"]["credit_percent_of_step"] for r in rows)
-    base = base or step
-    print(f"| {s} | {step:.3f} | {fwd:.3f} | {cs:.4f} | {pct:.2f}% | {100 * (step / base - 1):+.1f}% |")
+    base = base or (step, train)
+    name, _, ranking = run.partition("-")
+    print(f"| {name} | {ranking or '-'} | {step:.3f} | {train:.3f} | {fwd:.3f} | {cs:.4f} | {pct:.2f}% | "
+          f"{100 * (step / base[0] - 1):+.1f}% | {100 * (train / base[1] - 1):+.1f}% |")
 grid = [json.loads(l) for l in open(os.path.join(out, "grid.jsonl"))]
 print("\n| tokens N | mode | wall s | reduce s | extra peak memory MB | vs no credit |")
 print("|---|---|---|---|---|---|")

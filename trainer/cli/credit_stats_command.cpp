@@ -3,7 +3,8 @@
 // sinks excluded give: the per-layer table of head look-back distances and sink shares, the
 // layers `credit.layers: auto` would choose, the local / global head groups, and the
 // preplan -> anchor coupling statistics (credit/coupling.h) with their lag profile against
-// random positions, for default vs chosen layers, keep vs exclude and several role sparsities.
+// random positions, for default vs chosen layers, keep vs exclude and several role sparsities;
+// and how much ranking heads per micro-batch (credit.head_ranking: micro_batch) changes the map.
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -15,6 +16,7 @@
 #include "credit/coupling.h"
 #include "credit/credit_map.h"
 #include "credit/layer_choice.h"
+#include "credit/token_weights.h"
 #include "data/prompt_dataset.h"
 #include "trainer/cli/commands.h"
 #include "trainer/cli/device_options.h"
@@ -35,6 +37,7 @@ struct CreditStatsOptions {
   int64_t limit = 100;      // rows read with --generate 0
   int64_t batch = 16, micro_batch = 8;
   std::vector<double> fractions = {0.05, 0.1, 0.2, 0.4};
+  std::vector<int64_t> ranking_micro_batches = {4, 8, 16};
   std::string config, out;
   std::vector<std::string> overrides;
   SamplingParams sampling;
@@ -65,6 +68,62 @@ nlohmann::json profile_json(const credit::LayerProfile& p) {
           {"max_lookback", p.max_lookback}, {"first_token_share", p.first_token_share},
           {"sink_share", p.sink_share}, {"sink_heads", p.sink_heads}, {"local_heads", p.local_heads},
           {"global_heads", p.global_heads}};
+}
+
+// Ranking scope (credit.head_ranking): how much ranking heads within micro-batches of m rows
+// changes the map against ranking over the whole batch — the share of (response, head) pairs
+// whose group changes, of response tokens whose preplan / anchor flag changes, and of tokens
+// whose coupled-strategy γ changes.
+nlohmann::json ranking_scope(const credit::AttentionStatistics& st, const credit::CreditOptions& base,
+                             const std::vector<int64_t>& micro_sizes, const std::string& label) {
+  credit::CreditOptions batch_options = base;
+  batch_options.head_ranking = credit::HeadRanking::batch;
+  batch_options.strategy = credit::CreditStrategy::coupled;
+  const credit::CreditMap whole = credit::build_credit_map(st, batch_options);
+  auto gamma_of = [&](const credit::CreditMap& m, const at::Tensor& lengths, const credit::CreditOptions& c) {
+    credit::WeightInputs w;
+    w.response_lengths = lengths;
+    w.width = m.valid.size(1);
+    w.map = &m;
+    return credit::token_weights(w, c);
+  };
+  const at::Tensor whole_gamma = gamma_of(whole, st.response_lengths, batch_options);
+  const int64_t B = st.response_lengths.size(0);
+  nlohmann::json out = nlohmann::json::array();
+  for (int64_t m : micro_sizes) {
+    credit::CreditOptions c = batch_options;
+    c.head_ranking = credit::HeadRanking::micro_batch;
+    double head_pairs = 0, heads_changed = 0, tokens = 0, preplan_changed = 0, anchor_changed = 0, gamma_changed = 0;
+    for (int64_t r0 = 0; r0 < B; r0 += m) {
+      const at::Tensor rows = torch::arange(r0, std::min(B, r0 + m), torch::kLong);
+      const credit::AttentionStatistics part = credit::select_rows(st, rows);
+      const credit::CreditMap map = credit::build_credit_map(part, c);
+      const at::Tensor valid = map.valid;
+      auto changed = [&](const at::Tensor& mine, const at::Tensor& all) {
+        return mine.ne(all.index_select(0, rows)).logical_and(valid).sum().item<double>();
+      };
+      head_pairs += static_cast<double>(rows.size(0) * st.num_heads());
+      heads_changed += map.heads.local.ne(whole.heads.local.index_select(0, rows))
+                           .logical_or(map.heads.global.ne(whole.heads.global.index_select(0, rows)))
+                           .sum()
+                           .item<double>();
+      tokens += valid.sum().item<double>();
+      preplan_changed += changed(map.preplan, whole.preplan);
+      anchor_changed += changed(map.anchor, whole.anchor);
+      gamma_changed += changed(gamma_of(map, part.response_lengths, c), whole_gamma);
+    }
+    const nlohmann::json row = {{"micro_batch", m},
+                                {"head_groups_changed", heads_changed / std::max(1.0, head_pairs)},
+                                {"preplan_changed", preplan_changed / std::max(1.0, tokens)},
+                                {"anchor_changed", anchor_changed / std::max(1.0, tokens)},
+                                {"gamma_changed", gamma_changed / std::max(1.0, tokens)}};
+    std::cout << "  " << label << " | " << m << " | " << fmt("%.3f", row["head_groups_changed"].get<double>()) << " | "
+              << fmt("%.3f", row["preplan_changed"].get<double>()) << " | "
+              << fmt("%.3f", row["anchor_changed"].get<double>()) << " | "
+              << fmt("%.3f", row["gamma_changed"].get<double>()) << "\n";
+    out.push_back(row);
+  }
+  return out;
 }
 
 int run_credit_stats(const CreditStatsOptions& o) {
@@ -211,6 +270,17 @@ int run_credit_stats(const CreditStatsOptions& o) {
       report["settings"].push_back(setting);
     }
   }
+  std::cout << "\nranking scope: heads ranked per micro-batch of m responses vs over all " << n
+            << " (share changed: (response, head) group pairs | preplan flags | anchor flags | coupled γ)\n"
+            << "setting | m | head groups | preplan | anchor | γ\n";
+  for (const auto& [layer_name, layers] : layer_sets) {
+    for (const std::string mode : {"keep", "exclude"}) {
+      credit::CreditOptions c = base;
+      enum_from_name(mode, c.sinks);
+      report["ranking_scope"][layer_name + "/" + mode] =
+          ranking_scope(credit::select_layers(stats[mode], layers), c, o.ranking_micro_batches, layer_name + "/" + mode);
+    }
+  }
   if (!o.out.empty()) {
     write_text_file_atomic(o.out, report.dump(1) + "\n");
     std::cout << "\n  " << o.out << "\n";
@@ -245,6 +315,9 @@ Action register_credit_stats(CLI::App& app) {
   sub->add_option("--seed", o->sampling.seed, "Sampling seed")->capture_default_str();
   sub->add_option("--batch", o->batch, "Generation batch")->check(CLI::PositiveNumber)->capture_default_str();
   sub->add_option("--micro-batch", o->micro_batch, "Rows per observed forward")->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  sub->add_option("--ranking-micro-batches", o->ranking_micro_batches,
+                  "Micro-batch sizes whose head ranking is compared with the whole batch's")
       ->capture_default_str();
   sub->add_option("--out", o->out, "Write the numbers as JSON here");
   add_device_options(*sub, o->device);

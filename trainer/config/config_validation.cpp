@@ -122,6 +122,19 @@ void validate_sft(const TrainConfig& c) {
   AR_CHECK(ind.embedding_noise_std >= 0, "sft.context_indicator.embedding_noise_std: must be >= 0");
 }
 
+// credit.head_ranking micro_batch ranks heads within the training forward's micro-batches:
+// only a fully on-policy step builds its credit map there (credit_in_training_forward).
+void validate_credit_in_training(const TrainConfig& c) {
+  if (c.credit.head_ranking != credit::HeadRanking::micro_batch || !credit::strategy_uses_attention(c.credit.strategy))
+    return;
+  const std::string why = "credit.head_ranking: micro_batch builds the credit map inside the training forward, ";
+  AR_CHECK(c.algo.ppo_epochs == 1 && c.algo.mini_batches == 1, why,
+           "which needs a fully on-policy step (algo.ppo_epochs 1 and algo.mini_batches 1), got ppo_epochs ",
+           c.algo.ppo_epochs, " and mini_batches ", c.algo.mini_batches, " (use batch or sequence)");
+  AR_CHECK(!(c.algo.kl_coef > 0 && c.algo.kl_in == KlPlacement::reward), why,
+           "so the KL penalty cannot be in the reward (algo.kl_in: loss, or algo.kl_coef 0)");
+}
+
 }  // namespace
 
 void validate_train_config(const TrainConfig& c, ConfigUse use) {
@@ -135,6 +148,7 @@ void validate_train_config(const TrainConfig& c, ConfigUse use) {
   validate_reward(c, use);
   validate_algo(c);
   credit::validate_credit_options(c.credit);
+  if (use == ConfigUse::rl) validate_credit_in_training(c);
   validate_optim(c);
   validate_train(c);
   validate_run_files(c);

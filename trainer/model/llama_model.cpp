@@ -338,6 +338,7 @@ at::Tensor LlamaModel::attention(const Layer& l, int64_t index, const at::Tensor
     out = torch::empty_like(q);
     const int64_t rows = observed ? std::max<int64_t>(1, in.observer->chunk_rows()) : T;
     if (observed && in.observer->surveys_layer(index)) {
+      torch::NoGradGuard no_grad;  // the survey only feeds the observer, never the output
       for (int64_t r0 = 0; r0 < T; r0 += rows) {
         const int64_t r1 = std::min(T, r0 + rows), keys = past + r1;
         at::Tensor probs = attention_probabilities(q.slice(2, r0, r1), k.slice(2, 0, keys),

@@ -21,12 +21,18 @@ StepAdvantages compute_advantages(const ScoredRollouts& rollouts, const OldPolic
   }
   const AdvantageEstimator& estimator = advantage_estimators().get(cfg.algo.advantage);
   out.sequence = estimator(shaped_rewards, AdvantageOptions{cfg.rollout.samples_per_prompt, cfg.algo.normalize_std, 1e-6});
+  out.credit_seed = derive_seed(cfg.train.seed, step, 2000);
+  if (old.credit_in_training_forward) {
+    out.gamma = torch::ones(valid.sizes(), torch::kFloat);
+    out.tokens = out.sequence.unsqueeze(1) * valid.to(torch::kFloat);
+    return out;
+  }
   credit::WeightInputs weight_inputs;
   weight_inputs.response_lengths = valid.sum(1);
   weight_inputs.width = valid.size(1);
   weight_inputs.map = old.credit_map ? &*old.credit_map : nullptr;
   weight_inputs.entropy = old.entropy;
-  weight_inputs.seed = derive_seed(cfg.train.seed, step, 2000);
+  weight_inputs.seed = out.credit_seed;
   weight_inputs.sample_ids = global_rows;
   out.gamma = credit::apply_sign_mode(credit::token_weights(weight_inputs, cfg.credit), out.sequence, cfg.credit.sign);
   out.tokens = out.sequence.unsqueeze(1) * valid.to(torch::kFloat) * out.gamma;

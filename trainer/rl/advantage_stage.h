@@ -18,9 +18,12 @@ struct StepAdvantages {
   at::Tensor gamma;      // [N, R] float: credit weights (sign mode applied)
   at::Tensor tokens;     // [N, R] float: sequence advantage x gamma, 0 on padding
   at::Tensor kl_tokens;  // [N, R] per-token KL to the reference, 0 on padding; undefined without KL
+  uint64_t credit_seed = 0;  // the step's seed of token-weight draws (random baseline)
 };
 
 // `global_rows` [N]: each row's index in the step's global batch (the random baseline's stream).
+// When the credit map is built in the training forward (old.credit_in_training_forward), γ is
+// 1 here and the update multiplies each micro-batch's γ in (fused_credit.h).
 StepAdvantages compute_advantages(const ScoredRollouts& rollouts, const OldPolicyOutputs& old,
                                   const TrainConfig& config, const at::Tensor& global_rows, int64_t step);
 

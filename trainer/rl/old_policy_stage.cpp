@@ -13,11 +13,19 @@
 
 namespace anchor {
 
+bool credit_in_training_forward(const TrainConfig& cfg, const CreditState& state) {
+  return credit::strategy_uses_attention(cfg.credit.strategy) && cfg.algo.ppo_epochs == 1 &&
+         cfg.algo.mini_batches == 1 && !(cfg.algo.kl_coef > 0 && cfg.algo.kl_in == KlPlacement::reward) &&
+         cfg.credit.head_ranking != credit::HeadRanking::batch &&
+         (cfg.credit.layers.mode != credit::LayerMode::automatic || !state.auto_layers.empty());
+}
+
 OldPolicyOutputs score_with_old_policy(const Pretrained& policy, const LlamaModel* reference, const StepBatch& batch,
                                        const TrainConfig& cfg, CreditState& state, const credit::BatchSum* batch_sum) {
   using Clock = std::chrono::steady_clock;
   OldPolicyOutputs out;
-  const bool attention_credit = credit::strategy_uses_attention(cfg.credit.strategy);
+  out.credit_in_training_forward = credit_in_training_forward(cfg, state);
+  const bool attention_credit = credit::strategy_uses_attention(cfg.credit.strategy) && !out.credit_in_training_forward;
   const bool sentence_credit = credit::strategy_uses_sentences(cfg.credit.strategy);
   const bool on_policy = cfg.algo.ppo_epochs == 1 && cfg.algo.mini_batches == 1;
   const int64_t R = batch.response_ids.size(1);
@@ -36,9 +44,9 @@ OldPolicyOutputs score_with_old_policy(const Pretrained& policy, const LlamaMode
   }
   out.credit_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
   // The pass is needed unless fully on-policy — and even then when the credit map needs it
-  // (attention statistics and entropies must exist before the loss is formed, and with
-  // batch-wide head ranking / running receiver heads they pool every micro-batch of the step)
-  // or a KL penalty in the reward needs the old log-probs first.
+  // (entropies, or attention statistics whose batch-wide head ranking pools every micro-batch
+  // of the step; other rankings are read from the training forward) or a KL penalty in the
+  // reward needs the old log-probs first.
   const bool needs_pass = !on_policy || attention_credit || cfg.credit.strategy == credit::CreditStrategy::entropy ||
                           (cfg.algo.kl_coef > 0 && cfg.algo.kl_in == KlPlacement::reward);
   credit::CreditOptions step_credit = cfg.credit;
@@ -65,6 +73,7 @@ OldPolicyOutputs score_with_old_policy(const Pretrained& policy, const LlamaMode
     old.attention = credit::select_layers(*old.attention, state.auto_layers);
   }
   out.logprobs = old.logprobs;
+  out.sentence_ids = sentence_ids;
   out.entropy = old.entropy;
   out.credit_seconds += old.credit_seconds;
   if (reference != nullptr)

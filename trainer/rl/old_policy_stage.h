@@ -25,6 +25,9 @@ struct OldPolicyOutputs {
   at::Tensor entropy;       // [N, R] policy entropy; only for credit.strategy entropy
   std::optional<credit::CreditMap> credit_map;  // attention strategies
   std::vector<int64_t> chosen_layers;  // credit.layers auto: the layers chosen at this step (first credit step)
+  at::Tensor sentence_ids;  // [N, R] int64 sentence of each response token (-1 = none); sentence strategies
+  // The credit map of this step is built in the training forward (fused_credit.h), not here.
+  bool credit_in_training_forward = false;
   double forward_seconds = 0, credit_seconds = 0;
 };
 
@@ -34,6 +37,13 @@ struct CreditState {
   std::vector<int64_t> auto_layers;         // empty until chosen
   credit::ReceiverHeadEstimate receivers;
 };
+
+// Whether the attention credit map is built inside the training forward (fused_credit.h)
+// instead of in this stage's no-grad pass: a fully on-policy step (one epoch, one mini-batch,
+// KL not in the reward), an attention strategy, heads ranked per micro-batch or per sequence
+// (credit.head_ranking), and a known layer set (credit.layers auto: once its first credit step,
+// which observes every layer in this stage's pass, has chosen).
+bool credit_in_training_forward(const TrainConfig& config, const CreditState& state);
 
 // `batch_sum` pools batch-wide credit statistics over data-parallel ranks (nullptr: this batch).
 OldPolicyOutputs score_with_old_policy(const Pretrained& policy, const LlamaModel* reference, const StepBatch& batch,

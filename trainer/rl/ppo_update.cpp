@@ -29,13 +29,16 @@ UpdateStats accumulate_policy_gradients(const LlamaModel& model, const UpdateInp
     forward.with_entropy = true;
     forward.entropy_grad = o.entropy_coef != 0;
     forward.share_prompts = o.share_prompts;
+    if (in.credit) forward.observer = in.credit->observe(mb, micro);
     const ResponseStatistics st =
         response_statistics(model, mb.prompt_ids, mb.prompt_mask, mb.response_ids, mb.response_mask, forward);
     const auto dev = st.logprobs.device();
     const at::Tensor mask = mb.response_mask.to(dev);
     auto rows_of = [&](const at::Tensor& t) { return t.index_select(0, micro).slice(1, 0, R).to(dev); };
     const at::Tensor old = in.old_logprobs.defined() ? rows_of(in.old_logprobs) : st.logprobs.detach();
-    const PolicyLossTerms terms = (*o.policy_loss)(st.logprobs, old, rows_of(in.token_advantages), o.loss);
+    at::Tensor advantages = rows_of(in.token_advantages);
+    if (in.credit) advantages = advantages * in.credit->gamma(micro, R).to(dev);
+    const PolicyLossTerms terms = (*o.policy_loss)(st.logprobs, old, advantages, o.loss);
     if (!stats.logprobs.defined()) stats.logprobs = torch::zeros(in.batch.response_ids.sizes(), torch::kFloat);
     stats.logprobs.index_copy_(0, micro, torch::constant_pad_nd(st.logprobs.detach().cpu(),
                                                                 {0, in.batch.response_ids.size(1) - R}));

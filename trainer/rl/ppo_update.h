@@ -18,6 +18,18 @@
 
 namespace anchor {
 
+// Credit built inside the training forward (fused_credit.h): for each micro-batch the update
+// attaches the observer it is given to the forward, then multiplies the rows' token advantages
+// by the γ it returns, before the loss.
+class MicroBatchCredit {
+ public:
+  virtual ~MicroBatchCredit() = default;
+  // rows: indices into the update's batch; micro_batch: those rows, columns trimmed.
+  virtual AttentionObserver* observe(const StepBatch& micro_batch, const at::Tensor& rows) = 0;
+  // After the forward: γ [rows, width] float (detached).
+  virtual at::Tensor gamma(const at::Tensor& rows, int64_t width) = 0;
+};
+
 struct UpdateInputs {
   StepBatch batch;
   // [N, R] from the no-grad pass (sampling policy); undefined = fully on-policy (one epoch, one
@@ -26,6 +38,7 @@ struct UpdateInputs {
   at::Tensor old_logprobs;
   at::Tensor ref_logprobs;      // [N, R] frozen reference, undefined when KL is off
   at::Tensor token_advantages;  // [N, R] credit-shaped advantages, 0 on padding
+  MicroBatchCredit* credit = nullptr;  // if set: γ per micro-batch from the training forward
 };
 
 struct UpdateOptions {

@@ -19,6 +19,7 @@
 #include "trainer/distributed/parameter_sync.h"
 #include "trainer/rl/advantage_stage.h"
 #include "trainer/rl/credit_step.h"
+#include "trainer/rl/fused_credit.h"
 #include "trainer/rl/metric_sums.h"
 #include "trainer/rl/mini_batch_plan.h"
 #include "trainer/rl/old_policy_stage.h"
@@ -225,11 +226,26 @@ StepReport rl_step(RlSetup& s, TrainingRun& run, int64_t step, nlohmann::json li
     sums.add("kl_ref", advantages.kl_tokens.sum().item<double>());
     sums.add("kl_tokens", valid.sum().item<double>());
   }
-  add_credit_sums(sums, old.credit_map ? &*old.credit_map : nullptr, advantages.gamma, valid);
+  // On-policy attention credit with a ranking inside one micro-batch comes from the training
+  // forward itself: γ is applied per micro-batch in stage 5 (fused_credit.h).
+  std::optional<TrainingForwardCredit> in_forward;
+  if (old.credit_in_training_forward) {
+    in_forward.emplace(TrainingForwardCreditInputs{&cfg, s.policy.model.config().num_hidden_layers,
+                                                   s.policy.model.config().num_attention_heads, old.sentence_ids,
+                                                   advantages.sequence, shard.rows, advantages.credit_seed},
+                       s.credit, sums);
+  } else {
+    add_credit_sums(sums, old.credit_map ? &*old.credit_map : nullptr, advantages.gamma, valid);
+  }
 
   // 5. PPO update.
-  const UpdateInputs inputs{mine.batch, old.logprobs, old.ref_logprobs, advantages.tokens};
+  const UpdateInputs inputs{mine.batch, old.logprobs, old.ref_logprobs, advantages.tokens,
+                            in_forward ? &*in_forward : nullptr};
   const UpdateTotals u = update_policy(s, run, rollouts.batch.response_mask, mine, shard, inputs, step, report.nonfinite, sums);
+  if (in_forward) {
+    in_forward->finish(shard.sum ? &pooled : nullptr);
+    remember_credit_state(s.credit, run.state().extra);
+  }
 
   // 6. metrics: one reduction of the step's sums over ranks.
   if (shard.sum) sums.reduce(*shard.sum);
@@ -243,7 +259,7 @@ StepReport rl_step(RlSetup& s, TrainingRun& run, int64_t step, nlohmann::json li
   l["entropy"] = tokens > 0 ? sums["entropy"] / tokens : 0.0;
   l["grad_norm"] = u.grad_norm;
   l["optimizer_updates"] = u.updates;
-  const double credit_seconds = old.credit_seconds + advantage_seconds;
+  const double credit_seconds = old.credit_seconds + advantage_seconds + (in_forward ? in_forward->seconds() : 0.0);
   perf["forward_seconds"] = old.forward_seconds + u.forward_seconds;
   perf["backward_seconds"] = u.backward_seconds;
   perf["credit_seconds"] = credit_seconds;

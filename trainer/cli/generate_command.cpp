@@ -1,6 +1,7 @@
 // `anchor-rl generate`: sample completions from any Hugging Face Llama-format checkpoint.
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 
 #include <chrono>
@@ -39,6 +40,7 @@ struct GenerateOptions {
   std::string system;
   std::string control = "none";
   bool indicator = false;
+  std::string profile;  // LibTorch profiler trace of the generate calls (chrome trace JSON)
 };
 
 std::vector<std::string> read_prompt_file(const std::string& path) {
@@ -126,7 +128,10 @@ int run_generate(GenerateOptions& o) {
     SamplingParams params = o.sampling;
     params.seed = o.sampling.seed + start;  // distinct, reproducible streams per batch
     const auto t0 = std::chrono::steady_clock::now();
+    std::optional<torch::autograd::profiler::RecordProfile> profiling;
+    if (!o.profile.empty()) profiling.emplace(o.profile);
     RolloutBatch out = generate(p.model, p.tokenizer, chunk, params);
+    profiling.reset();
     generate_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     generated += out.generated_tokens;
     for (size_t i = 0; i < chunk.size(); ++i) {
@@ -212,6 +217,9 @@ Action register_generate(CLI::App& app) {
   sub->add_flag("--ignore-eos", o->ignore_eos, "Do not stop at EOS (benchmarks: fixed length)");
   sub->add_flag("--no-shared-prefill", [o](int64_t) { o->sampling.share_prefill = false; },
                 "Prefill every row even when prompts repeat (benchmarks: what sharing saves)");
+  sub->add_option("--profile", o->profile,
+                  "Write a LibTorch profiler trace of generation here (per-op times with the decode scopes; "
+                  "scripts/bench/summarize_trace.py reads it; the last batch only when there are several)");
   add_device_options(*sub, o->device);
   return [sub, o]() -> int { return sub->parsed() ? run_generate(*o) : -1; };
 }

@@ -1,5 +1,6 @@
 #include "trainer/rollout/sampler.h"
 
+#include <ATen/record_function.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -226,6 +227,7 @@ RolloutBatch generate(const LlamaModel& model, const Tokenizer& tokenizer,
   for (int64_t step = 0; step < R && !rows.empty(); ++step) {
     std::vector<int64_t> streams;
     for (int64_t b : rows) streams.push_back(params.streams.empty() ? b : params.streams[static_cast<size_t>(b)]);
+    RECORD_USER_SCOPE("decode::sample");  // profiler scope (generate --profile): sampling + bookkeeping
     auto [tokens, logprobs] =
         sample_next_tokens(logits, params, stream_uniforms(params.seed, streams, step), tokenizer.vocab_size());
     const int64_t* tok = tokens.data_ptr<int64_t>();
@@ -273,6 +275,7 @@ RolloutBatch generate(const LlamaModel& model, const Tokenizer& tokenizer,
     }
     key_mask = torch::cat({key_mask, torch::ones({key_mask.size(0), 1}, key_mask.options())}, 1);
     if (params.use_cache) {
+      RECORD_USER_SCOPE("decode::forward");
       ForwardInputs in;
       in.input_ids = next;
       in.position_ids = next_pos.unsqueeze(1);

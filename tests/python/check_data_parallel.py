@@ -3,8 +3,8 @@
 1. 2 ranks == 1 rank: the same global batch and seed give the same weights after 3 steps
    (max abs difference <= 1e-5, printed) and the same metrics (to 1e-4), with attention credit
    on (coupled, layers auto, sinks excluded) and dynamic sampling on; again with PPO epochs x
-   mini-batches (rows of a mini-batch spread over ranks), a KL penalty, thought anchors and the
-   random baseline.
+   mini-batches (rows of a mini-batch spread over ranks), a KL penalty, thought anchors, the
+   random baseline, and the credit map built inside the training forward (per-sequence ranking).
 2. Exact resume on 2 ranks: 4 steps straight == 2 steps + --resume latest, bit for bit; a
    2-rank checkpoint resumed on 1 rank continues like the 2-rank run (<= 1e-5).
 3. Faults end the job, never hang it: a rank that throws, a rank killed with SIGKILL mid-step,
@@ -78,6 +78,10 @@ def check_equivalence(binary, scratch):
                                               "--set", "credit.proximity=1"],
         "random-baseline-rloo": ["--set", "credit.strategy=random", "--set", "algo.advantage=rloo",
                                  "--set", "algo.dynamic_sampling=false"],
+        # Per-sequence ranking: from step 2 the credit map is built inside the training forward,
+        # micro-batch by micro-batch, which must not depend on how rows are split over ranks.
+        "coupled-in-training-forward": ["--set", "credit.strategy=coupled", "--set", "credit.head_ranking=sequence",
+                                        "--set", "credit.layers=auto", "--set", "credit.auto_layer_count=2"],
     }
     for name, extra in variants.items():
         one, two = os.path.join(scratch, name + "-1rank"), os.path.join(scratch, name + "-2ranks")

@@ -72,6 +72,13 @@ int main(int argc, char** argv) {
   const int64_t micro = std::stoll(args["--micro"]), repeat = std::stoll(args["--repeat"]);
 
   const anchor::PolicyLoss& loss = anchor::policy_losses().get("ppo_clip");
+  auto update_options = [&](bool share) {
+    anchor::UpdateOptions o;
+    o.policy_loss = &loss;
+    o.micro_batch_size = micro;
+    o.share_prompts = share;
+    return o;
+  };
   std::printf("model %s, %lld groups x %lld samples, micro-batch %lld, %d threads, best of %lld\n\n",
               args["--model"].c_str(), static_cast<long long>(groups), static_cast<long long>(samples),
               static_cast<long long>(micro), at::get_num_threads(), static_cast<long long>(repeat));
@@ -92,12 +99,8 @@ int main(int argc, char** argv) {
           torch::autograd::profiler::RecordProfile guard(args["--profile"] + "/nograd_" + tag + ".trace");
           anchor::policy_pass(model, in.batch, 1.0, micro, false, nullptr, {}, share == 1);
         }
-        anchor::UpdateOptions o;
-        o.policy_loss = &loss;
-        o.micro_batch_size = micro;
-        o.share_prompts = share == 1;
         torch::autograd::profiler::RecordProfile guard(args["--profile"] + "/train_" + tag + ".trace");
-        anchor::accumulate_policy_gradients(model, in, rows, o);
+        anchor::accumulate_policy_gradients(model, in, rows, update_options(share == 1));
       }
       return 0;
     }
@@ -108,13 +111,9 @@ int main(int argc, char** argv) {
         auto t0 = Clock::now();
         anchor::policy_pass(model, in.batch, 1.0, micro, false, nullptr, {}, share == 1);
         no_grad[share] = std::min(no_grad[share], seconds_since(t0));
-        anchor::UpdateOptions o;
-        o.policy_loss = &loss;
-        o.micro_batch_size = micro;
-        o.share_prompts = share == 1;
         for (auto p : model.parameters()) p.mutable_grad() = at::Tensor();
         t0 = Clock::now();
-        const anchor::UpdateStats st = anchor::accumulate_policy_gradients(model, in, rows, o);
+        const anchor::UpdateStats st = anchor::accumulate_policy_gradients(model, in, rows, update_options(share == 1));
         train[share] = std::min(train[share], seconds_since(t0));
         positions[share] = st.positions;
       }

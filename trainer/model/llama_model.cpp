@@ -247,6 +247,11 @@ KVCache LlamaModel::make_cache(int64_t batch, int64_t capacity) const {
 
 namespace {
 
+// Keys before this call's first query: the cached tokens, or the shared prompt.
+int64_t past_length(const ForwardInputs& in) {
+  return in.cache ? in.cache->length : in.prefix ? in.prefix->length() : 0;
+}
+
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
   if (x.scalar_type() == torch::kFloat) return at::rms_norm(x, {x.size(-1)}, weight, eps);  // one fused op
   // Reduced precision: normalise in float32 like transformers, then scale in the model dtype.
@@ -313,7 +318,7 @@ at::Tensor LlamaModel::attention(const Layer& l, int64_t index, const at::Tensor
   q = q * cos + rotate_half(q) * sin;
   k = k * cos + rotate_half(k) * sin;
 
-  const int64_t past = in.cache ? in.cache->length : in.prefix ? in.prefix->length() : 0;
+  const int64_t past = past_length(in);
   if (in.record_prefix) {
     in.record_prefix->keys.push_back(k);
     in.record_prefix->values.push_back(v);
@@ -424,7 +429,7 @@ at::Tensor LlamaModel::hidden_states(const ForwardInputs& in) const {
   AR_CHECK(in.input_ids.dim() == 2, "forward: input_ids must be [B, T], got ", in.input_ids.sizes());
   const int64_t B = in.input_ids.size(0), T = in.input_ids.size(1);
   AR_CHECK(!(in.cache && in.prefix), "forward: a KV cache and a shared prefix cannot be combined");
-  const int64_t past = in.cache ? in.cache->length : in.prefix ? in.prefix->length() : 0;
+  const int64_t past = past_length(in);
   if (in.prefix) {
     AR_CHECK(static_cast<int64_t>(in.prefix->keys.size()) == config_.num_hidden_layers &&
                  in.prefix->rows.dim() == 1 && in.prefix->rows.size(0) == B,

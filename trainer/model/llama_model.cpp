@@ -6,12 +6,21 @@
 #include <cmath>
 
 #include "trainer/common/error.h"
+#include "trainer/model/decode_kernels.h"
 
 namespace anchor {
 
 void KVCache::select_rows(const at::Tensor& rows) {
-  for (auto& k : keys) k = k.index_select(0, rows);
-  for (auto& v : values) v = v.index_select(0, rows);
+  // Only the filled positions move (the rest is written before it is read): rows finish one
+  // by one in a rollout, and each drop used to copy the whole capacity of every layer.
+  auto select = [&](at::Tensor& t) {
+    at::Tensor kept = at::empty({rows.size(0), t.size(1), t.size(2), t.size(3)}, t.options());
+    at::Tensor filled = kept.slice(2, 0, length);
+    at::index_select_out(filled, t.slice(2, 0, length), 0, rows);
+    t = kept;
+  };
+  for (auto& k : keys) select(k);
+  for (auto& v : values) select(v);
 }
 
 ForwardInputs padded_batch_inputs(const at::Tensor& input_ids, const at::Tensor& attention_mask) {
@@ -279,9 +288,13 @@ at::Tensor attention_probabilities(const at::Tensor& q, const at::Tensor& k, con
   const int64_t B = q.size(0), H = q.size(1), R = q.size(2), D = q.size(3), Hkv = k.size(1), S = k.size(2);
   const int64_t G = H / Hkv;
   at::Tensor scores = torch::matmul(q.reshape({B, Hkv, G * R, D}), k.transpose(-1, -2)).view({B, H, R, S});
-  scores = (scores.to(torch::kFloat) * scale)
-               .masked_fill(allowed.logical_not(), -std::numeric_limits<float>::infinity());
-  return torch::softmax(scores, -1);
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  if (!at::GradMode::is_enabled()) {  // inference (decode): the same values, two fewer buffers
+    scores = scores.to(torch::kFloat);
+    scores.mul_(scale).masked_fill_(allowed.logical_not(), kNegInf);
+    return torch::softmax(scores, -1);
+  }
+  return torch::softmax((scores.to(torch::kFloat) * scale).masked_fill(allowed.logical_not(), kNegInf), -1);
 }
 
 // probs [B, H, R, S] (model dtype), v [B, Hkv, S, D] -> [B, H, R, D].
@@ -303,35 +316,43 @@ at::Tensor LlamaModel::attention(const Layer& l, int64_t index, const at::Tensor
     const at::Tensor qkv = packed_linear(x, in.packed->layers[static_cast<size_t>(index)].qkv);
     q = qkv.slice(-1, 0, H * D).view({B, T, H, D});
     k = qkv.slice(-1, H * D, (H + Hkv) * D).view({B, T, Hkv, D});
-    v = qkv.slice(-1, (H + Hkv) * D).reshape({B, T, Hkv, D}).transpose(1, 2);
+    v = qkv.slice(-1, (H + Hkv) * D).reshape({B, T, Hkv, D});
   } else {
     q = linear(x, l.q_proj, l.q_bias).view({B, T, H, D});      // [B,T,H,D]
     k = linear(x, l.k_proj, l.k_bias).view({B, T, Hkv, D});    // [B,T,Hkv,D]
-    v = linear(x, l.v_proj, l.v_bias).view({B, T, Hkv, D}).transpose(1, 2);
+    v = linear(x, l.v_proj, l.v_bias).view({B, T, Hkv, D});
   }
   if (l.q_norm.defined()) {  // Qwen3: normalise each head's query and key before rope
     q = rms_norm(q, l.q_norm, c.rms_norm_eps);
     k = rms_norm(k, l.k_norm, c.rms_norm_eps);
   }
-  q = q.transpose(1, 2);  // [B,H,T,D]
-  k = k.transpose(1, 2);  // [B,Hkv,T,D]
-  q = q * cos + rotate_half(q) * sin;
-  k = k * cos + rotate_half(k) * sin;
-
   const int64_t past = past_length(in);
-  if (in.record_prefix) {
-    in.record_prefix->keys.push_back(k);
-    in.record_prefix->values.push_back(v);
-  }
-  if (in.prefix) {  // index_select's backward sums every row's gradient into its prompt
-    k = torch::cat({in.prefix->keys[index].index_select(0, in.prefix->rows), k}, 2);
-    v = torch::cat({in.prefix->values[index].index_select(0, in.prefix->rows), v}, 2);
-  } else if (in.cache) {
+  const bool decode_step = in.cache && T == 1 && !in.record_prefix && decode_kernels_apply(q, cos);
+  if (decode_step) {  // one loop: rotary on q and k, k and v into the cache (decode_kernels.h)
     KVCache& cache = *in.cache;
-    cache.keys[index].slice(2, past, past + T).copy_(k);
-    cache.values[index].slice(2, past, past + T).copy_(v);
+    q = rotate_into_cache(q, k, v, cos, sin, cache.keys[index], cache.values[index], past);
     k = cache.keys[index].slice(2, 0, past + T);
     v = cache.values[index].slice(2, 0, past + T);
+  } else {
+    q = q.transpose(1, 2);  // [B,H,T,D]
+    k = k.transpose(1, 2);  // [B,Hkv,T,D]
+    v = v.transpose(1, 2);
+    q = q * cos + rotate_half(q) * sin;
+    k = k * cos + rotate_half(k) * sin;
+    if (in.record_prefix) {
+      in.record_prefix->keys.push_back(k);
+      in.record_prefix->values.push_back(v);
+    }
+    if (in.prefix) {  // index_select's backward sums every row's gradient into its prompt
+      k = torch::cat({in.prefix->keys[index].index_select(0, in.prefix->rows), k}, 2);
+      v = torch::cat({in.prefix->values[index].index_select(0, in.prefix->rows), v}, 2);
+    } else if (in.cache) {
+      KVCache& cache = *in.cache;
+      cache.keys[index].slice(2, past, past + T).copy_(k);
+      cache.values[index].slice(2, past, past + T).copy_(v);
+      k = cache.keys[index].slice(2, 0, past + T);
+      v = cache.values[index].slice(2, 0, past + T);
+    }
   }
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));
   const bool observed = in.observer && in.observer->observes_layer(index);
@@ -340,8 +361,9 @@ at::Tensor LlamaModel::attention(const Layer& l, int64_t index, const at::Tensor
     // Explicit softmax, chunk of query rows by chunk. Observed layers show each chunk's
     // probabilities to the observer and drop them; short decode steps take this path too,
     // since it needs no copy of the cache for grouped-query heads.
-    out = torch::empty_like(q);
     const int64_t rows = observed ? std::max<int64_t>(1, in.observer->chunk_rows()) : T;
+    const bool one_chunk = rows >= T;  // decode steps: the output is the one chunk's, no copy
+    if (!one_chunk) out = torch::empty_like(q);
     if (observed && in.observer->surveys_layer(index)) {
       torch::NoGradGuard no_grad;  // the survey only feeds the observer, never the output
       for (int64_t r0 = 0; r0 < T; r0 += rows) {
@@ -358,7 +380,9 @@ at::Tensor LlamaModel::attention(const Layer& l, int64_t index, const at::Tensor
       const int64_t keys = past + r1;
       at::Tensor probs = attention_probabilities(q.slice(2, r0, r1), k.slice(2, 0, keys),
                                                  allowed.slice(2, r0, r1).slice(3, 0, keys), scale);
-      out.slice(2, r0, r1).copy_(attend(probs.to(q.scalar_type()), v.slice(2, 0, keys)));
+      at::Tensor attended = attend(probs.to(q.scalar_type()), v.slice(2, 0, keys));
+      if (one_chunk) out = attended;
+      else out.slice(2, r0, r1).copy_(attended);
       if (observed) in.observer->on_chunk(AttentionChunk{index, r0, past, probs});
     }
   } else {
@@ -373,13 +397,16 @@ at::Tensor LlamaModel::decoder_layer(int64_t i, const at::Tensor& x_in, const at
                                      const at::Tensor& allowed, const ForwardInputs& in) const {
   const Layer& l = layers_[static_cast<size_t>(i)];
   const double eps = config_.rms_norm_eps;
-  at::Tensor x = x_in + attention(l, i, rms_norm(x_in, l.input_norm, eps), cos, sin, allowed, in);
+  const at::Tensor attended = attention(l, i, rms_norm(x_in, l.input_norm, eps), cos, sin, allowed, in);
+  at::Tensor x = in.packed ? attended.add_(x_in) : x_in + attended;  // packed: inference, in place
   at::Tensor h = rms_norm(x, l.post_attention_norm, eps);
   if (in.packed) {  // one GEMM for gate and up
     const DecodeWeights::Layer& p = in.packed->layers[static_cast<size_t>(i)];
     const at::Tensor gate_up = packed_linear(h, p.gate_up);
     const int64_t I = config_.intermediate_size;
-    return x + packed_linear(torch::silu(gate_up.slice(-1, 0, I)) * gate_up.slice(-1, I), p.down);
+    // Inference only (packed weights): the product overwrites silu's buffer, and the residual
+    // sum the down projection's.
+    return packed_linear(torch::silu(gate_up.slice(-1, 0, I)).mul_(gate_up.slice(-1, I)), p.down).add_(x);
   }
   return x + linear(torch::silu(linear(h, l.gate_proj, l.gate_bias)) * linear(h, l.up_proj, l.up_bias), l.down_proj,
                     l.down_bias);

@@ -6,16 +6,20 @@
 #     seed: identical first rollouts); mean s/step and training s/step (forward + backward +
 #     optimizer + credit, without the rollout, whose length varies) over the steps after
 #     warm-up, and the credit time as % of step time (metric perf.credit_percent_of_step);
+#     the five runs repeat --rounds times in turn (this machine's speed drifts by tens of
+#     percent within minutes; interleaving spreads the drift over every run alike);
 #  2. streaming vs naive at N = 1k, 4k, 16k tokens on a random 8-layer, 8-head model
 #     (anchor-bench-credit, one process per mode): wall time and peak extra memory; naive is
 #     skipped, with the reason, where its full attention maps would not fit in memory.
-#   scripts/bench/bench_credit.sh [--steps 12] [--tokens "1024 4096 16384"] [--threads 0]
+#   scripts/bench/bench_credit.sh [--steps 12] [--rounds 3] [--tokens "1024 4096 16384"] [--threads 0]
+#   (--tokens "" skips part 2)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-steps=12; tokens="1024 4096 16384"; threads=0
+steps=12; rounds=3; tokens="1024 4096 16384"; threads=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --steps) steps="$2"; shift 2;;
+    --rounds) rounds="$2"; shift 2;;
     --tokens) tokens="$2"; shift 2;;
     --threads) threads="$2"; shift 2;;
     *) echo "bench_credit.sh: unknown option $1" >&2; exit 2;;
@@ -25,12 +29,14 @@ done
 VENV="${ANCHOR_VENV:-$HOME/.cache/anchor-rl/venv}"
 out="runs/bench-credit"; rm -rf "$out"; mkdir -p "$out"
 
-echo "== demo step time: none vs coupled / thought_anchor ($steps steps each)"
-for run in none coupled:batch coupled:micro_batch thought_anchor:batch thought_anchor:micro_batch; do
-  s="${run%%:*}"; ranking="${run#*:}"; [ "$ranking" = "$run" ] && ranking=batch
-  build/anchor-rl train "configs/ablations/$s.yaml" --run-dir "$out/demo-${run/:/-}" --set train.steps="$steps" \
-    --set credit.head_ranking="$ranking" --set data.eval= --set model.threads="$threads" \
-    --set logging.progress=false --set checkpoint.every=0 > /dev/null 2>&1
+echo "== demo step time: none vs coupled / thought_anchor ($steps steps each, $rounds rounds)"
+for ((round = 0; round < rounds; round++)); do
+  for run in none coupled:batch coupled:micro_batch thought_anchor:batch thought_anchor:micro_batch; do
+    s="${run%%:*}"; ranking="${run#*:}"; [ "$ranking" = "$run" ] && ranking=batch
+    build/anchor-rl train "configs/ablations/$s.yaml" --run-dir "$out/demo-${run/:/-}-r$round" \
+      --set train.steps="$steps" --set credit.head_ranking="$ranking" --set data.eval= \
+      --set model.threads="$threads" --set logging.progress=false --set checkpoint.every=0 > /dev/null 2>&1
+  done
 done
 
 echo "== streaming vs naive"
@@ -56,7 +62,9 @@ print("\n| credit strategy | head ranking | s/step (mean after step 2) | trainin
 print("|---|---|---|---|---|---|---|---|---|")
 base = None
 for run in ("none", "coupled-batch", "coupled-micro_batch", "thought_anchor-batch", "thought_anchor-micro_batch"):
-    rows = [json.loads(l) for l in open(os.path.join(out, f"demo-{run}", "metrics.jsonl")) if '"perf"' in l][2:]
+    rows = []
+    for d in sorted(x for x in os.listdir(out) if x.startswith(f"demo-{run}-r")):  # every round, pooled
+        rows += [json.loads(l) for l in open(os.path.join(out, d, "metrics.jsonl")) if '"perf"' in l][2:]
     step = statistics.mean(r["perf"]["step_seconds"] for r in rows)
     train = statistics.mean(r["perf"]["step_seconds"] - r["perf"]["rollout_seconds"] - r["perf"]["reward_seconds"]
                             for r in rows)
@@ -67,6 +75,8 @@ for run in ("none", "coupled-batch", "coupled-micro_batch", "thought_anchor-batc
     name, _, ranking = run.partition("-")
     print(f"| {name} | {ranking or '-'} | {step:.3f} | {train:.3f} | {fwd:.3f} | {cs:.4f} | {pct:.2f}% | "
           f"{100 * (step / base[0] - 1):+.1f}% | {100 * (train / base[1] - 1):+.1f}% |")
+if not os.path.exists(os.path.join(out, "grid.jsonl")):  # --tokens ""
+    sys.exit(0)
 grid = [json.loads(l) for l in open(os.path.join(out, "grid.jsonl"))]
 print("\n| tokens N | mode | wall s | reduce s | extra peak memory MB | vs no credit |")
 print("|---|---|---|---|---|---|")

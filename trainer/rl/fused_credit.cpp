@@ -7,6 +7,7 @@
 #include "credit/token_weights.h"
 #include "trainer/common/error.h"
 #include "trainer/rl/credit_step.h"
+#include "trainer/rl/micro_batch_reducer.h"
 
 namespace anchor {
 
@@ -23,13 +24,8 @@ TrainingForwardCredit::TrainingForwardCredit(TrainingForwardCreditInputs inputs,
 }
 
 AttentionObserver* TrainingForwardCredit::observe(const StepBatch& mb, const at::Tensor& rows) {
-  const int64_t width = mb.response_ids.size(1);
   micro_response_mask_ = mb.response_mask;
-  reducer_.emplace(layers_, in_.num_heads, mb.prompt_ids.size(1), mb.response_mask.sum(1), width,
-                   credit::reducer_options(in_.config->credit),
-                   in_.sentence_ids.defined() ? in_.sentence_ids.index_select(0, rows).slice(1, 0, width) : at::Tensor(),
-                   mb.prompt_mask.sum(1));
-  return &*reducer_;
+  return &start_micro_batch_reducer(reducer_, layers_, in_.num_heads, mb, rows, in_.sentence_ids, in_.config->credit);
 }
 
 at::Tensor TrainingForwardCredit::gamma(const at::Tensor& rows, int64_t width) {

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "trainer/model/response_statistics.h"
+#include "trainer/rl/micro_batch_reducer.h"
 
 namespace anchor {
 
@@ -24,12 +25,8 @@ PolicyPass policy_pass(const LlamaModel& model, const StepBatch& b, double tempe
     const StepBatch mb = select_rows(b, rows);
     const int64_t width = mb.response_ids.size(1);
     std::optional<credit::StreamingAttentionReducer> reducer;
-    if (credit) {
-      reducer.emplace(layers, model.config().num_attention_heads, mb.prompt_ids.size(1), mb.response_mask.sum(1), width,
-                      credit::reducer_options(*credit),
-                      sentence_ids.defined() ? sentence_ids.index_select(0, rows).slice(1, 0, width) : at::Tensor(),
-                      mb.prompt_mask.sum(1));
-    }
+    if (credit)
+      start_micro_batch_reducer(reducer, layers, model.config().num_attention_heads, mb, rows, sentence_ids, *credit);
     ResponseStatisticsOptions forward;
     forward.temperature = temperature;
     forward.with_entropy = with_entropy;

@@ -14,6 +14,10 @@ void KVCache::select_rows(const at::Tensor& rows) {
   // Only the filled positions move (the rest is written before it is read): rows finish one
   // by one in a rollout, and each drop used to copy the whole capacity of every layer.
   auto select = [&](at::Tensor& t) {
+    if (!t.device().is_cpu()) {  // measured and tested on CPU only: other devices keep the plain copy
+      t = t.index_select(0, rows);
+      return;
+    }
     at::Tensor kept = at::empty({rows.size(0), t.size(1), t.size(2), t.size(3)}, t.options());
     at::Tensor filled = kept.slice(2, 0, length);
     at::index_select_out(filled, t.slice(2, 0, length), 0, rows);

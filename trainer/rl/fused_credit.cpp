@@ -15,12 +15,7 @@ TrainingForwardCredit::TrainingForwardCredit(TrainingForwardCreditInputs inputs,
     : in_(std::move(inputs)), state_(state), sums_(sums) {
   AR_CHECK(in_.config && credit_in_training_forward(*in_.config, state_),
            "credit in the training forward: the config does not allow it (see credit_in_training_forward)");
-  // credit.layers auto: the layers its first credit step chose.
-  const credit::LayerSelection& layers = in_.config->credit.layers;
-  layers_ = credit::observed_layers(layers.mode == credit::LayerMode::automatic
-                                        ? credit::LayerSelection{credit::LayerMode::list, state_.auto_layers}
-                                        : layers,
-                                    in_.num_layers);
+  layers_ = credit::observed_layers(step_credit_layers(in_.config->credit.layers, state_), in_.num_layers);
 }
 
 AttentionObserver* TrainingForwardCredit::observe(const StepBatch& mb, const at::Tensor& rows) {

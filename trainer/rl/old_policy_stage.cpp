@@ -20,6 +20,12 @@ bool credit_in_training_forward(const TrainConfig& cfg, const CreditState& state
          (cfg.credit.layers.mode != credit::LayerMode::automatic || !state.auto_layers.empty());
 }
 
+credit::LayerSelection step_credit_layers(const credit::LayerSelection& configured, const CreditState& state) {
+  if (configured.mode == credit::LayerMode::automatic && !state.auto_layers.empty())
+    return {credit::LayerMode::list, state.auto_layers};
+  return configured;
+}
+
 OldPolicyOutputs score_with_old_policy(const Pretrained& policy, const LlamaModel* reference, const StepBatch& batch,
                                        const TrainConfig& cfg, CreditState& state, const credit::BatchSum* batch_sum) {
   using Clock = std::chrono::steady_clock;
@@ -50,8 +56,7 @@ OldPolicyOutputs score_with_old_policy(const Pretrained& policy, const LlamaMode
   const bool needs_pass = !on_policy || attention_credit || cfg.credit.strategy == credit::CreditStrategy::entropy ||
                           (cfg.algo.kl_coef > 0 && cfg.algo.kl_in == KlPlacement::reward);
   credit::CreditOptions step_credit = cfg.credit;
-  if (cfg.credit.layers.mode == credit::LayerMode::automatic && !state.auto_layers.empty())
-    step_credit.layers = {credit::LayerMode::list, state.auto_layers};
+  step_credit.layers = step_credit_layers(cfg.credit.layers, state);
   const int64_t micro = cfg.algo.micro_batch_size;
   PolicyPass old = needs_pass ? policy_pass(policy.model, batch, cfg.rollout.temperature, micro,
                                             cfg.credit.strategy == credit::CreditStrategy::entropy,

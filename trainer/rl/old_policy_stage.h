@@ -45,6 +45,10 @@ struct CreditState {
 // which observes every layer in this stage's pass, has chosen).
 bool credit_in_training_forward(const TrainConfig& config, const CreditState& state);
 
+// The credit layers a step observes: credit.layers, except that `auto` means the layers its
+// first credit step chose (while none are chosen, `auto` itself: every layer is observed).
+credit::LayerSelection step_credit_layers(const credit::LayerSelection& configured, const CreditState& state);
+
 // `batch_sum` pools batch-wide credit statistics over data-parallel ranks (nullptr: this batch).
 OldPolicyOutputs score_with_old_policy(const Pretrained& policy, const LlamaModel* reference, const StepBatch& batch,
                                        const TrainConfig& config, CreditState& credit_state,

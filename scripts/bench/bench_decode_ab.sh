@@ -40,8 +40,8 @@ for batch in $batches; do
       for side in a b; do
         bin=$old; [ $side = b ] && bin=$new
         line=$("$bin" "${args[@]}" --bench)
-        tps=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["tokens_per_second"])' "$line")
-        generated=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["generated_tokens"])' "$line")
+        read -r tps generated < <(python3 -c \
+          'import json,sys; j = json.loads(sys.argv[1]); print(j["tokens_per_second"], j["generated_tokens"])' "$line")
         if [ $side = a ]; then best_a=$(python3 -c "print(max($best_a, $tps))"); else best_b=$(python3 -c "print(max($best_b, $tps))"); fi
       done
     done

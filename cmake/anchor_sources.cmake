@@ -1,7 +1,7 @@
 # Sources that compile without LibTorch, by library. Shared by the main build and the fuzzing
 # build (tests/fuzz/), which compiles them with clang and -fsanitize=fuzzer-no-link.
 set(ANCHOR_LOG_SOURCES trainer/common/log.cpp)
-# Errors, files, config, data, rewards, checkpoint manifests, safetensors headers.
+# Errors, files, config, data, rewards, checkpoint manifests, safetensors headers, ablation studies.
 set(ANCHOR_BASE_SOURCES
   trainer/common/error.cpp
   trainer/common/file_util.cpp
@@ -24,6 +24,10 @@ set(ANCHOR_BASE_SOURCES
   trainer/rollout/control_tokens.cpp
   trainer/sft/control_text.cpp
   trainer/analysis/credit_html.cpp
+  trainer/ablation/ablation_spec.cpp
+  trainer/ablation/ablation_statistics.cpp
+  trainer/ablation/ablation_report.cpp
+  trainer/ablation/ablation_runner.cpp
 )
 # Tokenizers: SentencePiece, and tokenizer.json byte-level BPE on PCRE2 + ICU.
 set(ANCHOR_TOKENIZER_SOURCES

@@ -20,6 +20,7 @@ ReducerOptions reducer_options(const CreditOptions& c) {
   o.exclude_sinks = c.sinks == SinkHandling::exclude;
   o.sink_key_share = c.sink_key_share;
   o.sink_query_share = c.sink_query_share;
+  o.value_weighted = c.attention_weighting == AttentionWeighting::value_norm;
   return o;
 }
 
@@ -141,7 +142,15 @@ void StreamingAttentionReducer::on_chunk(const AttentionChunk& chunk) {
   const auto it = std::lower_bound(stats_.layers.begin(), stats_.layers.end(), chunk.layer);
   if (it == stats_.layers.end() || *it != chunk.layer) return;
   const int64_t slot = it - stats_.layers.begin();
-  const at::Tensor& raw = chunk.probs;  // [B, H, rows, K]
+  // [B, H, rows, K]; value_norm: each edge t -> s times |v_s| of the head, rows renormalised.
+  at::Tensor raw = chunk.probs;
+  if (options_.value_weighted) {
+    AR_CHECK(chunk.value_norms.defined() && chunk.value_norms.size(2) == raw.size(3),
+             "credit.attention_weighting value_norm: the model passed no value-vector norms with layer ", chunk.layer,
+             "'s attention");
+    raw = raw * chunk.value_norms.to(raw.scalar_type()).unsqueeze(2);
+    raw = raw / raw.sum(-1, true).clamp_min(std::numeric_limits<float>::min());
+  }
   if (!stats_.lookback_sum.defined()) allocate(raw);
   const int64_t B = raw.size(0), H = raw.size(1), rows = raw.size(2), K = raw.size(3);
   const int64_t P = response_begin_, R = response_width_;

@@ -61,6 +61,9 @@ struct ReducerOptions {
   // sink_query_share of the response rows.
   double sink_key_share = CreditOptions().sink_key_share;
   double sink_query_share = CreditOptions().sink_query_share;
+  // credit.attention_weighting value_norm: every row's probabilities are multiplied by the norm of
+  // the head's value vector at each key and renormalised before anything else reads them.
+  bool value_weighted = CreditOptions().attention_weighting == AttentionWeighting::value_norm;
 };
 
 // The reducer settings of a credit: section (sinks are always detected; excluded on request).
@@ -78,6 +81,7 @@ class StreamingAttentionReducer : public AttentionObserver {
   bool observes_layer(int64_t layer) const override;
   bool surveys_layer(int64_t layer) const override { return options_.detect_sinks && observes_layer(layer); }
   int64_t chunk_rows() const override { return options_.chunk_rows; }
+  bool wants_value_norms() const override { return options_.value_weighted; }
   void on_chunk(const AttentionChunk& chunk) override;
 
   // The sums (moved to CPU); call once after the forward.

@@ -23,6 +23,12 @@ bool strategy_uses_attention(CreditStrategy s) {
          s == CreditStrategy::thought_anchor;
 }
 
+bool strategy_uses_entropy(CreditStrategy s) {
+  return s == CreditStrategy::entropy || s == CreditStrategy::forking_tokens || s == CreditStrategy::gtpo;
+}
+
+bool strategy_sets_token_advantages(CreditStrategy s) { return s == CreditStrategy::gtpo; }
+
 bool strategy_uses_sentences(CreditStrategy s) { return s == CreditStrategy::thought_anchor; }
 
 std::vector<int64_t> observed_layers(const LayerSelection& selection, int64_t num_layers) {
@@ -75,6 +81,15 @@ void validate_credit_options(const CreditOptions& c) {
            "), got ", c.horizon_high);
   AR_CHECK(c.token_fraction > 0 && c.token_fraction <= 1, "credit.token_fraction: must be in (0, 1], got ",
            c.token_fraction);
+  AR_CHECK(c.forking_fraction > 0 && c.forking_fraction <= 1, "credit.forking_fraction: must be in (0, 1], got ",
+           c.forking_fraction);
+  AR_CHECK(c.gtpo_alpha_reward >= 0 && std::isfinite(c.gtpo_alpha_reward),
+           "credit.gtpo_alpha_reward: must be a finite number >= 0, got ", c.gtpo_alpha_reward);
+  AR_CHECK(c.gtpo_alpha_entropy >= 0 && std::isfinite(c.gtpo_alpha_entropy),
+           "credit.gtpo_alpha_entropy: must be a finite number >= 0, got ", c.gtpo_alpha_entropy);
+  AR_CHECK(c.strategy != CreditStrategy::gtpo || c.sign == AdvantageSign::both,
+           "credit.sign: positive_only scales γ, but credit.strategy gtpo sets token advantages of its own; "
+           "use sign: both");
   AR_CHECK(c.dominance_lookback >= 1, "credit.dominance_lookback: must be >= 1, got ", c.dominance_lookback);
   double unused = 0;
   parse_threshold(c.tau_waad, "credit.tau_waad", unused);

@@ -14,13 +14,18 @@ namespace anchor::credit {
 
 // Config choices are parsed once, at load, into these enums (names in EnumNames below). The
 // token-weight registry (token_weights.h) keeps its strategies by name.
-enum class CreditStrategy { none, random, entropy, local_chunk, global_anchor, coupled, thought_anchor };
+enum class CreditStrategy {
+  none, random, entropy, forking_tokens, gtpo, local_chunk, global_anchor, coupled, thought_anchor
+};
 enum class LayerMode { default_spread, all, automatic, list };
 // Heads are ranked by look-back distance pooled over the step's batch (every rank), over one
 // micro-batch (so the map can be built inside the training forward), or per sequence.
 enum class HeadRanking { batch, micro_batch, sequence };
 enum class SinkHandling { keep, exclude };
 enum class AdvantageSign { both, positive_only };
+// What an attention edge t -> s counts as: its probability, or its probability times the norm of
+// head h's value vector at s (what the edge moves into the output), renormalised per query row.
+enum class AttentionWeighting { probability, value_norm };
 
 // Which layers' attention is observed: "default" (5 layers evenly spaced between floor(L/3)
 // and floor(2L/3)), "all", "auto" (every layer on the first credit step, then the layers that
@@ -48,6 +53,7 @@ struct CreditOptions {
   // exclude by measurement (credit-stats on SmolLM2-135M: coupling +0.006 with sinks kept,
   // +0.118 excluded on the default layers, 10% per role; docs/credit.md, "Attention sinks").
   SinkHandling sinks = SinkHandling::exclude;
+  AttentionWeighting attention_weighting = AttentionWeighting::probability;
   double sink_key_share = 0.2;
   double sink_query_share = 0.5;
   double sink_head_share = 0.5;
@@ -62,6 +68,10 @@ struct CreditOptions {
   int64_t dominance_lookback = 3;    // k: tokens before an anchor searched for its introduction
   std::string tau_waad = "median";   // "median" (per response) or a number
   std::string tau_delta = "median";  // "median" (per response) or a number
+  // 5.8 comparators without attention
+  double forking_fraction = 0.2;     // forking_tokens: share of the step's tokens (by entropy) that keep their gradient
+  double gtpo_alpha_reward = 1.0;    // GTPO α1: weight of the sequence outcome (+1 / -1) in each token's reward
+  double gtpo_alpha_entropy = 0.1;   // GTPO α2: weight of the entropy share
   // 5.5 weights
   double amplification = 1.5;        // γ_amp
   double coupled_alpha = 0.5;        // α: share of a dominated anchor's bonus moved to its intro token
@@ -85,10 +95,15 @@ struct CreditOptions {
     v("sink_key_share", sink_key_share, "a key is a sink if it takes more than this share of a row...");
     v("sink_query_share", sink_query_share, "...in more than this share of the response rows");
     v("sink_head_share", sink_head_share, "heads with a larger mean sink share leave the head groups");
+    v("attention_weighting", attention_weighting,
+      "probability, or value_norm: each edge t -> s weighted by the norm of the head's value vector at s");
     v("window", window, "W of WAAD");
     v("horizon_low", horizon_low, "H_lo of FAI");
     v("horizon_high", horizon_high, "H_hi of FAI");
     v("token_fraction", token_fraction, "q: preplan / anchor / random / entropy token share per response");
+    v("forking_fraction", forking_fraction, "forking_tokens: top share of the step's tokens by entropy that keep the gradient");
+    v("gtpo_alpha_reward", gtpo_alpha_reward, "gtpo: α1, weight of the outcome (+1 correct / -1 wrong) in token rewards");
+    v("gtpo_alpha_entropy", gtpo_alpha_entropy, "gtpo: α2, weight of the entropy share in token rewards");
     v("dominance_lookback", dominance_lookback, "k: tokens before an anchor searched for its introduction");
     v("tau_waad", tau_waad, "WAAD threshold of dominated anchors: median (per response) or a number");
     v("tau_delta", tau_delta, "Δ threshold of dominated anchors: median (per response) or a number");
@@ -106,6 +121,11 @@ struct CreditOptions {
 const std::vector<CreditStrategy>& credit_strategies();
 // Whether the strategy reads the policy's attention (and so needs the observed pass).
 bool strategy_uses_attention(CreditStrategy strategy);
+// Whether the strategy reads the policy's token entropies (entropy, forking_tokens, gtpo).
+bool strategy_uses_entropy(CreditStrategy strategy);
+// Whether the strategy replaces the sequence advantage by token advantages of its own (gtpo)
+// instead of scaling it by γ.
+bool strategy_sets_token_advantages(CreditStrategy strategy);
 // Whether the strategy needs sentence segmentation (thought anchors).
 bool strategy_uses_sentences(CreditStrategy strategy);
 
@@ -130,8 +150,14 @@ template <>
 struct EnumNames<credit::CreditStrategy> {
   using E = credit::CreditStrategy;
   static constexpr std::pair<E, const char*> values[] = {
-      {E::none, "none"},         {E::random, "random"},         {E::entropy, "entropy"},
-      {E::local_chunk, "local_chunk"}, {E::global_anchor, "global_anchor"}, {E::coupled, "coupled"},
+      {E::none, "none"},
+      {E::random, "random"},
+      {E::entropy, "entropy"},
+      {E::forking_tokens, "forking_tokens"},
+      {E::gtpo, "gtpo"},
+      {E::local_chunk, "local_chunk"},
+      {E::global_anchor, "global_anchor"},
+      {E::coupled, "coupled"},
       {E::thought_anchor, "thought_anchor"}};
 };
 template <>
@@ -150,6 +176,11 @@ template <>
 struct EnumNames<credit::SinkHandling> {
   using E = credit::SinkHandling;
   static constexpr std::pair<E, const char*> values[] = {{E::keep, "keep"}, {E::exclude, "exclude"}};
+};
+template <>
+struct EnumNames<credit::AttentionWeighting> {
+  using E = credit::AttentionWeighting;
+  static constexpr std::pair<E, const char*> values[] = {{E::probability, "probability"}, {E::value_norm, "value_norm"}};
 };
 template <>
 struct EnumNames<credit::AdvantageSign> {

@@ -42,6 +42,22 @@ at::Tensor entropy_tokens(const WeightInputs& in, const CreditOptions& o) {
   return amplify(top_share(in.entropy.cpu(), in.response_lengths, o.token_fraction), o);
 }
 
+// Forking tokens (Wang et al., arXiv 2506.01939): the policy gradient only on the tokens whose
+// entropy is in the top credit.forking_fraction of the step's batch (all ranks): γ = 1 there and 0
+// elsewhere. The threshold is the k-th largest entropy, k = ceil(fraction x tokens); tokens tied
+// with it are kept too.
+at::Tensor forking_tokens(const WeightInputs& in, const CreditOptions& o) {
+  AR_CHECK(in.entropy.defined(), "credit.strategy forking_tokens needs the policy's token entropies");
+  const at::Tensor entropy = in.entropy.cpu().to(torch::kFloat);
+  const at::Tensor valid = response_mask(in.response_lengths.cpu(), in.width);
+  at::Tensor values = entropy.masked_select(valid);
+  if (in.batch_gather) values = (*in.batch_gather)(values);
+  if (values.numel() == 0) return torch::zeros(entropy.sizes(), torch::kFloat);
+  const int64_t k = top_count(o.forking_fraction, values.numel());
+  const float threshold = std::get<0>(torch::topk(values, k)).min().item<float>();
+  return entropy.ge(threshold).logical_and(valid).to(torch::kFloat);
+}
+
 at::Tensor local_chunk(const WeightInputs& in, const CreditOptions& o) {
   return amplify(need_map(in, "local_chunk").preplan, o);
 }
@@ -74,6 +90,7 @@ Registry<TokenWeightFn>& token_weight_strategies() {
     r.add("none", none);
     r.add("random", random_tokens);
     r.add("entropy", entropy_tokens);
+    r.add("forking_tokens", forking_tokens);
     r.add("local_chunk", local_chunk);
     r.add("global_anchor", global_anchor);
     r.add("coupled", coupled);

@@ -14,15 +14,22 @@
 
 namespace anchor::credit {
 
+// 1-D tensors concatenated over the ranks of a data-parallel step (rank order); the identity in
+// one process.
+using BatchGather = std::function<at::Tensor(const at::Tensor&)>;
+
 struct WeightInputs {
   at::Tensor response_lengths;       // [B]
   int64_t width = 0;                 // R
   const CreditMap* map = nullptr;    // attention strategies
-  at::Tensor entropy;                // [B, R] policy entropy (entropy baseline)
+  at::Tensor entropy;                // [B, R] policy entropy (entropy, forking_tokens)
   uint64_t seed = 0;                 // random baseline
   // [B] int64 global sample index of each row (random baseline: one stream per sample, so the
   // choice does not depend on how the batch is split across ranks); undefined = 0..B-1.
   at::Tensor sample_ids;
+  // forking_tokens ranks entropies over the step's whole batch: every rank's rows (null = this
+  // process holds the whole batch).
+  const BatchGather* batch_gather = nullptr;
 };
 
 using TokenWeightFn = std::function<at::Tensor(const WeightInputs&, const CreditOptions&)>;

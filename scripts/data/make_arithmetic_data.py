@@ -9,6 +9,10 @@ Each row is a chat conversation with one user turn and the numeric answer, judge
 Problems combine two or three steps of + - * with small whole numbers (--max-value); train and
 eval are disjoint. Deterministic for a seed.
 Usage: make_arithmetic_data.py OUT_DIR [--train 4000 --eval 400 --steps 1,2 --max-value 50 --seed 0]
+                              [--system TEXT] [--ops "++--*"] [--worked-example]
+--system puts a system turn before each question; --ops draws each operation from these characters
+(repeats weight them); --worked-example puts one solved problem (a user turn and the assistant's
+step-by-step answer, one sentence per step) before each question.
 Writes OUT_DIR/{train,eval}.jsonl.
 """
 import argparse
@@ -32,13 +36,21 @@ def step_text(rng, name, item, value, op, x):
                        f"{name} then has {x} times as many {item} as before."]), value * x
 
 
-def make_problem(rng, steps, max_value):
+WORKED_EXAMPLE = [
+    {"role": "user", "content": "Ken has 4 stamps. Ken buys 3 more stamps. Ken gives away 2 stamps. "
+                                "How many stamps does Ken have now?"},
+    {"role": "assistant", "content": "Ken starts with 4 stamps. He buys 3 more, so he has 4 + 3 = 7 stamps. "
+                                     "He gives away 2, so he has 7 - 2 = 5 stamps. The answer is 5."},
+]
+
+
+def make_problem(rng, steps, max_value, system=None, ops="++--*", worked_example=False):
     while True:
         name, item = rng.choice(NAMES), rng.choice(ITEMS)
         value = rng.randint(2, max_value)
         sentences = [f"{name} has {value} {item}."]
         for _ in range(rng.choice(steps)):
-            op = rng.choice("++--*")
+            op = rng.choice(ops)
             x = rng.randint(2, 5) if op == "*" else rng.randint(1, max_value)
             text, new_value = step_text(rng, name, item, value, op, x)
             if new_value < 0 or new_value > 1000:
@@ -47,7 +59,11 @@ def make_problem(rng, steps, max_value):
             value = new_value
         else:
             question = " ".join(sentences) + f" How many {item} does {name} have now?"
-            return {"messages": [{"role": "user", "content": question}], "answer": str(value)}
+            messages = [{"role": "system", "content": system}] if system else []
+            if worked_example:
+                messages += [dict(m) for m in WORKED_EXAMPLE]
+            messages.append({"role": "user", "content": question})
+            return {"messages": messages, "answer": str(value)}
 
 
 def main():
@@ -58,13 +74,16 @@ def main():
     ap.add_argument("--steps", default="1,2", help="comma-separated numbers of operations per problem")
     ap.add_argument("--max-value", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--system", default=None, help="system turn before each question (e.g. a worked format)")
+    ap.add_argument("--ops", default="++--*", help="operations to draw from (+ - *); repeats weight them")
+    ap.add_argument("--worked-example", action="store_true", help="one solved problem before each question")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     steps = [int(s) for s in args.steps.split(",")]
     seen, rows = set(), []
     while len(rows) < args.train + args.eval:
-        row = make_problem(rng, steps, args.max_value)
-        key = row["messages"][0]["content"]
+        row = make_problem(rng, steps, args.max_value, args.system, args.ops, args.worked_example)
+        key = row["messages"][-1]["content"]
         if key in seen:
             continue
         seen.add(key)

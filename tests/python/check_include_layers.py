@@ -20,7 +20,7 @@ LAYERS = {
     "trainer/optim": 6, "trainer/checkpoint": 6,
     "trainer/run": 7,
     "trainer/rl": 8, "trainer/sft": 8,
-    "trainer/analysis": 9,
+    "trainer/analysis": 9, "trainer/ablation": 9,
     "trainer/cli": 10,
 }
 PARTNERS = {("trainer/checkpoint", "trainer/optim")}  # a training checkpoint holds the optimizer state

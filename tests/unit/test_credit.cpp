@@ -11,6 +11,7 @@
 #include "credit/attention_statistics.h"
 #include "credit/coupling.h"
 #include "credit/credit_map.h"
+#include "credit/gtpo_advantages.h"
 #include "credit/layer_choice.h"
 #include "credit/sentence_segmentation.h"
 #include "credit/thought_anchors.h"
@@ -263,6 +264,59 @@ TEST(CreditWeights, BaselinesAndSignMode) {
   const at::Tensor adv = torch::tensor({0.7f, -0.7f});
   expect_near(credit::apply_sign_mode(gamma, adv, credit::AdvantageSign::both), {1.5, 1.5, 1.5, 1.5});
   expect_near(credit::apply_sign_mode(gamma, adv, credit::AdvantageSign::positive_only), {1.5, 1.5, 1, 1});
+}
+
+// forking_tokens (Wang et al. 2025): γ = 1 on the top share of the batch's tokens by entropy, 0
+// elsewhere; the threshold is over every rank's tokens.
+TEST(CreditWeights, ForkingTokensKeepTheTopShareOfTheWholeBatch) {
+  CreditOptions o;
+  o.strategy = credit::CreditStrategy::forking_tokens;
+  o.forking_fraction = 0.3;
+  credit::WeightInputs in{torch::tensor({4, 3}, torch::kLong), 4, nullptr, {}, 0};
+  in.entropy = torch::tensor({{0.1f, 0.9f, 0.5f, 0.3f}, {0.8f, 0.2f, 0.7f, 9.0f}});  // 9: padding, never counted
+  // 7 tokens, k = ceil(0.3 x 7) = 3: 0.9, 0.8, 0.7. Padding keeps γ = 1 (the mask removes it).
+  expect_near(credit::token_weights(in, o), {0, 1, 0, 0, 1, 0, 1, 1});
+  // Another rank holds 4 more tokens: 11 in all, k = 4: 0.95, 0.9, 0.85, 0.8 -> threshold 0.8.
+  const credit::BatchGather gather = [](const at::Tensor& mine) {
+    return torch::cat({mine, torch::tensor({0.95f, 0.85f, 0.75f, 0.05f})});
+  };
+  in.batch_gather = &gather;
+  expect_near(credit::token_weights(in, o), {0, 1, 0, 0, 1, 0, 0, 1});
+  // Ties with the threshold are kept: k = ceil(0.3 x 4) = 2 but three tokens share the 2nd value.
+  in.batch_gather = nullptr;
+  in.response_lengths = torch::tensor({4, 0}, torch::kLong);
+  in.entropy = torch::tensor({{0.5f, 0.5f, 0.9f, 0.5f}, {0.f, 0.f, 0.f, 0.f}});
+  expect_near(credit::token_weights(in, o), {1, 1, 1, 1, 1, 1, 1, 1});
+  in.entropy = torch::tensor({{0.5f, 0.4f, 0.9f, 0.3f}, {0.f, 0.f, 0.f, 0.f}});
+  expect_near(credit::token_weights(in, o), {1, 0, 1, 0, 1, 1, 1, 1});
+  in.entropy = at::Tensor();
+  EXPECT_NE(test::error_of([&] { credit::token_weights(in, o); }).find("entropies"), std::string::npos);
+}
+
+// GTPO token advantages (arXiv 2508.04349), by hand: three groups of G = 3, α1 = 1, α2 = 0.1.
+TEST(CreditWeights, GtpoTokenAdvantagesByHand) {
+  const at::Tensor correct = torch::tensor({1, 1, 0, 1, 0, 0, 1, 1, 1}, torch::kBool);
+  const at::Tensor lengths = torch::tensor({2, 1, 2, 1, 1, 1, 2, 2, 1}, torch::kLong);
+  const at::Tensor entropy = torch::tensor({{3.f, 1.f}, {1.f, 7.f}, {2.f, .5f},     // group 0
+                                            {2.f, 0.f}, {4.f, 0.f}, {1.f, 0.f},     // group 1
+                                            {1.f, 2.f}, {3.f, 1.f}, {2.f, 0.f}});   // group 2: all correct
+  const at::Tensor a = credit::gtpo_token_advantages(correct, entropy, lengths, credit::GtpoOptions{3, 1.0, 0.1});
+  // Group 0. t=0: O+ = {0, 1}, d = 2, entropies 3 and 1 -> 1 + 0.1*2*3/4 = 1.15 and 1.05; O- = {2},
+  // h = 1 -> -1 - 0.1 = -1.1. t=1: O+ = {0} -> 1.1; O- = {2} -> -1.1. Token rewards
+  // [1.15, 1.1 | 1.05 | -1.1, -1.1]: mean 0.22, std 1.078239.
+  expect_near(a[0], {0.862516, 0.816145}, 1e-5);
+  expect_near(a[1], {0.769773, 0}, 1e-5);
+  expect_near(a[2], {-1.224217, -1.224217}, 1e-5);
+  // Group 1: O+ = {3} -> 1.1; O- = {4, 5} with entropies 4 and 1: inverse shares 0.2 and 0.8, h = 2
+  // -> -1 - 0.1*2*0.2 = -1.04 and -1.16 (the confident mistake gets the larger share).
+  expect_near(a[3], {1.412637, 0}, 1e-5);
+  expect_near(a[4], {-0.648529, 0}, 1e-5);
+  expect_near(a[5], {-0.764108, 0}, 1e-5);
+  // Group 2 is all correct: no contrast, no signal.
+  EXPECT_EQ(a.slice(0, 6, 9).abs().sum().item<double>(), 0.0);
+  EXPECT_NE(test::error_of([&] { credit::gtpo_token_advantages(correct, entropy, lengths, credit::GtpoOptions{4}); })
+                .find("groups of 4"),
+            std::string::npos);
 }
 
 // ---- attention sinks (docs/design.md §5.7) on hand-written attention --------------------------------
@@ -690,6 +744,99 @@ TEST(CreditStreaming, SinksExcludedMatchNaiveRenormalisedReference) {
   }
 }
 
+// Keeps every observed layer's attention and the value-vector norms the model passes with it.
+struct FullAttentionWithValueNorms : FullAttention {
+  std::map<int64_t, at::Tensor> norms;  // layer -> [H, N]
+  bool wants_value_norms() const override { return true; }
+  void on_chunk(const AttentionChunk& c) override {
+    FullAttention::on_chunk(c);
+    norms[c.layer] = c.value_norms[0].to(torch::kDouble).clone();
+  }
+};
+
+// credit.attention_weighting value_norm: every edge t -> s weighted by |v_s| of the head and the row
+// renormalised, then the same formulas; against loops over full maps, with layer 0's norms
+// recomputed from the weights.
+TEST(CreditStreaming, ValueNormWeightingMatchesNaiveReference) {
+  LlamaModel model = random_model();
+  CreditOptions o;
+  o.sinks = credit::SinkHandling::keep;
+  o.layers.mode = credit::LayerMode::all;
+  o.chunk_rows = 3;
+  o.window = 4;
+  o.horizon_low = 2;
+  o.horizon_high = 6;
+  o.attention_weighting = credit::AttentionWeighting::value_norm;
+  const std::vector<int64_t> layers = credit::observed_layers(o.layers, 4);
+  const int64_t H = 8, Hkv = 2, J = static_cast<int64_t>(layers.size()) * H;
+  std::vector<std::vector<int64_t>> prompts = {{1, 5, 6, 7}, {1, 9}};
+  const std::vector<int64_t> response_lengths = {11, 6};
+  std::vector<std::vector<int64_t>> responses(2);
+  for (size_t i = 0; i < 2; ++i)
+    for (int64_t r = 0; r < response_lengths[i]; ++r) responses[i].push_back(3 + (r * 5 + 3 * static_cast<int64_t>(i)) % 37);
+  std::vector<const std::vector<int64_t>*> pp = {&prompts[0], &prompts[1]}, rr = {&responses[0], &responses[1]};
+  const StepBatch batch = pad_sequences(pp, rr, 0);
+  const int64_t R = batch.response_ids.size(1);
+  const PolicyPass pass = policy_pass(model, batch, 1.0, 2, false, &o);
+  const credit::CreditMap m = credit::build_credit_map(*pass.attention, o);
+  o.attention_weighting = credit::AttentionWeighting::probability;
+  const credit::CreditMap plain = credit::build_credit_map(*policy_pass(model, batch, 1.0, 2, false, &o).attention, o);
+
+  at::Tensor embed, v_proj, norm_weight;
+  model.for_each_parameter([&](const std::string& name, at::Tensor& t) {
+    if (name == "model.embed_tokens.weight") embed = t.to(torch::kDouble);
+    if (name == "model.layers.0.self_attn.v_proj.weight") v_proj = t.to(torch::kDouble);
+    if (name == "model.layers.0.input_layernorm.weight") norm_weight = t.to(torch::kDouble);
+  });
+  std::vector<double> d(static_cast<size_t>(J), 0.0);
+  double rows = 0;
+  std::vector<at::Tensor> weighted;  // per sequence [J, N, N]
+  for (size_t i = 0; i < 2; ++i) {
+    std::vector<int64_t> ids = prompts[i];
+    ids.insert(ids.end(), responses[i].begin(), responses[i].end());
+    const int64_t P = static_cast<int64_t>(prompts[i].size()), len = response_lengths[i], N = P + len;
+    FullAttentionWithValueNorms full;
+    ForwardInputs in = padded_batch_inputs(torch::tensor(ids).view({1, -1}), torch::ones({1, N}, torch::kBool));
+    in.observer = &full;
+    {
+      torch::NoGradGuard ng;
+      model.forward(in);
+    }
+    // Layer 0 by hand: v = rms_norm(embedding) W_v^T, one norm per key-value head, shared by its query heads.
+    const at::Tensor x = embed.index_select(0, torch::tensor(ids));
+    const at::Tensor normed = x * torch::rsqrt(x.pow(2).mean(-1, true) + model.config().rms_norm_eps) * norm_weight;
+    const at::Tensor v = torch::matmul(normed, v_proj.t()).view({N, Hkv, -1}).norm(2, -1).t();  // [Hkv, N]
+    EXPECT_TRUE(torch::allclose(full.norms.at(0), v.repeat_interleave(H / Hkv, 0), 1e-4, 1e-5));
+    at::Tensor maps = torch::zeros({J, N, N}, torch::kDouble);
+    for (int64_t j = 0; j < J; ++j) {
+      const int64_t layer = layers[static_cast<size_t>(j / H)];
+      const at::Tensor A = full.maps.at(layer)[j % H];
+      const at::Tensor n = full.norms.at(layer)[j % H];
+      for (int64_t t = P; t < N; ++t) {
+        double total = 0;
+        for (int64_t k = 0; k <= t; ++k) total += A[t][k].item<double>() * n[k].item<double>();
+        for (int64_t k = 0; k <= t; ++k) maps[j][t][k] = A[t][k].item<double>() * n[k].item<double>() / total;
+        for (int64_t k = 0; k <= t; ++k) d[static_cast<size_t>(j)] += maps[j][t][k].item<double>() * static_cast<double>(t - k);
+      }
+    }
+    rows += static_cast<double>(len);
+    weighted.push_back(maps);
+  }
+  for (auto& x : d) x /= rows;
+  for (int64_t b = 0; b < 2; ++b) expect_near(m.head_distance[b], d, 1e-5);
+  EXPECT_GT((m.head_distance - plain.head_distance).abs().max().item<double>(), 1e-2);  // the weighting matters here
+  for (size_t i = 0; i < 2; ++i) {
+    const int64_t P = static_cast<int64_t>(prompts[i].size()), len = response_lengths[i];
+    const at::Tensor local = m.heads.local[static_cast<int64_t>(i)].to(torch::kDouble).view({J, 1, 1});
+    const at::Tensor global = m.heads.global[static_cast<int64_t>(i)].to(torch::kDouble).view({J, 1, 1});
+    const at::Tensor loc = (weighted[i] * local).sum(0) / local.sum().clamp_min(1);
+    const at::Tensor glob = (weighted[i] * global).sum(0) / global.sum().clamp_min(1);
+    const auto [waad, fai] = naive_waad_fai(loc, glob, P, len, R, o);
+    expect_near(m.waad[static_cast<int64_t>(i)], waad, 1e-5);
+    expect_near(m.fai[static_cast<int64_t>(i)], fai, 1e-5);
+  }
+}
+
 // ---- sentences ---------------------------------------------------------------------------
 
 std::vector<std::string> pieces(const std::string& text, const std::vector<std::pair<size_t, size_t>>& ranges) {
@@ -750,12 +897,16 @@ TEST(CreditConfig, KeysParseAndBadValuesNameTheKey) {
   auto err = [&](const std::string& credit_yaml) {
     return test::error_of([&] { parse_train_config(base + credit_yaml, "c.yaml"); });
   };
-  EXPECT_NE(err("credit: {strategy: attention}\n").find("credit.strategy must be one of none, random, entropy, local_chunk, global_anchor, coupled, thought_anchor, got 'attention'"), std::string::npos);
+  EXPECT_NE(err("credit: {strategy: attention}\n").find("credit.strategy must be one of none, random, entropy, forking_tokens, gtpo, local_chunk, global_anchor, coupled, thought_anchor, got 'attention'"), std::string::npos);
   EXPECT_NE(err("credit: {layers: some}\n").find("credit.layers must be default, all, auto or a list"), std::string::npos);
   EXPECT_NE(err("credit: {tau_delta: big}\n").find("credit.tau_delta: expected 'median' or a number"), std::string::npos);
   EXPECT_NE(err("credit: {horizon_low: 20, horizon_high: 5}\n").find("credit.horizon_high: must be >="), std::string::npos);
   EXPECT_NE(err("credit: {head_quantile: 0.8}\n").find("credit.head_quantile"), std::string::npos);
   EXPECT_NE(err("credit: {sinks: drop}\n").find("credit.sinks must be one of keep, exclude, got 'drop'"), std::string::npos);
+  EXPECT_NE(err("credit: {attention_weighting: values}\n").find("credit.attention_weighting must be one of probability, value_norm, got 'values'"), std::string::npos);
+  EXPECT_NE(err("credit: {forking_fraction: 0}\n").find("credit.forking_fraction: must be in (0, 1]"), std::string::npos);
+  EXPECT_NE(err("credit: {strategy: gtpo, sign: positive_only}\n").find("credit.sign: positive_only scales"), std::string::npos);
+  EXPECT_NE(err("credit: {strategy: gtpo}\nalgo: {kl_coef: 0.1, kl_in: reward}\n").find("credit.strategy: gtpo sets token advantages"), std::string::npos);
   EXPECT_NE(err("credit: {sink_key_share: 1.5}\n").find("credit.sink_key_share: must be in (0, 1)"), std::string::npos);
   EXPECT_EQ(parse_train_config(base + "credit: {layers: auto, sinks: exclude}\n", "c.yaml").credit.layers.mode, credit::LayerMode::automatic);
   EXPECT_NE(test::error_of([] { credit::observed_layers({credit::LayerMode::list, {9}}, 4); }).find("credit.layers: layer 9 does not exist"),

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "credit/gtpo_advantages.h"
 #include "tests/unit/test_util.h"
 #include "trainer/algo/loss_aggregation.h"
 #include "trainer/config/train_config.h"
@@ -153,6 +154,44 @@ TEST(RlStages, AdvantagesByHandAndIndependentOfTheSplit) {
   EXPECT_TRUE(torch::equal(part.gamma, whole.gamma.slice(0, 2, 4).slice(1, 0, part.gamma.size(1))));
 }
 
+// The entropy comparators through the advantage stage: forking_tokens keeps the gradient of the
+// batch's top-entropy tokens (the threshold over every rank's rows), gtpo replaces sequence x γ by
+// its token advantages.
+TEST(RlStages, EntropyComparatorsInTheAdvantageStage) {
+  TrainConfig cfg;
+  cfg.rollout.samples_per_prompt = 2;
+  cfg.credit.strategy = credit::CreditStrategy::forking_tokens;
+  cfg.credit.forking_fraction = 0.25;
+  const ScoredRollouts r = hand_rollouts();
+  OldPolicyOutputs old;
+  old.entropy = torch::arange(12, torch::kFloat).view({4, 3}).remainder(5.0f);
+  const StepAdvantages whole = compute_advantages(r, old, cfg, torch::arange(4, torch::kLong), 1);
+  const at::Tensor valid = r.batch.response_mask;
+  const at::Tensor kept = whole.gamma.gt(0).logical_and(valid);
+  EXPECT_EQ(kept.sum().item<int64_t>(), valid.sum().item<int64_t>() / 4 + (valid.sum().item<int64_t>() % 4 != 0));
+  EXPECT_TRUE(torch::equal(whole.tokens, whole.sequence.unsqueeze(1) * valid.to(torch::kFloat) * whole.gamma));
+  // Rank 1's half with the other half's entropies gathered gets the rows' γ of the whole batch.
+  const ScoredRollouts half = r.select(torch::tensor({2, 3}, torch::kLong));
+  OldPolicyOutputs half_old;
+  half_old.entropy = old.entropy.slice(0, 2, 4).slice(1, 0, half.batch.response_ids.size(1));
+  const at::Tensor other = old.entropy.slice(0, 0, 2).masked_select(valid.slice(0, 0, 2));
+  const credit::BatchGather gather = [&](const at::Tensor& mine) { return torch::cat({other, mine}); };
+  const StepAdvantages part = compute_advantages(half, half_old, cfg, torch::tensor({2, 3}, torch::kLong), 1, &gather);
+  EXPECT_TRUE(torch::equal(part.gamma, whole.gamma.slice(0, 2, 4).slice(1, 0, part.gamma.size(1))));
+
+  cfg.credit.strategy = credit::CreditStrategy::gtpo;
+  const StepAdvantages g = compute_advantages(r, old, cfg, torch::arange(4, torch::kLong), 1);
+  const at::Tensor expected = credit::gtpo_token_advantages(
+      r.correct, old.entropy, valid.sum(1), credit::GtpoOptions{2, cfg.credit.gtpo_alpha_reward, cfg.credit.gtpo_alpha_entropy});
+  EXPECT_TRUE(torch::equal(g.tokens, expected));
+  EXPECT_GT(g.tokens[0].masked_select(valid[0]).min().item<double>(), 0.0);  // the correct response of group 1
+  EXPECT_LT(g.tokens[1].masked_select(valid[1]).max().item<double>(), 0.0);
+  EXPECT_EQ(g.tokens.slice(0, 2, 4).abs().sum().item<double>(), 0.0);  // group 2: both wrong
+  EXPECT_NE(test::error_of([&] { compute_advantages(r, OldPolicyOutputs{}, cfg, torch::arange(4, torch::kLong), 1); })
+                .find("entropies"),
+            std::string::npos);
+}
+
 TEST(RlStages, ScoredRolloutsSelectTrimsPaddingColumns) {
   const ScoredRollouts r = hand_rollouts();
   const ScoredRollouts s = r.select(torch::tensor({1, 2}, torch::kLong));
@@ -222,6 +261,10 @@ TEST(RlStages, OldPolicyStageRunsThePassOnlyWhenNeeded) {
   EXPECT_EQ(e.logprobs.sizes(), r.batch.response_ids.sizes());
   EXPECT_EQ(e.logprobs.masked_select(r.batch.response_mask.logical_not()).abs().sum().item<double>(), 0.0);
   EXPECT_GT(e.entropy.masked_select(r.batch.response_mask).min().item<double>(), 0.0);
+  for (const auto strategy : {credit::CreditStrategy::forking_tokens, credit::CreditStrategy::gtpo}) {
+    cfg.credit.strategy = strategy;
+    EXPECT_TRUE(score_with_old_policy(policy, nullptr, r.batch, cfg, state, nullptr).entropy.defined());
+  }
   cfg.credit.strategy = credit::CreditStrategy::coupled;
   cfg.credit.layers = {credit::LayerMode::automatic, {}};
   cfg.credit.auto_layer_count = 2;

@@ -79,6 +79,7 @@ nlohmann::json analyze_credit(const Pretrained& policy, const CreditAnalysisInpu
   wi.seed = o.seed;
   std::map<std::string, at::Tensor> gammas;
   for (const credit::CreditStrategy strategy : credit::credit_strategies()) {
+    if (credit::strategy_sets_token_advantages(strategy)) continue;  // gtpo needs a group of rollouts, not one
     credit::CreditOptions so = o.credit;
     so.strategy = strategy;
     gammas[enum_name(strategy)] = credit::token_weights(wi, so);

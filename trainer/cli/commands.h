@@ -22,5 +22,6 @@ Action register_chat(CLI::App& app);
 Action register_credit_stats(CLI::App& app);
 Action register_checkpoint(CLI::App& app);
 Action register_config(CLI::App& app);
+Action register_ablate(CLI::App& app);
 
 }  // namespace anchor::cli

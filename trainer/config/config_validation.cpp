@@ -135,6 +135,15 @@ void validate_credit_in_training(const TrainConfig& c) {
            "so the KL penalty cannot be in the reward (algo.kl_in: loss, or algo.kl_coef 0)");
 }
 
+// credit.strategy gtpo shapes token rewards from each response's correctness: a KL penalty
+// folded into the reward would be silently dropped.
+void validate_token_advantages(const TrainConfig& c) {
+  if (!credit::strategy_sets_token_advantages(c.credit.strategy)) return;
+  AR_CHECK(!(c.algo.kl_coef > 0 && c.algo.kl_in == KlPlacement::reward),
+           "credit.strategy: gtpo sets token advantages from correctness and entropy, so the KL penalty cannot be in "
+           "the reward (algo.kl_in: loss, or algo.kl_coef 0)");
+}
+
 }  // namespace
 
 void validate_train_config(const TrainConfig& c, ConfigUse use) {
@@ -148,7 +157,10 @@ void validate_train_config(const TrainConfig& c, ConfigUse use) {
   validate_reward(c, use);
   validate_algo(c);
   credit::validate_credit_options(c.credit);
-  if (use == ConfigUse::rl) validate_credit_in_training(c);
+  if (use == ConfigUse::rl) {
+    validate_credit_in_training(c);
+    validate_token_advantages(c);
+  }
   validate_optim(c);
   validate_train(c);
   validate_run_files(c);

@@ -26,6 +26,9 @@ struct AttentionChunk {
   // the one that produces the layer's output, for observers that must see the whole layer
   // before reducing it (attention-sink detection). Chunks arrive in row order in both sweeps.
   bool survey = false;
+  // [B, num_attention_heads, keys] float: the norm of each head's value vector at each key, when
+  // the observer asks for it (wants_value_norms); undefined otherwise.
+  at::Tensor value_norms;
 };
 
 class AttentionObserver {
@@ -37,6 +40,8 @@ class AttentionObserver {
   // Whether the model streams each observed layer twice (a survey sweep, then the real one).
   // The survey recomputes only the layer's scores and softmax, not the rest of the forward.
   virtual bool surveys_layer(int64_t /*layer*/) const { return false; }
+  // Whether chunks carry the value vectors' norms (value-weighted attention statistics).
+  virtual bool wants_value_norms() const { return false; }
   virtual void on_chunk(const AttentionChunk& chunk) = 0;
 };
 

@@ -368,13 +368,20 @@ at::Tensor LlamaModel::attention(const Layer& l, int64_t index, const at::Tensor
     const int64_t rows = observed ? std::max<int64_t>(1, in.observer->chunk_rows()) : T;
     const bool one_chunk = rows >= T;  // decode steps: the output is the one chunk's, no copy
     if (!one_chunk) out = torch::empty_like(q);
+    at::Tensor value_norms;  // [B, H, keys]: what each key's value vector weighs, per query head
+    if (observed && in.observer->wants_value_norms()) {
+      torch::NoGradGuard no_grad;
+      value_norms = v.detach().to(torch::kFloat).norm(2, -1);
+      if (Hkv != H) value_norms = value_norms.repeat_interleave(H / Hkv, 1);
+    }
+    auto norms_for = [&](int64_t keys) { return value_norms.defined() ? value_norms.slice(2, 0, keys) : at::Tensor(); };
     if (observed && in.observer->surveys_layer(index)) {
       torch::NoGradGuard no_grad;  // the survey only feeds the observer, never the output
       for (int64_t r0 = 0; r0 < T; r0 += rows) {
         const int64_t r1 = std::min(T, r0 + rows), keys = past + r1;
         at::Tensor probs = attention_probabilities(q.slice(2, r0, r1), k.slice(2, 0, keys),
                                                    allowed.slice(2, r0, r1).slice(3, 0, keys), scale);
-        in.observer->on_chunk(AttentionChunk{index, r0, past, probs, /*survey=*/true});
+        in.observer->on_chunk(AttentionChunk{index, r0, past, probs, /*survey=*/true, norms_for(keys)});
       }
     }
     for (int64_t r0 = 0; r0 < T; r0 += rows) {
@@ -387,7 +394,7 @@ at::Tensor LlamaModel::attention(const Layer& l, int64_t index, const at::Tensor
       at::Tensor attended = attend(probs.to(q.scalar_type()), v.slice(2, 0, keys));
       if (one_chunk) out = attended;
       else out.slice(2, r0, r1).copy_(attended);
-      if (observed) in.observer->on_chunk(AttentionChunk{index, r0, past, probs});
+      if (observed) in.observer->on_chunk(AttentionChunk{index, r0, past, probs, /*survey=*/false, norms_for(keys)});
     }
   } else {
     out = at::scaled_dot_product_attention(q, k, v, allowed, 0.0, false, scale, /*enable_gqa=*/Hkv != H);

@@ -2,15 +2,17 @@
 
 #include <torch/torch.h>
 
+#include "credit/gtpo_advantages.h"
 #include "credit/token_weights.h"
 #include "trainer/algo/advantage.h"
 #include "trainer/algo/kl_penalty.h"
+#include "trainer/common/error.h"
 #include "trainer/rl/step_seed.h"
 
 namespace anchor {
 
 StepAdvantages compute_advantages(const ScoredRollouts& rollouts, const OldPolicyOutputs& old, const TrainConfig& cfg,
-                                  const at::Tensor& global_rows, int64_t step) {
+                                  const at::Tensor& global_rows, int64_t step, const credit::BatchGather* gather) {
   StepAdvantages out;
   const at::Tensor valid = rollouts.batch.response_mask;
   at::Tensor shaped_rewards = rollouts.rewards;
@@ -27,6 +29,15 @@ StepAdvantages compute_advantages(const ScoredRollouts& rollouts, const OldPolic
     out.tokens = out.sequence.unsqueeze(1) * valid.to(torch::kFloat);
     return out;
   }
+  if (credit::strategy_sets_token_advantages(cfg.credit.strategy)) {
+    // gtpo: token advantages of its own from correctness and entropy, in place of sequence x γ.
+    AR_CHECK(old.entropy.defined(), "credit.strategy gtpo needs the policy's token entropies");
+    out.gamma = torch::ones(valid.sizes(), torch::kFloat);
+    out.tokens = credit::gtpo_token_advantages(
+        rollouts.correct, old.entropy, valid.sum(1),
+        credit::GtpoOptions{cfg.rollout.samples_per_prompt, cfg.credit.gtpo_alpha_reward, cfg.credit.gtpo_alpha_entropy});
+    return out;
+  }
   credit::WeightInputs weight_inputs;
   weight_inputs.response_lengths = valid.sum(1);
   weight_inputs.width = valid.size(1);
@@ -34,6 +45,7 @@ StepAdvantages compute_advantages(const ScoredRollouts& rollouts, const OldPolic
   weight_inputs.entropy = old.entropy;
   weight_inputs.seed = out.credit_seed;
   weight_inputs.sample_ids = global_rows;
+  weight_inputs.batch_gather = gather;
   out.gamma = credit::apply_sign_mode(credit::token_weights(weight_inputs, cfg.credit), out.sequence, cfg.credit.sign);
   out.tokens = out.sequence.unsqueeze(1) * valid.to(torch::kFloat) * out.gamma;
   return out;

@@ -26,6 +26,7 @@ void add_credit_sums(MetricSums& sums, const credit::CreditMap* map, const at::T
   auto total = [&](const at::Tensor& x) { return (x.to(torch::kDouble) * v).sum().item<double>(); };
   sums.add("credit/tokens", v.sum().item<double>());
   sums.add("credit/amplified", count(gamma.cpu().gt(1.0f)));
+  sums.add("credit/kept", count(gamma.cpu().gt(0.0f)));  // forking_tokens: the share that keeps its gradient
   sums.add("credit/gamma", total(gamma.cpu()));
   if (map) {
     sums.add("credit/preplan", count(map->preplan));
@@ -43,6 +44,7 @@ nlohmann::json credit_metrics(const MetricSums& sums) {
   nlohmann::json j;
   j["amplified_share"] = sums["credit/amplified"] / n;
   j["gamma_mean"] = sums["credit/gamma"] / n;
+  j["gradient_share"] = sums["credit/kept"] / n;
   if (sums.has("credit/preplan")) {
     j["preplan_share"] = sums["credit/preplan"] / n;
     j["anchor_share"] = sums["credit/anchor"] / n;

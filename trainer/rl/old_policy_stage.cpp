@@ -53,13 +53,14 @@ OldPolicyOutputs score_with_old_policy(const Pretrained& policy, const LlamaMode
   // (entropies, or attention statistics whose batch-wide head ranking pools every micro-batch
   // of the step; other rankings are read from the training forward) or a KL penalty in the
   // reward needs the old log-probs first.
-  const bool needs_pass = !on_policy || attention_credit || cfg.credit.strategy == credit::CreditStrategy::entropy ||
+  const bool entropies = credit::strategy_uses_entropy(cfg.credit.strategy);
+  const bool needs_pass = !on_policy || attention_credit || entropies ||
                           (cfg.algo.kl_coef > 0 && cfg.algo.kl_in == KlPlacement::reward);
   credit::CreditOptions step_credit = cfg.credit;
   step_credit.layers = step_credit_layers(cfg.credit.layers, state);
   const int64_t micro = cfg.algo.micro_batch_size;
   PolicyPass old = needs_pass ? policy_pass(policy.model, batch, cfg.rollout.temperature, micro,
-                                            cfg.credit.strategy == credit::CreditStrategy::entropy,
+                                            entropies,
                                             attention_credit ? &step_credit : nullptr, sentence_ids,
                                             cfg.algo.shared_prompts)
                               : PolicyPass{};

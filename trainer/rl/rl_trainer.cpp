@@ -219,7 +219,8 @@ StepReport rl_step(RlSetup& s, TrainingRun& run, int64_t step, nlohmann::json li
   // 4. advantages: group-normalised sequence advantages broadcast to tokens, each token's
   //    share scaled by the credit map's γ_t (detached).
   const auto credit_clock = std::chrono::steady_clock::now();
-  const StepAdvantages advantages = compute_advantages(mine, old, cfg, shard.rows, step);
+  const credit::BatchGather gather = [&](const at::Tensor& t) { return comm.all_gather(t, "forking-token entropies"); };
+  const StepAdvantages advantages = compute_advantages(mine, old, cfg, shard.rows, step, shard.sum ? &gather : nullptr);
   const double advantage_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - credit_clock).count();
   if (advantages.kl_tokens.defined()) {

@@ -1,0 +1,138 @@
+#include "trainer/ablation/ablation_report.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <initializer_list>
+
+namespace anchor {
+namespace {
+
+std::string fixed(double x, int digits = 3) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, x);
+  return buf;
+}
+
+std::string signed_fixed(double x) { return (x >= 0 ? "+" : "") + fixed(x); }
+
+std::string mean_pm(const MeanSe& m) { return m.n == 0 ? "—" : fixed(m.mean) + (m.n > 1 ? " ± " + fixed(m.se) : ""); }
+
+nlohmann::json mean_se_json(const MeanSe& m) { return {{"mean", m.mean}, {"se", m.se}, {"n", m.n}}; }
+
+std::vector<RunCurve> runs_of(const std::vector<RunCurve>& runs, const std::string& arm) {
+  std::vector<RunCurve> out;
+  for (const auto& r : runs)
+    if (r.arm == arm) out.push_back(r);
+  return out;
+}
+
+std::string difference_cell(const PairedDifference& d) {
+  if (d.differences.empty()) return "—";
+  return signed_fixed(d.mean) + " [" + signed_fixed(d.interval.low) + ", " + signed_fixed(d.interval.high) + "]";
+}
+
+std::string won_cell(const PairedDifference& d) {
+  if (d.differences.empty()) return "—";
+  return std::to_string(d.wins) + "/" + std::to_string(d.differences.size()) +
+         (d.ties ? " (" + std::to_string(d.ties) + " tied)" : "");
+}
+
+}  // namespace
+
+AblationReport make_ablation_report(const AblationSpec& spec, const std::vector<RunCurve>& runs) {
+  AblationReport r;
+  const AblationArm& control = spec.control();
+  const std::vector<RunCurve> control_runs = runs_of(runs, control.name);
+  nlohmann::json& j = r.json;
+  j = {{"name", spec.name},
+       {"control", control.name},
+       {"threshold", spec.threshold},
+       {"bootstrap", {{"resamples", spec.bootstrap_resamples}, {"seed", spec.bootstrap_seed}, {"level", 0.95}}},
+       {"seeds", spec.seeds},
+       {"arms", nlohmann::json::array()},
+       {"differences", nlohmann::json::array()}};
+
+  std::string& md = r.markdown;
+  md += "| arm | seeds | start | final | area under curve | reached " + fixed(spec.threshold, 2) +
+        " | final − " + control.name + " [95% CI] | won | area − " + control.name + " [95% CI] | won |\n";
+  md += "|---|---|---|---|---|---|---|---|---|---|\n";
+  std::vector<ArmSummary> summaries;
+  for (const AblationArm& arm : spec.arms) {
+    const std::vector<RunCurve> mine = runs_of(runs, arm.name);
+    const ArmSummary s = summarize_arm(arm.name, runs, spec.threshold);
+    summaries.push_back(s);
+    nlohmann::json a = {{"arm", arm.name},
+                        {"control", arm.control},
+                        {"overrides", arm.overrides},
+                        {"seeds", s.seeds},
+                        {"steps", s.steps},
+                        {"final_accuracy", mean_se_json(s.final_accuracy)},
+                        {"area", mean_se_json(s.area)},
+                        {"reached_threshold", s.reached},
+                        {"mean_steps_to_threshold", s.mean_steps_to_threshold ? nlohmann::json(*s.mean_steps_to_threshold)
+                                                                               : nlohmann::json(nullptr)}};
+    a["curve"] = nlohmann::json::array();
+    for (size_t i = 0; i < s.steps.size(); ++i)
+      a["curve"].push_back({{"step", s.steps[i]}, {"mean", s.curve[i].mean}, {"se", s.curve[i].se}, {"n", s.curve[i].n}});
+    a["runs"] = nlohmann::json::array();
+    for (const auto& run : mine) {
+      nlohmann::json points = nlohmann::json::array();
+      for (const auto& p : run.points) points.push_back({{"step", p.step}, {"accuracy", p.accuracy}});
+      a["runs"].push_back({{"seed", run.seed}, {"curve", points}});
+    }
+    j["arms"].push_back(a);
+
+    PairedDifference final_diff, area_diff;
+    if (!arm.control) {
+      final_diff = paired_difference("final_accuracy", mine, control_runs, spec.bootstrap_resamples, spec.bootstrap_seed);
+      area_diff = paired_difference("area", mine, control_runs, spec.bootstrap_resamples, spec.bootstrap_seed);
+      const PairedDifference start_diff =
+          paired_difference("start_accuracy", mine, control_runs, spec.bootstrap_resamples, spec.bootstrap_seed);
+      for (const PairedDifference* d : std::initializer_list<const PairedDifference*>{&start_diff, &final_diff, &area_diff}) {
+        j["differences"].push_back({{"arm", arm.name},
+                                    {"metric", d->metric},
+                                    {"seeds", d->seeds},
+                                    {"per_seed", d->differences},
+                                    {"mean", d->mean},
+                                    {"ci95", {d->interval.low, d->interval.high}},
+                                    {"wins", d->wins},
+                                    {"losses", d->losses},
+                                    {"ties", d->ties}});
+      }
+    }
+    const std::string start = s.curve.empty() ? "—" : mean_pm(s.curve.front());
+    const std::string reached =
+        s.seeds.empty() ? "—"
+                        : std::to_string(s.reached) + "/" + std::to_string(s.seeds.size()) +
+                              (s.mean_steps_to_threshold ? " (step " + fixed(*s.mean_steps_to_threshold, 1) + ")" : "");
+    md += "| " + arm.name + (arm.control ? " (control)" : "") + " | " + std::to_string(s.seeds.size()) + " | " + start +
+          " | " + mean_pm(s.final_accuracy) + " | " + mean_pm(s.area) + " | " + reached + " | " +
+          (arm.control ? "—" : difference_cell(final_diff)) + " | " + (arm.control ? "—" : won_cell(final_diff)) + " | " +
+          (arm.control ? "—" : difference_cell(area_diff)) + " | " + (arm.control ? "—" : won_cell(area_diff)) + " |\n";
+  }
+
+  // Held-out accuracy per evaluated step (mean ± SE over seeds).
+  std::vector<int64_t> steps;
+  for (const auto& s : summaries)
+    for (int64_t t : s.steps)
+      if (std::find(steps.begin(), steps.end(), t) == steps.end()) steps.push_back(t);
+  std::sort(steps.begin(), steps.end());
+  if (!steps.empty()) {
+    md += "\n| step |";
+    for (const auto& s : summaries) md += " " + s.arm + " |";
+    md += "\n|---|";
+    for (size_t i = 0; i < summaries.size(); ++i) md += "---|";
+    md += "\n";
+    for (int64_t t : steps) {
+      md += "| " + std::to_string(t) + " |";
+      for (const auto& s : summaries) {
+        const auto it = std::find(s.steps.begin(), s.steps.end(), t);
+        md += " " + (it == s.steps.end() ? std::string("—") : mean_pm(s.curve[static_cast<size_t>(it - s.steps.begin())])) + " |";
+      }
+      md += "\n";
+    }
+  }
+  return r;
+}
+
+}  // namespace anchor

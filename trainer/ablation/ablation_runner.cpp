@@ -1,0 +1,489 @@
+#include "trainer/ablation/ablation_runner.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <thread>
+
+#include "trainer/ablation/ablation_report.h"
+#include "trainer/ablation/ablation_spec.h"
+#include "trainer/ablation/ablation_statistics.h"
+#include "trainer/common/error.h"
+#include "trainer/common/file_util.h"
+#include "trainer/common/log.h"
+#include "trainer/common/stop_request.h"
+#include "trainer/config/train_config.h"
+
+namespace anchor {
+namespace {
+
+namespace fs = std::filesystem;
+
+// One (arm, seed) run of the study, or the shared warm start (arm == nullptr).
+struct PlannedRun {
+  const AblationArm* arm = nullptr;
+  uint64_t seed = 0;
+  std::vector<std::string> overrides;  // every --set, without model.threads
+  std::string config_hash;             // of the resolved config, threads excluded
+  int64_t steps = 0;
+  fs::path run_dir, result_file, log_file, lock_file;
+  std::string label() const { return arm ? str_cat(arm->name, " seed ", seed) : std::string("warm start"); }
+};
+
+struct Running {
+  PlannedRun* run = nullptr;
+  int lock_fd = -1;
+  std::chrono::steady_clock::time_point started;
+};
+
+std::string command_output(const std::string& command) {
+  std::string out;
+  if (FILE* p = popen(command.c_str(), "r")) {
+    char buf[256];
+    while (fgets(buf, sizeof buf, p)) out += buf;
+    pclose(p);
+  }
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  return out;
+}
+
+// The commit of the working directory's checkout ("+dirty" with uncommitted changes to tracked files).
+std::string current_commit() {
+  const std::string head = command_output("git rev-parse --short=12 HEAD 2>/dev/null");
+  if (head.empty()) return "unknown";
+  return head + (command_output("git status --porcelain --untracked-files=no 2>/dev/null").empty() ? "" : "+dirty");
+}
+
+std::string utc_now() {
+  const std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
+}
+
+TrainConfig resolved_config(const AblationSpec& spec, const PlannedRun& run) {
+  try {
+    return load_train_config(spec.base, run.overrides);
+  } catch (const Error& e) {
+    AR_FAIL(spec.source, ": ", run.label(), ": the run's config is not valid: ", e.what());
+  }
+}
+
+std::string hash_without_threads(TrainConfig config) {
+  config.model.threads = 0;  // how many threads a run gets does not name a different experiment
+  return train_config_hash(config);
+}
+
+// Held-out accuracy by step from a run's metrics.jsonl (a step redone after a resume counts once).
+std::vector<EvalPoint> read_curve(const fs::path& metrics, double* train_seconds, int64_t* eval_problems) {
+  std::map<int64_t, double> accuracy, seconds;
+  std::ifstream in(metrics);
+  std::string line;
+  int64_t number = 0;
+  while (std::getline(in, line)) {
+    ++number;
+    if (line.empty()) continue;
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(line);
+    } catch (const std::exception& e) {
+      AR_FAIL(metrics.string(), ":", number, ": not a JSON line: ", e.what());
+    }
+    const int64_t step = j.value("step", int64_t{-1});
+    if (j.contains("eval") && j["eval"].contains("accuracy")) {
+      accuracy[step] = j["eval"]["accuracy"].get<double>();
+      if (eval_problems) *eval_problems = j["eval"].value("samples", int64_t{0}) / std::max<int64_t>(1, j["eval"].value("k", int64_t{1}));
+    }
+    if (j.contains("perf") && j["perf"].contains("step_seconds")) seconds[step] = j["perf"]["step_seconds"].get<double>();
+  }
+  if (train_seconds) {
+    *train_seconds = 0;
+    for (const auto& [step, s] : seconds) *train_seconds += s;
+  }
+  std::vector<EvalPoint> out;
+  for (const auto& [step, a] : accuracy) out.push_back({step, a});
+  return out;
+}
+
+// The step of the newest complete checkpoint of a run directory, or -1.
+int64_t latest_checkpoint_step(const fs::path& run_dir, fs::path* checkpoint = nullptr) {
+  const fs::path latest = run_dir / "checkpoints" / "latest";
+  if (!fs::exists(latest)) return -1;
+  std::string name = read_text_file(latest.string());
+  while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
+  const size_t dash = name.rfind('-');
+  if (dash == std::string::npos) return -1;
+  if (checkpoint) *checkpoint = run_dir / "checkpoints" / name;
+  try {
+    return std::stoll(name.substr(dash + 1));
+  } catch (...) {
+    return -1;
+  }
+}
+
+RunCurve read_result(const PlannedRun& run) {
+  const nlohmann::json j = read_json_file(run.result_file.string());
+  const std::string where = run.result_file.string();
+  AR_CHECK(j.value("arm", "") == run.arm->name && j.value("seed", uint64_t{0}) == run.seed, where,
+           ": the result file belongs to arm '", j.value("arm", ""), "' seed ", j.value("seed", uint64_t{0}),
+           ", not to its place in the ledger");
+  AR_CHECK(j.value("config_hash", "") == run.config_hash, where, ": made with another config (hash ",
+           j.value("config_hash", ""), ", the spec now gives ", run.config_hash,
+           "): restore the spec, or delete the file to run it again");
+  RunCurve c{run.arm->name, run.seed, {}};
+  AR_CHECK(j.contains("curve") && j["curve"].is_array() && !j["curve"].empty(), where, ": no held-out curve");
+  for (const auto& p : j["curve"]) c.points.push_back({p.at("step").get<int64_t>(), p.at("accuracy").get<double>()});
+  return c;
+}
+
+void write_result(const AblationSpec& spec, const PlannedRun& run, const TrainConfig& config, const std::string& commit,
+                  const nlohmann::json& warm_start, int threads, double wall_seconds) {
+  double train_seconds = 0;
+  int64_t eval_problems = 0;
+  const std::vector<EvalPoint> curve = read_curve(run.run_dir / "metrics.jsonl", &train_seconds, &eval_problems);
+  nlohmann::json points = nlohmann::json::array();
+  for (const auto& p : curve) points.push_back({{"step", p.step}, {"accuracy", p.accuracy}});
+  const nlohmann::json result = {{"format", "anchor-rl ablation result"},
+                                 {"version", 1},
+                                 {"study", spec.name},
+                                 {"arm", run.arm->name},
+                                 {"seed", run.seed},
+                                 {"model", config.model.path},
+                                 {"base", spec.base},
+                                 {"overrides", run.overrides},
+                                 {"config_hash", run.config_hash},
+                                 {"commit", commit},
+                                 {"warm_start", warm_start},
+                                 {"steps", run.steps},
+                                 {"eval_problems", eval_problems},
+                                 {"curve", points},
+                                 {"threads", threads},
+                                 {"train_seconds", train_seconds},
+                                 {"wall_seconds_last_launch", wall_seconds},
+                                 {"finished_at", utc_now()}};
+  fs::create_directories(run.result_file.parent_path());
+  write_text_file_atomic(run.result_file.string(), result.dump(2) + "\n");
+}
+
+// A run is finished when its metrics hold the held-out evaluation of its last step.
+bool run_finished(const PlannedRun& run) {
+  const fs::path metrics = run.run_dir / "metrics.jsonl";
+  if (!fs::exists(metrics)) return false;
+  const auto curve = read_curve(metrics, nullptr, nullptr);
+  if (!run.arm) return latest_checkpoint_step(run.run_dir) == run.steps;  // the warm start has no evaluation
+  return !curve.empty() && curve.back().step == run.steps;
+}
+
+// Locks the run for this process and the child it starts; -1 when another process holds it.
+int lock_run(const PlannedRun& run) {
+  fs::create_directories(run.lock_file.parent_path());
+  const int fd = ::open(run.lock_file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  AR_CHECK(fd >= 0, run.lock_file.string(), ": cannot open the run's lock file: ", std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Starts `executable args...` with stdout and stderr appended to `log`; the child keeps `lock_fd`
+// (its run's lock) and gets SIGTERM if this process dies.
+pid_t launch(const std::string& executable, const std::vector<std::string>& args, const fs::path& log, int lock_fd) {
+  fs::create_directories(log.parent_path());
+  const int log_fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  AR_CHECK(log_fd >= 0, log.string(), ": cannot open for appending: ", std::strerror(errno));
+  std::vector<std::string> all = {executable};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t parent = ::getpid();
+  const pid_t pid = ::fork();
+  AR_CHECK(pid >= 0, "ablate: fork failed: ", std::strerror(errno));
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() != parent) ::_exit(1);
+    ::dup2(log_fd, 1);
+    ::dup2(log_fd, 2);
+    if (lock_fd >= 0) ::fcntl(lock_fd, F_SETFD, ::fcntl(lock_fd, F_GETFD) & ~FD_CLOEXEC);
+    ::execv(executable.c_str(), argv.data());
+    ::dprintf(2, "anchor-rl ablate: cannot run %s: %s\n", executable.c_str(), std::strerror(errno));
+    ::_exit(127);
+  }
+  ::close(log_fd);
+  return pid;
+}
+
+std::string tail_of(const fs::path& file, size_t lines) {
+  std::ifstream in(file);
+  std::vector<std::string> all;
+  std::string line;
+  while (std::getline(in, line)) all.push_back(line);
+  std::string out;
+  for (size_t i = all.size() > lines ? all.size() - lines : 0; i < all.size(); ++i) out += "\n    " + all[i];
+  return out;
+}
+
+// The arguments of `anchor-rl train` for a run, resuming it when it has a checkpoint.
+std::vector<std::string> train_args(const AblationSpec& spec, const PlannedRun& run, int threads,
+                                    const std::string& init_from) {
+  std::vector<std::string> args = {"train", spec.base};
+  for (const auto& o : run.overrides) args.insert(args.end(), {"--set", o});
+  args.insert(args.end(), {"--set", str_cat("model.threads=", threads), "--run-dir", run.run_dir.string()});
+  if (latest_checkpoint_step(run.run_dir) >= 0) {
+    args.insert(args.end(), {"--resume", "latest"});
+  } else if (!init_from.empty()) {
+    args.insert(args.end(), {"--init-from", init_from});
+  }
+  return args;
+}
+
+// A run directory the child will write: resumed as it is when it has a checkpoint and was
+// started with the same settings; moved aside when it has none (nothing is deleted).
+void prepare_run_dir(const PlannedRun& run) {
+  if (!fs::exists(run.run_dir)) return;
+  if (latest_checkpoint_step(run.run_dir) < 0) {
+    const fs::path aside = run.run_dir.string() + ".incomplete-" + std::to_string(std::time(nullptr));
+    log::warn(str_cat(run.label(), ": ", run.run_dir.string(), " has no checkpoint; moved to ", aside.string(),
+                      " and started again"));
+    fs::rename(run.run_dir, aside);
+    return;
+  }
+  const fs::path run_json = run.run_dir / "run.json";
+  if (!fs::exists(run_json)) return;
+  std::vector<std::string> before;
+  for (const auto& o : read_json_file(run_json.string()).value("overrides", std::vector<std::string>{}))
+    if (o.rfind("model.threads=", 0) != 0) before.push_back(o);
+  AR_CHECK(before == run.overrides, run.run_dir.string(),
+           " was started with other settings than the spec now gives (its run.json lists the overrides); move it "
+           "away or restore the spec");
+}
+
+std::string find_python(const AblateOptions& o) {
+  if (!o.python.empty()) return o.python;
+  if (const char* env = std::getenv("ANCHOR_PYTHON"); env && *env) return env;
+  if (const char* home = std::getenv("HOME")) {
+    const fs::path venv = fs::path(home) / ".cache/anchor-rl/venv/bin/python";
+    if (fs::exists(venv)) return venv.string();
+  }
+  return "/usr/bin/python3";
+}
+
+void write_report(const AblateOptions& o, const AblationSpec& spec, const std::vector<RunCurve>& curves) {
+  const AblationReport report = make_ablation_report(spec, curves);
+  const fs::path ledger(spec.ledger);
+  fs::create_directories(ledger);
+  write_text_file_atomic((ledger / "report.json").string(), report.json.dump(2) + "\n");
+  write_text_file_atomic((ledger / "report.md").string(),
+                         str_cat("# ", spec.name, "\n\nHeld-out accuracy per arm (mean ± SE over seeds); differences "
+                                 "against the control paired by seed, with a ",
+                                 spec.bootstrap_resamples, "-resample bootstrap 95% interval (seed ",
+                                 spec.bootstrap_seed, "). Written by `anchor-rl ablate ", o.spec_path, "`.\n\n",
+                                 report.markdown));
+  const fs::path script = fs::path(ANCHOR_SOURCE_DIR) / "scripts/plots/plot_ablation.py";
+  const fs::path png = ledger / "curves.png";
+  const std::string python = find_python(o);
+  const pid_t pid = launch(python, {script.string(), (ledger / "report.json").string(), png.string()},
+                           ledger / "plot.log", -1);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+    fs::remove(ledger / "plot.log");
+    log::info(str_cat("ablate: report ", (ledger / "report.md").string(), ", ", (ledger / "report.json").string(),
+                      ", ", png.string()));
+  } else {
+    log::warn(str_cat("ablate: report ", (ledger / "report.md").string(), " and report.json written; curves.png not (",
+                      python, " ", script.string(), " failed, see ", (ledger / "plot.log").string(),
+                      "; it needs matplotlib: scripts/setup.sh installs it)"));
+  }
+}
+
+}  // namespace
+
+int run_ablation(const AblateOptions& o) {
+  const AblationSpec spec = load_ablation_spec(o.spec_path);
+  AR_CHECK(o.parallel >= 1, "--parallel: must be >= 1");
+  const fs::path runs_root(spec.runs), ledger(spec.ledger);
+
+  // The plan: every (arm, seed), its overrides and config hash (which also checks every config).
+  // Seed by seed (every arm of the first seed first), so that a partial study stays paired.
+  std::vector<PlannedRun> plan;
+  for (uint64_t seed : spec.seeds) {
+    for (const AblationArm& arm : spec.arms) {
+      PlannedRun r;
+      r.arm = &arm;
+      r.seed = seed;
+      r.overrides = spec.overrides;
+      r.overrides.insert(r.overrides.end(), arm.overrides.begin(), arm.overrides.end());
+      r.overrides.push_back(str_cat("train.seed=", seed));
+      if (spec.steps > 0) r.overrides.push_back(str_cat("train.steps=", spec.steps));
+      if (spec.eval_every > 0) r.overrides.push_back(str_cat("train.eval_every=", spec.eval_every));
+      const TrainConfig config = resolved_config(spec, r);
+      AR_CHECK(!config.data.eval.empty(), spec.source, ": ", r.label(),
+               ": the runs need a held-out set (data.eval in the base config or an override)");
+      r.config_hash = hash_without_threads(config);
+      r.steps = config.train.steps;
+      const std::string leaf = str_cat("seed-", seed);
+      r.run_dir = runs_root / arm.name / leaf;
+      r.log_file = runs_root / arm.name / (leaf + ".log");
+      r.lock_file = runs_root / arm.name / (leaf + ".lock");
+      r.result_file = ledger / "runs" / arm.name / (leaf + ".json");
+      plan.push_back(r);
+    }
+  }
+
+  std::vector<RunCurve> curves;
+  std::vector<PlannedRun*> pending;
+  for (PlannedRun& r : plan) {
+    if (fs::exists(r.result_file)) curves.push_back(read_result(r));
+    else pending.push_back(&r);
+  }
+  log::info(str_cat("ablate ", spec.name, ": ", spec.arms.size(), " arms x ", spec.seeds.size(), " seeds; ",
+                    plan.size() - pending.size(), " runs done (ledger ", ledger.string(), "), ", pending.size(),
+                    " to run"));
+  if (o.report_only || pending.empty()) {
+    write_report(o, spec, curves);
+    return pending.empty() ? 0 : 1;
+  }
+
+  // The shared warm start, first, when a pending run needs it.
+  PlannedRun warm;
+  std::string init_from;
+  nlohmann::json warm_info = nullptr;
+  if (!spec.warm_start.path.empty()) {
+    AR_CHECK(fs::is_directory(spec.warm_start.path), spec.source, ": warm_start.path: ", spec.warm_start.path,
+             " is not a directory");
+    init_from = spec.warm_start.path;
+    warm_info = {{"path", init_from}};
+  } else if (spec.warm_start.steps > 0) {
+    warm.seed = spec.warm_start.seed;
+    warm.overrides = spec.overrides;
+    warm.overrides.insert(warm.overrides.end(), {str_cat("train.seed=", warm.seed),
+                                                 str_cat("train.steps=", spec.warm_start.steps), "data.eval=''"});
+    const TrainConfig config = resolved_config(spec, warm);
+    warm.config_hash = hash_without_threads(config);
+    warm.steps = spec.warm_start.steps;
+    warm.run_dir = runs_root / "warm_start";
+    warm.log_file = runs_root / "warm_start.log";
+    warm.lock_file = runs_root / "warm_start.lock";
+    warm_info = {{"steps", warm.steps}, {"seed", warm.seed}, {"config_hash", warm.config_hash}};
+  }
+
+  int total_threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = std::max(1, total_threads / o.parallel);
+  if (o.dry_run) {
+    std::printf("%-24s %-6s %s\n", "run", "status", "command");
+    for (PlannedRun* r : pending) {
+      const int64_t at = latest_checkpoint_step(r->run_dir);
+      std::string cmd = o.executable;
+      for (const auto& a : train_args(spec, *r, threads, init_from.empty() && warm.steps ? "WARM_START" : init_from))
+        cmd += " " + a;
+      std::printf("%-24s %-6s %s\n", r->label().c_str(), at >= 0 ? str_cat("@", at).c_str() : "new", cmd.c_str());
+    }
+    return 0;
+  }
+
+  install_stop_handlers();
+  const std::string commit = current_commit();
+  auto run_children = [&](std::vector<PlannedRun*> queue, int parallel) -> std::vector<std::string> {
+    std::vector<std::string> failures;
+    std::map<pid_t, Running> running;
+    size_t next = 0;
+    bool forwarded = false;
+    while (next < queue.size() || !running.empty()) {
+      if (stop_requested() && !forwarded) {
+        for (const auto& [pid, r] : running) ::kill(pid, SIGTERM);
+        forwarded = true;
+      }
+      while (!stop_requested() && static_cast<int>(running.size()) < parallel && next < queue.size()) {
+        PlannedRun& r = *queue[next++];
+        const int lock = lock_run(r);
+        if (lock < 0) {
+          failures.push_back(str_cat(r.label(), ": another process holds ", r.lock_file.string(),
+                                     " (a run of this study still running?)"));
+          continue;
+        }
+        prepare_run_dir(r);
+        const std::vector<std::string> args = train_args(spec, r, threads, init_from);
+        const int64_t at = latest_checkpoint_step(r.run_dir);
+        log::info(str_cat("ablate: ", r.label(), at >= 0 ? str_cat(": resuming from step ", at) : std::string(": starting"),
+                          " (", threads, " threads, log ", r.log_file.string(), ")"));
+        const pid_t pid = launch(o.executable, args, r.log_file, lock);
+        ::close(lock);  // the child's copy holds the lock from here on
+        running[pid] = Running{&r, -1, std::chrono::steady_clock::now()};
+      }
+      int status = 0;
+      const pid_t pid = ::waitpid(-1, &status, WNOHANG);
+      if (pid == 0 || (pid < 0 && errno == EINTR)) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        continue;
+      }
+      if (pid < 0) break;
+      const auto it = running.find(pid);
+      if (it == running.end()) continue;
+      PlannedRun& r = *it->second.run;
+      const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - it->second.started).count();
+      running.erase(it);
+      if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && run_finished(r)) {
+        if (r.arm) {
+          write_result(spec, r, resolved_config(spec, r), commit, warm_info, threads, wall);
+          curves.push_back(read_result(r));
+        }
+        log::info(str_cat("ablate: ", r.label(), " done in ", static_cast<int64_t>(wall), " s"));
+      } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        log::info(str_cat("ablate: ", r.label(), " stopped at step ", latest_checkpoint_step(r.run_dir),
+                          " (checkpointed); run the same command to continue"));
+      } else {
+        const std::string how = WIFEXITED(status) ? str_cat("exit code ", WEXITSTATUS(status))
+                                                  : str_cat("signal ", WTERMSIG(status));
+        failures.push_back(str_cat(r.label(), ": ", how, "; the end of ", r.log_file.string(), ":", tail_of(r.log_file, 6)));
+        log::warn("ablate: " + failures.back());
+      }
+    }
+    return failures;
+  };
+
+  if (warm.steps > 0) {
+    if (!run_finished(warm)) {
+      const auto failures = run_children({&warm}, 1);
+      AR_CHECK(failures.empty(), "ablate: the warm start failed: ", failures.front());
+      if (stop_requested()) return 130;
+      AR_CHECK(run_finished(warm), "ablate: the warm start did not reach step ", warm.steps);
+    }
+    fs::path checkpoint;
+    latest_checkpoint_step(warm.run_dir, &checkpoint);
+    init_from = checkpoint.string();
+  }
+  const std::vector<std::string> failures = run_children(pending, o.parallel);
+  const size_t done = curves.size();
+  write_report(o, spec, curves);
+  if (stop_requested()) {
+    log::warn(str_cat("ablate: interrupted with ", done, "/", plan.size(),
+                      " runs done; the stopped runs are checkpointed: run the same command to continue"));
+    return 130;
+  }
+  if (!failures.empty()) {
+    std::string all;
+    for (const auto& f : failures) all += "\n  " + f;
+    AR_FAIL("ablate: ", failures.size(), " run(s) failed (the others are in the ledger; fix the cause and run the same "
+            "command again):", all);
+  }
+  return 0;
+}
+
+}  // namespace anchor

@@ -1,0 +1,149 @@
+#include "trainer/ablation/ablation_statistics.h"
+
+#include <algorithm>
+#include <cmath>
+#include <iterator>
+#include <map>
+#include <set>
+
+#include "trainer/common/error.h"
+#include "trainer/common/splitmix.h"
+
+namespace anchor {
+namespace {
+
+// The steps every run evaluated.
+std::vector<int64_t> common_steps(const std::vector<const RunCurve*>& runs) {
+  if (runs.empty()) return {};
+  std::set<int64_t> steps;
+  for (const auto& p : runs[0]->points) steps.insert(p.step);
+  for (const RunCurve* r : runs) {
+    std::set<int64_t> mine, both;
+    for (const auto& p : r->points) mine.insert(p.step);
+    std::set_intersection(steps.begin(), steps.end(), mine.begin(), mine.end(), std::inserter(both, both.end()));
+    steps = both;
+  }
+  return {steps.begin(), steps.end()};
+}
+
+std::vector<EvalPoint> on_steps(const RunCurve& run, const std::vector<int64_t>& steps) {
+  std::vector<EvalPoint> out;
+  for (const auto& p : run.points)
+    if (std::binary_search(steps.begin(), steps.end(), p.step)) out.push_back(p);
+  return out;
+}
+
+// The per-run number a paired difference compares.
+double run_value(const std::string& metric, const std::vector<EvalPoint>& points) {
+  AR_CHECK(!points.empty(), "ablation: a run has no evaluation on the compared steps");
+  if (metric == "final_accuracy") return points.back().accuracy;
+  if (metric == "area") return curve_area(points);
+  if (metric == "start_accuracy") return points.front().accuracy;
+  AR_FAIL("ablation: unknown metric '", metric, "' (expected final_accuracy, area or start_accuracy)");
+}
+
+}  // namespace
+
+double curve_area(const std::vector<EvalPoint>& points) {
+  AR_CHECK(!points.empty(), "ablation: an empty held-out curve has no area");
+  if (points.size() == 1) return points[0].accuracy;
+  double area = 0;
+  for (size_t i = 1; i < points.size(); ++i)
+    area += 0.5 * (points[i].accuracy + points[i - 1].accuracy) * static_cast<double>(points[i].step - points[i - 1].step);
+  return area / static_cast<double>(points.back().step - points.front().step);
+}
+
+std::optional<int64_t> steps_to_threshold(const std::vector<EvalPoint>& points, double threshold) {
+  for (const auto& p : points)
+    if (p.accuracy >= threshold) return p.step;
+  return std::nullopt;
+}
+
+MeanSe mean_se(const std::vector<double>& v) {
+  MeanSe out;
+  out.n = static_cast<int64_t>(v.size());
+  if (v.empty()) return out;
+  for (double x : v) out.mean += x;
+  out.mean /= static_cast<double>(v.size());
+  if (v.size() < 2) return out;
+  double ss = 0;
+  for (double x : v) ss += (x - out.mean) * (x - out.mean);
+  out.se = std::sqrt(ss / static_cast<double>(v.size() - 1)) / std::sqrt(static_cast<double>(v.size()));
+  return out;
+}
+
+ArmSummary summarize_arm(const std::string& arm, const std::vector<RunCurve>& runs, double threshold) {
+  ArmSummary s;
+  s.arm = arm;
+  std::vector<const RunCurve*> mine;
+  for (const auto& r : runs)
+    if (r.arm == arm) mine.push_back(&r);
+  std::sort(mine.begin(), mine.end(), [](const RunCurve* a, const RunCurve* b) { return a->seed < b->seed; });
+  s.steps = common_steps(mine);
+  if (mine.empty() || s.steps.empty()) return s;
+  std::vector<double> finals, areas, reached_steps;
+  for (const RunCurve* r : mine) {
+    s.seeds.push_back(r->seed);
+    const auto points = on_steps(*r, s.steps);
+    finals.push_back(points.back().accuracy);
+    areas.push_back(curve_area(points));
+    if (const auto t = steps_to_threshold(points, threshold)) reached_steps.push_back(static_cast<double>(*t));
+  }
+  for (size_t i = 0; i < s.steps.size(); ++i) {
+    std::vector<double> at;
+    for (const RunCurve* r : mine) at.push_back(on_steps(*r, s.steps)[i].accuracy);
+    s.curve.push_back(mean_se(at));
+  }
+  s.final_accuracy = mean_se(finals);
+  s.area = mean_se(areas);
+  s.reached = static_cast<int64_t>(reached_steps.size());
+  if (!reached_steps.empty()) s.mean_steps_to_threshold = mean_se(reached_steps).mean;
+  return s;
+}
+
+Interval bootstrap_mean_interval(const std::vector<double>& values, int64_t resamples, uint64_t seed) {
+  AR_CHECK(!values.empty() && resamples > 0, "ablation: the bootstrap needs values and resamples");
+  const uint64_t n = values.size();
+  std::vector<double> means(static_cast<size_t>(resamples));
+  uint64_t counter = 0;
+  for (int64_t b = 0; b < resamples; ++b) {
+    double total = 0;
+    for (uint64_t i = 0; i < n; ++i) total += values[splitmix64_mix(seed ^ splitmix64_mix(++counter)) % n];
+    means[static_cast<size_t>(b)] = total / static_cast<double>(n);
+  }
+  std::sort(means.begin(), means.end());
+  auto rank = [&](double q) {
+    const auto k = static_cast<int64_t>(std::ceil(q * static_cast<double>(resamples) - 1e-9));
+    return means[static_cast<size_t>(std::clamp<int64_t>(k, 1, resamples) - 1)];
+  };
+  return {rank(0.025), rank(0.975)};
+}
+
+PairedDifference paired_difference(const std::string& metric, const std::vector<RunCurve>& arm,
+                                   const std::vector<RunCurve>& control, int64_t resamples, uint64_t seed) {
+  PairedDifference d;
+  d.metric = metric;
+  if (!arm.empty()) d.arm = arm[0].arm;
+  std::map<uint64_t, const RunCurve*> by_seed;
+  for (const auto& c : control) by_seed[c.seed] = &c;
+  std::vector<std::pair<uint64_t, double>> diffs;
+  for (const auto& a : arm) {
+    const auto it = by_seed.find(a.seed);
+    if (it == by_seed.end()) continue;
+    const std::vector<int64_t> steps = common_steps({&a, it->second});
+    if (steps.empty()) continue;
+    diffs.emplace_back(a.seed, run_value(metric, on_steps(a, steps)) - run_value(metric, on_steps(*it->second, steps)));
+  }
+  std::sort(diffs.begin(), diffs.end());
+  for (const auto& [s, x] : diffs) {
+    d.seeds.push_back(s);
+    d.differences.push_back(x);
+    (x > 0 ? d.wins : x < 0 ? d.losses : d.ties) += 1;
+  }
+  if (d.differences.empty()) return d;
+  d.mean = mean_se(d.differences).mean;
+  d.interval = bootstrap_mean_interval(d.differences, resamples, seed);
+  return d;
+}
+
+}  // namespace anchor

@@ -1,0 +1,72 @@
+// The numbers of an ablation study (docs/ablations.md), as small pure functions on held-out
+// curves: per arm the mean curve with its standard error over seeds, the area under the curve and
+// the steps to reach a threshold; per arm against the control, differences paired by seed with a
+// seeded bootstrap confidence interval and the seeds won. Torch-free.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace anchor {
+
+struct EvalPoint {
+  int64_t step = 0;
+  double accuracy = 0;
+};
+
+// One finished run: its arm, seed and held-out curve (ascending steps).
+struct RunCurve {
+  std::string arm;
+  uint64_t seed = 0;
+  std::vector<EvalPoint> points;
+};
+
+// Mean held-out accuracy over the curve's span: the trapezoid area divided by (last - first step);
+// a one-point curve is its value.
+double curve_area(const std::vector<EvalPoint>& points);
+// The first evaluated step whose accuracy is >= threshold; none if never.
+std::optional<int64_t> steps_to_threshold(const std::vector<EvalPoint>& points, double threshold);
+
+struct MeanSe {
+  double mean = 0;
+  double se = 0;  // sample standard deviation / sqrt(n); 0 for n < 2
+  int64_t n = 0;
+};
+MeanSe mean_se(const std::vector<double>& values);
+
+struct ArmSummary {
+  std::string arm;
+  std::vector<uint64_t> seeds;
+  std::vector<int64_t> steps;  // evaluated steps common to every seed of the arm
+  std::vector<MeanSe> curve;   // per step
+  MeanSe final_accuracy;       // at the last common step
+  MeanSe area;                 // curve_area over the common steps
+  int64_t reached = 0;         // seeds that reached the threshold
+  std::optional<double> mean_steps_to_threshold;  // over the seeds that reached it
+};
+ArmSummary summarize_arm(const std::string& arm, const std::vector<RunCurve>& runs, double threshold);
+
+// Percentile bootstrap of the mean: `resamples` resamples of `values` with replacement, drawn by a
+// counter-based generator from `seed` (the same interval on every machine); the interval is the
+// ceil(2.5%)-th and ceil(97.5%)-th of the sorted resample means (nearest rank).
+struct Interval {
+  double low = 0, high = 0;
+};
+Interval bootstrap_mean_interval(const std::vector<double>& values, int64_t resamples, uint64_t seed);
+
+// arm - control for the seeds both finished, of one per-run number (final accuracy or area).
+struct PairedDifference {
+  std::string arm, metric;
+  std::vector<uint64_t> seeds;
+  std::vector<double> differences;  // per seed
+  double mean = 0;
+  Interval interval;
+  int64_t wins = 0, losses = 0, ties = 0;
+};
+// `value` maps a run to the compared number. Runs are matched by seed on the steps both arms evaluated.
+PairedDifference paired_difference(const std::string& metric, const std::vector<RunCurve>& arm,
+                                   const std::vector<RunCurve>& control, int64_t resamples, uint64_t seed);
+
+}  // namespace anchor

@@ -124,7 +124,9 @@ def main():
         fail("no tokens in the report")
 
     # ---- structure ---------------------------------------------------------------------
-    strategies = {"none", "random", "entropy", "local_chunk", "global_anchor", "coupled", "thought_anchor"}
+    # gtpo needs a group of rollouts, so a single response's report has no γ for it.
+    strategies = {"none", "random", "entropy", "forking_tokens", "local_chunk", "global_anchor", "coupled",
+                  "thought_anchor"}
     for t in tokens:
         if set(t["gamma"]) != strategies:
             fail(f"token {t['index']}: gamma keys {sorted(t['gamma'])}")
@@ -169,6 +171,13 @@ def main():
     top_entropy = sorted(range(n), key=lambda i: (-tokens[i]["entropy"], i))[:k]
     if {i for i in range(n) if tokens[i]["gamma"]["entropy"] > 1} != set(top_entropy):
         fail("entropy baseline does not amplify the top-entropy tokens")
+    # forking_tokens: 1 on the top 20% by entropy (ties with the threshold kept), 0 elsewhere.
+    threshold = sorted((t["entropy"] for t in tokens), reverse=True)[math.ceil(0.2 * n - 1e-9) - 1]
+    for t in tokens:
+        want = 1.0 if t["entropy"] >= threshold else 0.0
+        if abs(t["gamma"]["forking_tokens"] - want) > 0 and abs(t["entropy"] - threshold) > 1e-6:
+            fail(f"token {t['index']}: forking_tokens γ {t['gamma']['forking_tokens']}, entropy {t['entropy']} "
+                 f"vs threshold {threshold}")
 
     # ---- independent recomputation from transformers' attentions ----------------------------
     A = eager_attention(model_dir, report)

@@ -4,7 +4,8 @@
    (max abs difference <= 1e-5, printed) and the same metrics (to 1e-4), with attention credit
    on (coupled, layers auto, sinks excluded) and dynamic sampling on; again with PPO epochs x
    mini-batches (rows of a mini-batch spread over ranks), a KL penalty, thought anchors, the
-   random baseline, and the credit map built inside the training forward (per-sequence ranking).
+   random baseline, forking tokens (an entropy threshold over every rank's tokens), and the credit
+   map built inside the training forward (per-sequence ranking).
 2. Exact resume on 2 ranks: 4 steps straight == 2 steps + --resume latest, bit for bit; a
    2-rank checkpoint resumed on 1 rank continues like the 2-rank run (<= 1e-5).
 3. Faults end the job, never hang it: a rank that throws, a rank killed with SIGKILL mid-step,
@@ -78,6 +79,8 @@ def check_equivalence(binary, scratch):
                                               "--set", "credit.proximity=1"],
         "random-baseline-rloo": ["--set", "credit.strategy=random", "--set", "algo.advantage=rloo",
                                  "--set", "algo.dynamic_sampling=false"],
+        # forking_tokens ranks entropies over the whole step batch: every rank's tokens are gathered.
+        "forking-tokens": ["--set", "credit.strategy=forking_tokens", "--set", "algo.dynamic_sampling=false"],
         # Per-sequence ranking: from step 2 the credit map is built inside the training forward,
         # micro-batch by micro-batch, which must not depend on how rows are split over ranks.
         "coupled-in-training-forward": ["--set", "credit.strategy=coupled", "--set", "credit.head_ranking=sequence",

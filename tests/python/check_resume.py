@@ -69,6 +69,9 @@ def check_options(binary, scratch):
         "credit-coupled": ["--set", "credit.strategy=coupled", "--set", "credit.sign=positive_only",
                            "--set", "credit.chunk_rows=7"],
         "credit-thought-anchor": ["--set", "credit.strategy=thought_anchor", "--set", "credit.proximity=1"],
+        "credit-value-norm": ["--set", "credit.strategy=coupled", "--set", "credit.attention_weighting=value_norm"],
+        "forking-tokens": ["--set", "credit.strategy=forking_tokens"],
+        "gtpo": ["--set", "credit.strategy=gtpo"],
     }
     for name, extra in variants.items():
         run_dir = os.path.join(scratch, "options-" + name)
@@ -94,6 +97,10 @@ def check_options(binary, scratch):
                 raise SystemExit(f"FAIL: options {name}: amplified_share {share} should lie in (0, 1): {last}")
             if name != "credit-random" and name != "credit-entropy" and not math.isfinite(last["credit"]["waad_mean"]):
                 raise SystemExit(f"FAIL: options {name}: waad_mean not finite: {last}")
+        if name == "forking-tokens" and last["optimizer_updates"] > 0:
+            share = last["credit"]["gradient_share"]
+            if not 0.15 <= share <= 0.35:
+                raise SystemExit(f"FAIL: options {name}: gradient_share {share}, expected about 0.2: {last}")
         print(f"options {name}: ok (kl_ref={last.get('kl_ref')}, updates={last['optimizer_updates']}, "
               f"credit={last.get('credit')})")
 

@@ -36,12 +36,19 @@ def step_text(rng, name, item, value, op, x):
                        f"{name} then has {x} times as many {item} as before."]), value * x
 
 
-WORKED_EXAMPLE = [
-    {"role": "user", "content": "Ken has 4 stamps. Ken buys 3 more stamps. Ken gives away 2 stamps. "
-                                "How many stamps does Ken have now?"},
-    {"role": "assistant", "content": "Ken starts with 4 stamps. He buys 3 more, so he has 4 + 3 = 7 stamps. "
-                                     "He gives away 2, so he has 7 - 2 = 5 stamps. The answer is 5."},
-]
+# Solved problems, one per number of operations (2 or 3): the user turn and the assistant's answer,
+# one sentence per step. --worked-example shows the one with the task's largest --steps.
+WORKED_EXAMPLES = {
+    2: [{"role": "user", "content": "Ken has 4 stamps. Ken buys 3 more stamps. Ken gives away 2 stamps. "
+                                    "How many stamps does Ken have now?"},
+        {"role": "assistant", "content": "Ken starts with 4 stamps. He buys 3 more, so he has 4 + 3 = 7 stamps. "
+                                         "He gives away 2, so he has 7 - 2 = 5 stamps. The answer is 5."}],
+    3: [{"role": "user", "content": "Ken has 4 stamps. Ken buys 3 more stamps. Ken gives away 2 stamps. "
+                                    "Ken finds 1 more stamp. How many stamps does Ken have now?"},
+        {"role": "assistant", "content": "Ken starts with 4 stamps. He buys 3 more, so he has 4 + 3 = 7 stamps. "
+                                         "He gives away 2, so he has 7 - 2 = 5 stamps. He finds 1 more, so he has "
+                                         "5 + 1 = 6 stamps. The answer is 6."}],
+}
 
 
 def make_problem(rng, steps, max_value, system=None, ops="++--*", worked_example=False):
@@ -61,7 +68,7 @@ def make_problem(rng, steps, max_value, system=None, ops="++--*", worked_example
             question = " ".join(sentences) + f" How many {item} does {name} have now?"
             messages = [{"role": "system", "content": system}] if system else []
             if worked_example:
-                messages += [dict(m) for m in WORKED_EXAMPLE]
+                messages += [dict(m) for m in WORKED_EXAMPLES[min(3, max(2, max(steps)))]]
             messages.append({"role": "user", "content": question})
             return {"messages": messages, "answer": str(value)}
 

@@ -63,6 +63,9 @@ TEST(AblationSpec, BadSpecsNameTheKey) {
   EXPECT_NE(error("ledger: data/ablations/study\n", "").find("ledger: missing"), std::string::npos);
   EXPECT_NE(error("name: study", "name: a/b").find("name: use letters"), std::string::npos);
   EXPECT_NE(error("arms:", "arms: [").find("spec.yaml:"), std::string::npos);  // YAML syntax: file and line
+  // Found by fuzzing: a key that is not a name.
+  EXPECT_NE(error("threshold: 0.5", "[a, b]: 0.5").find("spec.yaml: the spec: keys must be names"), std::string::npos);
+  EXPECT_NE(error("{name: a,", "{[x]: 1, name: a,").find("arms[1]: keys must be names"), std::string::npos);
 }
 
 // Held-out curves at steps 0, 10, 20 (accuracy), three seeds per arm.

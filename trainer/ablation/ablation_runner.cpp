@@ -446,8 +446,11 @@ int run_ablation(const AblateOptions& o) {
         }
         log::info(str_cat("ablate: ", r.label(), " done in ", static_cast<int64_t>(wall), " s"));
       } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-        log::info(str_cat("ablate: ", r.label(), " stopped at step ", latest_checkpoint_step(r.run_dir),
-                          " (checkpointed); run the same command to continue"));
+        const int64_t at = latest_checkpoint_step(r.run_dir);
+        log::info(str_cat("ablate: ", r.label(),
+                          at >= 0 ? str_cat(" stopped; its checkpoint of step ", at, " resumes it")
+                                  : std::string(" stopped before its first checkpoint; it starts again"),
+                          " when the same command runs again"));
       } else {
         const std::string how = WIFEXITED(status) ? str_cat("exit code ", WEXITSTATUS(status))
                                                   : str_cat("signal ", WTERMSIG(status));
@@ -474,7 +477,7 @@ int run_ablation(const AblateOptions& o) {
   write_report(o, spec, curves);
   if (stop_requested()) {
     log::warn(str_cat("ablate: interrupted with ", done, "/", plan.size(),
-                      " runs done; the stopped runs are checkpointed: run the same command to continue"));
+                      " runs done; run the same command to continue (stopped runs resume from their last checkpoint, or start again if they had none)"));
     return 130;
   }
   if (!failures.empty()) {

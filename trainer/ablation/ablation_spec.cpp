@@ -20,6 +20,8 @@ struct Reader {
   void only_keys(const YAML::Node& node, const std::string& key, const std::set<std::string>& allowed) const {
     AR_CHECK(node.IsMap(), where(key.empty() ? "the spec" : key), ": expected a mapping");
     for (const auto& kv : node) {
+      AR_CHECK(kv.first.IsScalar(), where(key.empty() ? "the spec" : key), ": keys must be names, got '",
+               YAML::Dump(kv.first), "'");
       const std::string k = kv.first.as<std::string>();
       if (allowed.count(k)) continue;
       std::string names;
@@ -79,7 +81,25 @@ const AblationArm& AblationSpec::control() const {
   AR_FAIL(source, ": no arm is marked control: true");
 }
 
+namespace {
+
+AblationSpec parse_spec(const std::string& yaml_text, const std::string& source);
+
+}  // namespace
+
+// yaml-cpp reports a value it cannot convert with an exception of its own: name the spec, line
+// and column instead.
 AblationSpec parse_ablation_spec(const std::string& yaml_text, const std::string& source) {
+  try {
+    return parse_spec(yaml_text, source);
+  } catch (const YAML::Exception& e) {
+    AR_FAIL(source, ":", e.mark.line + 1, ":", e.mark.column + 1, ": ", e.msg);
+  }
+}
+
+namespace {
+
+AblationSpec parse_spec(const std::string& yaml_text, const std::string& source) {
   YAML::Node root;
   try {
     root = YAML::Load(yaml_text);
@@ -109,6 +129,8 @@ AblationSpec parse_ablation_spec(const std::string& yaml_text, const std::string
   if (const YAML::Node b = root["bootstrap"]) {
     r.only_keys(b, "bootstrap", {"resamples", "seed"});
     if (b["resamples"]) s.bootstrap_resamples = r.number<int64_t>(b["resamples"], "bootstrap.resamples", 100);
+    AR_CHECK(s.bootstrap_resamples <= 10'000'000, r.where("bootstrap.resamples"), ": at most 10 000 000, got ",
+             s.bootstrap_resamples);
     if (b["seed"]) s.bootstrap_seed = r.number<uint64_t>(b["seed"], "bootstrap.seed", 0);
   }
   if (const YAML::Node w = root["warm_start"]) {
@@ -155,6 +177,8 @@ AblationSpec parse_ablation_spec(const std::string& yaml_text, const std::string
   AR_CHECK(controls == 1, r.where("arms"), ": exactly one arm must be marked control: true, found ", controls);
   return s;
 }
+
+}  // namespace
 
 AblationSpec load_ablation_spec(const std::string& path) { return parse_ablation_spec(read_text_file(path), path); }
 

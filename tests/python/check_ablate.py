@@ -7,7 +7,8 @@
    SIGTERM when the command dies), and running the same command again skips the finished runs
    (their result files untouched), resumes the interrupted ones, and ends with the same report
    as the clean sweep.
-3. A result file made with another config is refused by name; a bad spec names its key.
+3. start_eval: shared: one run evaluates the starting weights, the others skip it and carry its value.
+4. A result file made with another config is refused by name; a bad spec names its key.
 Usage: check_ablate.py ANCHOR_RL_BINARY SCRATCH_DIR
 """
 import fcntl
@@ -47,8 +48,8 @@ def write_spec(scratch, name):
     return path
 
 
-def ablate(binary, spec, *extra, check=True):
-    out = subprocess.run([binary, "ablate", spec, "--parallel", "2", "--threads", "2", "--python", sys.executable,
+def ablate(binary, spec, *extra, check=True, parallel=2):
+    out = subprocess.run([binary, "ablate", spec, "--parallel", str(parallel), "--threads", "2", "--python", sys.executable,
                           *extra], cwd=ROOT, capture_output=True, text=True)
     if check and out.returncode != 0:
         sys.stderr.write(out.stdout + out.stderr)
@@ -131,7 +132,27 @@ def main():
         raise SystemExit("FAIL: the killed and resumed sweep's report differs from the clean sweep's")
     print(f"killed sweep: {len(before)} runs kept, the rest resumed; the same report as the clean sweep")
 
-    # 3. A ledger made with another config, and a bad spec.
+    # 3. start_eval: shared — one run evaluates the starting weights, the others skip it and use
+    #    its result (greedy evaluation, the same in every arm).
+    shared = os.path.join(scratch, "shared.yaml")
+    with open(clean) as f, open(shared, "w") as g:
+        g.write(f.read().replace("train.eval_samples=1,", "train.eval_samples=1, train.eval_temperature=0,")
+                .replace("/clean/", "/shared/").replace("seeds: [0, 1]", "seeds: [0]") + "start_eval: shared\n")
+    ablate(binary, shared, parallel=1)
+    sledger = os.path.join(scratch, "shared", "ledger")
+    start = json.load(open(os.path.join(sledger, "start_eval.json")))
+    kinds = sorted(json.load(open(p))["start_eval"] for p in glob.glob(os.path.join(sledger, "runs", "*", "*.json")))
+    assert kinds == ["own", "shared", "shared"], kinds
+    for p in glob.glob(os.path.join(sledger, "runs", "*", "*.json")):
+        curve = json.load(open(p))["curve"]
+        assert curve[0] == {"step": 0, "accuracy": start["accuracy"]}, (p, curve, start)
+    skipped = [json.loads(l) for d in glob.glob(os.path.join(scratch, "shared", "runs", "*", "seed-0"))
+               for l in open(os.path.join(d, "metrics.jsonl")) if '"step": 0' in l or '"step":0' in l]
+    assert sum(1 for l in skipped if l.get("eval_skipped")) == 2, skipped
+    ablate(binary, shared, "--report")
+    print(f"start_eval shared: one run evaluated step 0 ({start['accuracy']}), two skipped it and carry its value")
+
+    # 4. A ledger made with another config, and a bad spec.
     changed = clean.replace(".yaml", "-changed.yaml")
     with open(clean) as f, open(changed, "w") as g:
         g.write(f.read().replace("algo.clip_high=0.4", "algo.clip_high=0.5"))

@@ -37,6 +37,8 @@ TEST(AblationSpec, ReadsEveryKey) {
   EXPECT_EQ(s.eval_every, 10);
   EXPECT_EQ(s.bootstrap_resamples, 10000);
   EXPECT_FALSE(s.warm_start.enabled());
+  EXPECT_FALSE(s.shared_start_eval);
+  EXPECT_TRUE(parse_ablation_spec(std::string(kSpec) + "start_eval: shared\n", "spec.yaml").shared_start_eval);
 }
 
 TEST(AblationSpec, BadSpecsNameTheKey) {
@@ -62,6 +64,7 @@ TEST(AblationSpec, BadSpecsNameTheKey) {
             std::string::npos);
   EXPECT_NE(error("ledger: data/ablations/study\n", "").find("ledger: missing"), std::string::npos);
   EXPECT_NE(error("name: study", "name: a/b").find("name: use letters"), std::string::npos);
+  EXPECT_NE(error("steps: 20", "start_eval: some").find("start_eval: expected each or shared"), std::string::npos);
   EXPECT_NE(error("arms:", "arms: [").find("spec.yaml:"), std::string::npos);  // YAML syntax: file and line
   // Found by fuzzing: a key that is not a name.
   EXPECT_NE(error("threshold: 0.5", "[a, b]: 0.5").find("spec.yaml: the spec: keys must be names"), std::string::npos);

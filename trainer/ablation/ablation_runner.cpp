@@ -39,6 +39,7 @@ struct PlannedRun {
   uint64_t seed = 0;
   std::vector<std::string> overrides;  // every --set, without model.threads
   std::string config_hash;             // of the resolved config, threads excluded
+  std::string eval_signature;          // of what the held-out evaluation depends on
   int64_t steps = 0;
   fs::path run_dir, result_file, log_file, lock_file;
   std::string label() const { return arm ? str_cat(arm->name, " seed ", seed) : std::string("warm start"); }
@@ -86,6 +87,21 @@ TrainConfig resolved_config(const AblationSpec& spec, const PlannedRun& run) {
 std::string hash_without_threads(TrainConfig config) {
   config.model.threads = 0;  // how many threads a run gets does not name a different experiment
   return train_config_hash(config);
+}
+
+// Everything the held-out evaluation of the starting weights depends on: the model, the data,
+// the rollout settings (generation budget, stop strings, ...), the reward and the evaluation's
+// samples and temperature.
+std::string eval_signature(const TrainConfig& c) {
+  TrainConfig e;
+  e.model = c.model;
+  e.model.threads = 0;
+  e.data = c.data;
+  e.rollout = c.rollout;
+  e.reward = c.reward;
+  e.train.eval_samples = c.train.eval_samples;
+  e.train.eval_temperature = c.train.eval_temperature;
+  return train_config_hash(e);
 }
 
 // Held-out accuracy by step from a run's metrics.jsonl (a step redone after a resume counts once).
@@ -150,11 +166,40 @@ RunCurve read_result(const PlannedRun& run) {
   return c;
 }
 
+// LEDGER/start_eval.json: the shared evaluation of the starting weights (start_eval: shared).
+fs::path start_eval_file(const AblationSpec& spec) { return fs::path(spec.ledger) / "start_eval.json"; }
+
+bool shared_start_available(const AblationSpec& spec, const PlannedRun& run) {
+  if (!spec.shared_start_eval || !fs::exists(start_eval_file(spec))) return false;
+  const nlohmann::json j = read_json_file(start_eval_file(spec).string());
+  AR_CHECK(j.value("eval_signature", "") == run.eval_signature, start_eval_file(spec).string(),
+           ": made for another evaluation (model, data, rollout, reward or eval settings changed); delete it");
+  return true;
+}
+
 void write_result(const AblationSpec& spec, const PlannedRun& run, const TrainConfig& config, const std::string& commit,
                   const nlohmann::json& warm_start, int threads, double wall_seconds) {
   double train_seconds = 0;
   int64_t eval_problems = 0;
-  const std::vector<EvalPoint> curve = read_curve(run.run_dir / "metrics.jsonl", &train_seconds, &eval_problems);
+  std::vector<EvalPoint> curve = read_curve(run.run_dir / "metrics.jsonl", &train_seconds, &eval_problems);
+  std::string start_eval = "own";
+  if (spec.shared_start_eval) {
+    const fs::path shared = start_eval_file(spec);
+    if (curve.empty() || curve.front().step != 0) {  // the run skipped it: the shared one
+      AR_CHECK(shared_start_available(spec, run), run.label(), " skipped its start evaluation, but ", shared.string(),
+               " is missing");
+      curve.insert(curve.begin(), EvalPoint{0, read_json_file(shared.string()).at("accuracy").get<double>()});
+      start_eval = "shared";
+    } else if (!fs::exists(shared)) {  // the first run to evaluate its start shares it
+      fs::create_directories(shared.parent_path());
+      write_text_file_atomic(shared.string(), nlohmann::json{{"eval_signature", run.eval_signature},
+                                                             {"accuracy", curve.front().accuracy},
+                                                             {"from", run.label()},
+                                                             {"threads", threads},
+                                                             {"commit", commit}}
+                                                      .dump(2) + "\n");
+    }
+  }
   nlohmann::json points = nlohmann::json::array();
   for (const auto& p : curve) points.push_back({{"step", p.step}, {"accuracy", p.accuracy}});
   const nlohmann::json result = {{"format", "anchor-rl ablation result"},
@@ -170,6 +215,7 @@ void write_result(const AblationSpec& spec, const PlannedRun& run, const TrainCo
                                  {"warm_start", warm_start},
                                  {"steps", run.steps},
                                  {"eval_problems", eval_problems},
+                                 {"start_eval", start_eval},
                                  {"curve", points},
                                  {"threads", threads},
                                  {"train_seconds", train_seconds},
@@ -246,9 +292,10 @@ std::vector<std::string> train_args(const AblationSpec& spec, const PlannedRun& 
   args.insert(args.end(), {"--set", str_cat("model.threads=", threads), "--run-dir", run.run_dir.string()});
   if (latest_checkpoint_step(run.run_dir) >= 0) {
     args.insert(args.end(), {"--resume", "latest"});
-  } else if (!init_from.empty()) {
-    args.insert(args.end(), {"--init-from", init_from});
+    return args;
   }
+  if (!init_from.empty()) args.insert(args.end(), {"--init-from", init_from});
+  if (run.arm && shared_start_available(spec, run)) args.push_back("--skip-start-eval");
   return args;
 }
 
@@ -337,7 +384,16 @@ int run_ablation(const AblateOptions& o) {
       AR_CHECK(!config.data.eval.empty(), spec.source, ": ", r.label(),
                ": the runs need a held-out set (data.eval in the base config or an override)");
       r.config_hash = hash_without_threads(config);
+      r.eval_signature = eval_signature(config);
       r.steps = config.train.steps;
+      if (spec.shared_start_eval) {
+        AR_CHECK(config.train.eval_temperature == 0, spec.source, ": start_eval: shared needs a greedy evaluation ",
+                 "(train.eval_temperature 0; a sampled one depends on the seed), ", r.label(), " has ",
+                 config.train.eval_temperature);
+        AR_CHECK(plan.empty() || plan.front().eval_signature == r.eval_signature, spec.source,
+                 ": start_eval: shared needs the same evaluation in every run, but ", r.label(),
+                 " changes the model, data, rollout, reward or eval settings");
+      }
       const std::string leaf = str_cat("seed-", seed);
       r.run_dir = runs_root / arm.name / leaf;
       r.log_file = runs_root / arm.name / (leaf + ".log");

@@ -108,7 +108,7 @@ AblationSpec parse_spec(const std::string& yaml_text, const std::string& source)
   }
   const Reader r{source};
   r.only_keys(root, "", {"name", "base", "set", "warm_start", "arms", "seeds", "steps", "eval_every", "threshold",
-                         "ledger", "runs", "bootstrap"});
+                         "ledger", "runs", "bootstrap", "start_eval"});
   AblationSpec s;
   s.source = source;
   for (const char* key : {"name", "base", "arms", "seeds", "ledger", "runs"})
@@ -125,6 +125,11 @@ AblationSpec parse_spec(const std::string& yaml_text, const std::string& source)
   if (root["threshold"]) {
     s.threshold = r.number<double>(root["threshold"], "threshold", 0.0);
     AR_CHECK(s.threshold <= 1, r.where("threshold"), ": a held-out accuracy in [0, 1], got ", s.threshold);
+  }
+  if (root["start_eval"]) {
+    const std::string v = r.text(root["start_eval"], "start_eval");
+    AR_CHECK(v == "each" || v == "shared", r.where("start_eval"), ": expected each or shared, got '", v, "'");
+    s.shared_start_eval = v == "shared";
   }
   if (const YAML::Node b = root["bootstrap"]) {
     r.only_keys(b, "bootstrap", {"resamples", "seed"});

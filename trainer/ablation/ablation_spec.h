@@ -36,6 +36,10 @@ struct AblationSpec {
   int64_t steps = 0;                   // train.steps of every run (0: the base config's)
   int64_t eval_every = 0;              // train.eval_every (0: the base config's); step 0 is always evaluated
   double threshold = 0.5;              // held-out accuracy for "steps to reach"
+  // "each": every run evaluates its starting weights; "shared": the first run to finish does, and
+  // the others skip it and use its result (they start from the same weights, and the evaluation
+  // is greedy and the same in every arm — checked).
+  bool shared_start_eval = false;
   std::string ledger;                  // result files: LEDGER/runs/ARM/seed-S.json, report.{json,md}, curves.png
   std::string runs;                    // run directories: RUNS/ARM/seed-S
   int64_t bootstrap_resamples = 10000;

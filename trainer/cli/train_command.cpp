@@ -20,6 +20,8 @@ Action register_train(CLI::App& app) {
   sub->add_option("--stop-after-step", o->stop_after_step,
                   "Checkpoint and exit after this step, as if interrupted (to test resume)")
       ->check(CLI::NonNegativeNumber);
+  sub->add_flag("--skip-start-eval", o->skip_start_eval,
+                "No held-out evaluation of the starting weights at step 0 (anchor-rl ablate shares one)");
   return [sub, o]() -> int { return sub->parsed() ? run_rl_training(*o) : -1; };
 }
 

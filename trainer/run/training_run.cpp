@@ -86,7 +86,8 @@ void TrainingRun::begin(size_t dataset_size, std::function<nlohmann::json(int64_
   if (writer()) start_.run->open_metrics(state.step);
   if (state.step == 0) {
     nlohmann::json line = {{"step", 0}};
-    if (nlohmann::json e = evaluate_(0); !e.is_null()) line["eval"] = std::move(e);
+    if (options_in_.skip_start_eval) line["eval_skipped"] = true;
+    else if (nlohmann::json e = evaluate_(0); !e.is_null()) line["eval"] = std::move(e);
     if (writer()) start_.run->write_metrics(line);
   }
   install_stop_handlers();

@@ -157,6 +157,8 @@ TEST(AblationReport, TableAndJsonCarryTheNumbers) {
   ASSERT_EQ(r.json["arms"].size(), 3u);
   EXPECT_NEAR(r.json["arms"][1]["final_accuracy"]["mean"].get<double>(), 2.3 / 3, 1e-12);
   EXPECT_EQ(r.json["differences"].size(), 6u);  // start, final, area for a and b
+  EXPECT_EQ(r.json["runs_done"], 9);
+  EXPECT_EQ(r.markdown.rfind("9 of 9 runs done.", 0), 0u);
   EXPECT_NE(r.markdown.find("| none (control) | 3 | 0.200 ± 0.000 | 0.600 ± 0.058 | 0.400 ± 0.038 | 3/3 (step 16.7)"),
             std::string::npos)
       << r.markdown;

@@ -52,7 +52,14 @@ AblationReport make_ablation_report(const AblationSpec& spec, const std::vector<
        {"arms", nlohmann::json::array()},
        {"differences", nlohmann::json::array()}};
 
+  int64_t done = 0;
+  for (const auto& run : runs)
+    for (const auto& arm : spec.arms) done += run.arm == arm.name;
+  const int64_t planned = static_cast<int64_t>(spec.arms.size() * spec.seeds.size());
+  j["runs_done"] = done;
+  j["runs_planned"] = planned;
   std::string& md = r.markdown;
+  md += std::to_string(done) + " of " + std::to_string(planned) + " runs done.\n\n";
   md += "| arm | seeds | start | final | area under curve | reached " + fixed(spec.threshold, 2) +
         " | final − " + control.name + " [95% CI] | won | area − " + control.name + " [95% CI] | won |\n";
   md += "|---|---|---|---|---|---|---|---|---|---|\n";

@@ -47,7 +47,6 @@ struct PlannedRun {
 
 struct Running {
   PlannedRun* run = nullptr;
-  int lock_fd = -1;
   std::chrono::steady_clock::time_point started;
 };
 
@@ -481,7 +480,7 @@ int run_ablation(const AblateOptions& o) {
                           " (", threads, " threads, log ", r.log_file.string(), ")"));
         const pid_t pid = launch(o.executable, args, r.log_file, lock);
         ::close(lock);  // the child's copy holds the lock from here on
-        running[pid] = Running{&r, -1, std::chrono::steady_clock::now()};
+        running[pid] = Running{&r, std::chrono::steady_clock::now()};
       }
       int status = 0;
       const pid_t pid = ::waitpid(-1, &status, WNOHANG);

@@ -14,6 +14,10 @@ set(ANCHOR_BASE_SOURCES
   rewards/countdown.cpp
   rewards/arithmetic_claims.cpp
   rewards/reward_function.cpp
+  rewards/reward_protocol.cpp
+  rewards/reward_process.cpp
+  rewards/http_reward_client.cpp
+  rewards/external_reward.cpp
   data/prompt_dataset.cpp
   data/sft_dataset.cpp
   data/chat_template.cpp

@@ -5,6 +5,7 @@
 #include "rewards/answer_extraction.h"
 #include "rewards/arithmetic_claims.h"
 #include "rewards/countdown.h"
+#include "rewards/external_reward.h"
 #include "trainer/common/error.h"
 
 namespace anchor::rewards {
@@ -134,9 +135,17 @@ const Registry<RewardFactory>& reward_components() {
     r.add("format", factory<Format>());
     r.add("length", factory<LengthPenalty>());
     r.add("arithmetic_claims", factory<ArithmeticClaims>());
+    r.add("external", make_external_reward);
     return r;
   }();
   return registry;
+}
+
+ComponentScores RewardComponent::score_batch(const std::vector<RewardInput>& inputs) const {
+  ComponentScores out;
+  out.values.reserve(inputs.size());
+  for (const RewardInput& input : inputs) out.values.push_back(score(input));
+  return out;
 }
 
 CompositeReward::CompositeReward(const std::vector<Entry>& entries) {
@@ -146,7 +155,17 @@ CompositeReward::CompositeReward(const std::vector<Entry>& entries) {
     AR_CHECK(std::isfinite(entries[i].weight), key, ".weight: must be a finite number");
     components_.push_back(reward_components().get(entries[i].name)(entries[i].params, key));
     names_.push_back(entries[i].name);
+    keys_.push_back(key);
     weights_.push_back(entries[i].weight);
+    const std::string label = components_.back()->label().empty() ? entries[i].name : components_.back()->label();
+    std::vector<std::string> added = {label};
+    for (const std::string& sub : components_.back()->sub_score_names()) added.push_back(label + "/" + sub);
+    for (const std::string& column : added) {
+      for (const std::string& existing : columns_)
+        AR_CHECK(existing != column, key, ": its scores would be logged as '", column,
+                 "', like another component's; give one of them a label");
+      columns_.push_back(column);
+    }
   }
 }
 
@@ -162,20 +181,35 @@ std::string CompositeReward::row_problem(const nlohmann::json& example) const {
   return "";
 }
 
-RewardBreakdown CompositeReward::score(const RewardInput& input) const {
-  RewardBreakdown out;
-  bool any_correctness = false;
-  out.correct = true;
+RewardBreakdown CompositeReward::score(const RewardInput& input) const { return score_batch({input}).front(); }
+
+std::vector<RewardBreakdown> CompositeReward::score_batch(const std::vector<RewardInput>& inputs) const {
+  std::vector<RewardBreakdown> out(inputs.size());
+  if (inputs.empty()) return out;
+  std::vector<bool> any_correctness(inputs.size(), false);
+  for (RewardBreakdown& b : out) b.correct = true;
+  size_t column = 0;
   for (size_t i = 0; i < components_.size(); ++i) {
-    const double value = components_[i]->score(input);
-    out.components.push_back({names_[i], weights_[i], value});
-    out.total += weights_[i] * value;
-    if (components_[i]->measures_correctness()) {
-      any_correctness = true;
-      out.correct = out.correct && value >= 1.0;
+    const ComponentScores scores = components_[i]->score_batch(inputs);
+    const std::vector<std::string> subs = components_[i]->sub_score_names();
+    AR_CHECK(scores.values.size() == inputs.size() && scores.sub_scores.size() == subs.size(), keys_[i],
+             ": returned scores for ", scores.values.size(), " rows, expected ", inputs.size());
+    for (size_t r = 0; r < inputs.size(); ++r) {
+      RewardBreakdown& b = out[r];
+      const double value = scores.values[r];
+      b.components.push_back({columns_[column], weights_[i], value});
+      for (size_t k = 0; k < subs.size(); ++k) b.components.push_back({columns_[column + 1 + k], 0.0, scores.sub_scores[k][r]});
+      b.total += weights_[i] * value;
+      if (components_[i]->measures_correctness()) {
+        any_correctness[r] = true;
+        b.correct = b.correct && value >= 1.0;
+      }
+      if (r < scores.notes.size() && !scores.notes[r].empty())
+        b.note += (b.note.empty() ? "" : "; ") + scores.notes[r];
     }
+    column += 1 + subs.size();
   }
-  out.correct = any_correctness && out.correct;
+  for (size_t r = 0; r < inputs.size(); ++r) out[r].correct = any_correctness[r] && out[r].correct;
   return out;
 }
 

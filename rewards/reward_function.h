@@ -23,10 +23,23 @@ struct RewardInput {
   bool truncated = false;         // stopped by max_new_tokens, not by EOS / stop string
 };
 
+// What a component says about a batch of rows.
+struct ComponentScores {
+  std::vector<double> values;                   // one per row
+  std::vector<std::vector<double>> sub_scores;  // [sub_score_names()[k]][row]
+  std::vector<std::string> notes;               // one per row ("" = none), or empty
+};
+
 class RewardComponent {
  public:
   virtual ~RewardComponent() = default;
   virtual double score(const RewardInput& input) const = 0;
+  // Scores a batch: built-ins row by row; an external program gets the batch in one exchange.
+  virtual ComponentScores score_batch(const std::vector<RewardInput>& inputs) const;
+  // Named values it reports besides its score (logged as LABEL/NAME, not summed into the reward).
+  virtual std::vector<std::string> sub_score_names() const { return {}; }
+  // The name its scores are logged under ("" = its registered name).
+  virtual std::string label() const { return ""; }
   // True for components that judge correctness (used for the accuracy metric).
   virtual bool measures_correctness() const { return false; }
   // Why this component cannot judge completions of the dataset row `example` ("" = it can);
@@ -49,6 +62,7 @@ using RewardFactory = std::function<std::unique_ptr<RewardComponent>(const nlohm
 //                else 0 (rewards/arithmetic_claims.h; conditional SFT's sentence scorer).
 //   length       DAPO's soft over-length penalty: 0 up to max_new_tokens - cache_length,
 //                then falling linearly to -1 at max_new_tokens (params: cache_length, default 16).
+//   external     the user's own program over a subprocess or HTTP (rewards/external_reward.h).
 const Registry<RewardFactory>& reward_components();
 
 struct ComponentScore {
@@ -60,7 +74,8 @@ struct ComponentScore {
 struct RewardBreakdown {
   double total = 0.0;
   bool correct = false;  // every correctness component scored 1
-  std::vector<ComponentScore> components;
+  std::vector<ComponentScore> components;  // one per column (columns()): each component, then its sub-scores (weight 0)
+  std::string note;      // an external program's note on this row ("" = none)
 };
 
 class CompositeReward {
@@ -74,12 +89,16 @@ class CompositeReward {
   // Components named on a command line: weight 1, default parameters.
   static CompositeReward from_names(const std::vector<std::string>& names);
   RewardBreakdown score(const RewardInput& input) const;
+  // One breakdown per input; each component sees the whole batch at once.
+  std::vector<RewardBreakdown> score_batch(const std::vector<RewardInput>& inputs) const;
   // "" if every component can judge the row, else "<component> reward: <why>".
   std::string row_problem(const nlohmann::json& example) const;
-  const std::vector<std::string>& names() const { return names_; }
+  // The logged columns, in RewardBreakdown::components order: each component's label, then
+  // LABEL/NAME for each of its sub-scores. Unique (a clash is a config error).
+  const std::vector<std::string>& columns() const { return columns_; }
 
  private:
-  std::vector<std::string> names_;
+  std::vector<std::string> names_, keys_, columns_;
   std::vector<double> weights_;
   std::vector<std::unique_ptr<RewardComponent>> components_;
 };

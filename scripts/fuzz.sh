@@ -25,7 +25,7 @@ cmake --build "$BUILD" -j"$(nproc)" >/dev/null
 
 harnesses=("$@")
 [ ${#harnesses[@]} -eq 0 ] && harnesses=(train_config jsonl_dataset safetensors_header model_config tokenizer_json
-                                       answer_parsers checkpoint_manifest ablation_spec)
+                                       answer_parsers checkpoint_manifest ablation_spec reward_answer)
 mkdir -p "$BUILD/crashes"
 scratch_root=/dev/shm  # the harnesses write each input to a file: tmpfs when there is one
 [ -d "$scratch_root" ] && [ -w "$scratch_root" ] || scratch_root=${TMPDIR:-/tmp}

@@ -14,7 +14,7 @@ BUILD_DIR="${BUILD_DIR:-build}"
 APT_PACKAGES=(build-essential cmake pkg-config ccache python3 python3-venv
   libyaml-cpp-dev libspdlog-dev libfmt-dev libsentencepiece-dev libgtest-dev libgmock-dev
   nlohmann-json3-dev libcli11-dev libopenmpi-dev openmpi-bin libpcre2-dev libicu-dev libxxhash-dev
-  libprotobuf-c-dev protobuf-c-compiler libboost-dev)
+  libprotobuf-c-dev protobuf-c-compiler libboost-dev libcurl4-openssl-dev)
 scripts/setup/apt_install.sh setup "${APT_PACKAGES[@]}"
 
 # --- Python virtual environment with the pinned torch wheel (LibTorch lives inside) --------

@@ -123,7 +123,7 @@ TEST(Rewards, MathAnswerAndConfigErrors) {
   EXPECT_NE(countdown.row_problem({{"numbers", nlohmann::json::array()}, {"target", 3}}), "");
   EXPECT_NE(countdown.row_problem({{"numbers", {1, 2}}, {"target", "3"}}), "");
   EXPECT_THAT(test::error_of([] { CompositeReward r({{"bleu", 1.0, {}}}); }),
-              HasSubstr("unknown reward component 'bleu' (registered: arithmetic_claims, countdown, format, length, math_answer)"));
+              HasSubstr("unknown reward component 'bleu' (registered: arithmetic_claims, countdown, external, format, length, math_answer)"));
   EXPECT_THAT(test::error_of([] { CompositeReward r({{"format", 1.0, {{"pattern", "x"}}}}); }),
               HasSubstr("reward.components[0].pattern: unknown parameter (allowed: marker)"));
 }

@@ -10,6 +10,7 @@
 #include "tests/unit/test_util.h"
 #include "trainer/checkpoint/checkpoint.h"
 #include "trainer/checkpoint/checkpoint_manifest.h"
+#include "trainer/common/file_util.h"
 #include "trainer/checkpoint/training_checkpoint.h"
 #include "trainer/optim/adamw_state.h"
 #include "trainer/optim/lr_schedule.h"

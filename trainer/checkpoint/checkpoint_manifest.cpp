@@ -32,27 +32,6 @@ bool plain_file_name(const std::string& name) {
 
 }  // namespace
 
-uint64_t file_xxh3(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  AR_CHECK(in.good(), path, ": cannot open for reading (", std::strerror(errno), ")");
-  std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(), &XXH3_freeState);
-  AR_CHECK(state && XXH3_64bits_reset(state.get()) == XXH_OK, "xxh3: cannot initialise the hash state");
-  std::vector<char> buffer(4 << 20);
-  while (in) {
-    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-    const std::streamsize n = in.gcount();
-    if (n > 0) XXH3_64bits_update(state.get(), buffer.data(), static_cast<size_t>(n));
-  }
-  AR_CHECK(in.eof(), path, ": read failed (", std::strerror(errno), ")");
-  return XXH3_64bits_digest(state.get());
-}
-
-std::string xxh3_hex(uint64_t hash) {
-  char text[17];
-  std::snprintf(text, sizeof(text), "%016llx", static_cast<unsigned long long>(hash));
-  return text;
-}
-
 std::vector<ManifestEntry> manifest_of_directory(const std::string& dir) {
   std::vector<ManifestEntry> out;
   for (const auto& entry : fs::directory_iterator(dir)) {

@@ -21,9 +21,6 @@ struct ManifestEntry {
   uint64_t xxh3 = 0;   // XXH3-64 of the contents, seed 0
 };
 
-// XXH3-64 of a file, read in chunks; an unreadable file is an error naming it.
-uint64_t file_xxh3(const std::string& path);
-std::string xxh3_hex(uint64_t hash);
 
 // Lists every regular file of `dir` (except manifest.json and DONE), sorted by name.
 std::vector<ManifestEntry> manifest_of_directory(const std::string& dir);

@@ -23,5 +23,6 @@ Action register_credit_stats(CLI::App& app);
 Action register_checkpoint(CLI::App& app);
 Action register_config(CLI::App& app);
 Action register_ablate(CLI::App& app);
+Action register_reward_server(CLI::App& app);
 
 }  // namespace anchor::cli

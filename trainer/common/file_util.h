@@ -1,8 +1,9 @@
-// Small file helpers shared by the checkpoint readers and writers.
+// Small file helpers: whole-file reads, atomic writes, file checksums.
 #pragma once
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
 #include <functional>
 #include <iosfwd>
 #include <string>
@@ -17,5 +18,10 @@ nlohmann::json read_json_file(const std::string& path);
 // naming `path` and the reason.
 void write_file_atomic(const std::string& path, const std::function<void(std::ostream&)>& write);
 void write_text_file_atomic(const std::string& path, const std::string& contents);
+
+// XXH3-64 of a file, read in chunks; an unreadable file is an error naming it.
+uint64_t file_xxh3(const std::string& path);
+// 16 lower-case hex digits.
+std::string xxh3_hex(uint64_t hash);
 
 }  // namespace anchor

@@ -115,8 +115,8 @@ void add_rollout_metrics(nlohmann::json& line, const ScoredRollouts& r, const re
   line["reward_mean"] = r.rewards.mean().item<double>();
   line["reward_std"] = r.size() > 1 ? r.rewards.std().item<double>() : 0.0;
   const at::Tensor component_means = r.components.mean(0);
-  for (size_t c = 0; c < reward.names().size(); ++c)
-    line["reward_components"][reward.names()[c]] = component_means[static_cast<int64_t>(c)].item<double>();
+  for (size_t c = 0; c < reward.columns().size(); ++c)
+    line["reward_components"][reward.columns()[c]] = component_means[static_cast<int64_t>(c)].item<double>();
   line["accuracy"] = r.correct.to(torch::kDouble).mean().item<double>();
   line["response_length"] = r.batch.response_mask.sum(1).to(torch::kDouble).mean().item<double>();
 }

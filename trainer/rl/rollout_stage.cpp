@@ -66,7 +66,7 @@ ScoredRollouts collect_scored_rollouts(const RolloutContext& ctx, data::DataCurs
   const TrainConfig& cfg = ctx.config;
   const Tokenizer& tokenizer = ctx.policy.tokenizer;
   const int64_t G = cfg.rollout.samples_per_prompt;
-  const int64_t C = static_cast<int64_t>(ctx.reward.names().size());
+  const int64_t C = static_cast<int64_t>(ctx.reward.columns().size());
   const int64_t pad_id = tokenizer.padding_id();
   const auto long_cpu = torch::TensorOptions().dtype(torch::kLong);
   const GenerationControl control = generation_control(
@@ -111,13 +111,19 @@ ScoredRollouts collect_scored_rollouts(const RolloutContext& ctx, data::DataCurs
       const at::Tensor lengths = rollout.response_mask.sum(1);
       at::Tensor scores = torch::zeros({M, 2 + C}, torch::kDouble);
       auto s = scores.accessor<double, 2>();
+      // One batch for the reward: an external program answers the rank's rows in one exchange.
+      std::vector<rewards::RewardInput> inputs;
+      inputs.reserve(static_cast<size_t>(M));
       for (int64_t row = 0; row < M; ++row) {
         const size_t p = static_cast<size_t>(row / G);
         const size_t e = examples[static_cast<size_t>(first) + p];
         const bool truncated = rollout.finish_reasons[static_cast<size_t>(row)] == FinishReason::length;
-        const auto b = ctx.reward.score({prompt_texts[p], rollout.response_texts[static_cast<size_t>(row)],
-                                         ctx.prompts[e].row, lengths[row].item<int64_t>(), cfg.rollout.max_new_tokens,
-                                         truncated});
+        inputs.push_back({prompt_texts[p], rollout.response_texts[static_cast<size_t>(row)], ctx.prompts[e].row,
+                          lengths[row].item<int64_t>(), cfg.rollout.max_new_tokens, truncated});
+      }
+      const std::vector<rewards::RewardBreakdown> breakdowns = ctx.reward.score_batch(inputs);
+      for (int64_t row = 0; row < M; ++row) {
+        const rewards::RewardBreakdown& b = breakdowns[static_cast<size_t>(row)];
         s[row][0] = b.total;
         s[row][1] = b.correct ? 1.0 : 0.0;
         for (int64_t c = 0; c < C; ++c) s[row][2 + c] = b.components[static_cast<size_t>(c)].value;

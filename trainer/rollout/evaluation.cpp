@@ -43,13 +43,21 @@ EvalResult evaluate(const LlamaModel& model, const Tokenizer& tokenizer, const d
       for (size_t s = 0; s < k; ++s) params.streams.push_back(static_cast<int64_t>(i * k + s));
     const RolloutBatch batch = generate(model, tokenizer, prompts, params);
     const at::Tensor lengths = batch.response_mask.sum(1);
+    std::vector<rewards::RewardInput> inputs;
+    for (size_t i = start; i < end; ++i)
+      for (size_t s = 0; s < k; ++s) {
+        const size_t row = (i - start) * k + s;
+        inputs.push_back({texts[i - start], batch.response_texts[row], dataset[i].row,
+                          lengths[static_cast<int64_t>(row)].item<int64_t>(), o.max_new_tokens,
+                          batch.finish_reasons[row] == FinishReason::length});
+      }
+    const std::vector<rewards::RewardBreakdown> scored = reward.score_batch(inputs);  // one exchange per chunk
     for (size_t i = start; i < end; ++i) {
       bool any = false;
       for (size_t s = 0; s < k; ++s) {
         const size_t row = (i - start) * k + s;
-        const int64_t len = lengths[static_cast<int64_t>(row)].item<int64_t>();
-        const auto b = reward.score({texts[i - start], batch.response_texts[row], dataset[i].row, len,
-                                     o.max_new_tokens, batch.finish_reasons[row] == FinishReason::length});
+        const int64_t len = inputs[row].response_tokens;
+        const rewards::RewardBreakdown& b = scored[row];
         correct += b.correct;
         any = any || b.correct;
         reward_sum += b.total;

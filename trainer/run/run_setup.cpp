@@ -1,6 +1,10 @@
 #include "trainer/run/run_setup.h"
 
+#include <filesystem>
+
+#include "rewards/external_reward.h"
 #include "trainer/common/error.h"
+#include "trainer/common/file_util.h"
 #include "trainer/common/log.h"
 
 namespace anchor {
@@ -25,12 +29,29 @@ RunStart start_run(const TrainRunOptions& opt, ConfigUse use, const std::string&
   }
   const std::string resolved_yaml = train_config_to_yaml(s.config);
   if (!writes) return s;
-  s.run = std::make_unique<RunDirectory>(
-      run_dir, !opt.resume.empty(), resolved_yaml,
-      nlohmann::json{{"command", command}, {"config", opt.config_path}, {"overrides", opt.overrides},
-                     {"weights_from", s.weights_from}, {"resumed_from", s.checkpoint_dir},
-                     {"init_from", opt.init_from}, {"config_hash", s.config_hash}},
-      s.config.logging.tensorboard);
+  nlohmann::json run_info = {{"command", command}, {"config", opt.config_path}, {"overrides", opt.overrides},
+                             {"weights_from", s.weights_from}, {"resumed_from", s.checkpoint_dir},
+                             {"init_from", opt.init_from}, {"config_hash", s.config_hash}};
+  // External reward programs live outside the config: record what ran (command or URL, file
+  // hashes) and say so when a resumed run's program is not the one the run started with.
+  const nlohmann::json external = rewards::external_reward_records(s.config.reward.components);
+  if (!external.empty()) {
+    run_info["external_rewards"] = external;
+    const std::string previous = (std::filesystem::path(run_dir) / "run.json").string();
+    if (!opt.resume.empty() && std::filesystem::exists(previous)) {
+      nlohmann::json before;
+      try {
+        before = read_json_file(previous).value("external_rewards", nlohmann::json());
+      } catch (const std::exception& e) {
+        log::warn(str_cat("cannot compare the reward programs with the run's start: ", e.what()));
+      }
+      for (const std::string& change : rewards::external_reward_changes(before, external))
+        log::warn(str_cat("resuming with another reward program: ", change,
+                          " (the run is no longer one run of one reward; see run.json)"));
+    }
+  }
+  s.run = std::make_unique<RunDirectory>(run_dir, !opt.resume.empty(), resolved_yaml, run_info,
+                                         s.config.logging.tensorboard);
   log::info(str_cat(command, ": run directory ", run_dir, "\n", resolved_yaml));
   return s;
 }

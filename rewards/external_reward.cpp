@@ -117,6 +117,13 @@ class ExternalReward : public RewardComponent {
     const std::string request = reward_request_line(inputs);
     const std::string answer = process_ ? exchange_with_process(request) : exchange_over_http(request);
     RewardAnswer a = parse_reward_answer(answer, inputs.size(), o_.sub_scores, origin_);
+    // A sample of what the program says about its scores: the batch's first note, in the log.
+    for (size_t r = 0; r < a.notes.size(); ++r)
+      if (!a.notes[r].empty()) {
+        log::info(str_cat(o_.label, " note on row ", r, " of ", a.notes.size(), " (score ", a.scores[r], "): ",
+                          a.notes[r].substr(0, 300)));
+        break;
+      }
     out.values = std::move(a.scores);
     out.sub_scores = std::move(a.sub_scores);
     out.notes = std::move(a.notes);

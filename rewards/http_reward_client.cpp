@@ -62,6 +62,7 @@ HttpRewardClient::Response HttpRewardClient::post(const std::string& body, doubl
   }
   r.delivered = true;
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
+  curl_easy_getinfo(curl, CURLINFO_NUM_CONNECTS, &r.new_connections);
   return r;
 }
 

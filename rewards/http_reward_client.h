@@ -21,6 +21,7 @@ class HttpRewardClient {
     long status = 0;
     std::string body;
     std::string why;         // when not delivered: libcurl's description
+    long new_connections = 0;  // connections opened for this request (0: the kept-alive one was reused)
   };
   Response post(const std::string& body, double timeout_seconds);
   const std::string& url() const { return url_; }

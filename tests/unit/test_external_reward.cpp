@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "rewards/external_reward.h"
+#include "rewards/http_reward_client.h"
 #include "rewards/reward_function.h"
 #include "rewards/reward_protocol.h"
 #include "tests/unit/test_util.h"
@@ -240,6 +241,19 @@ TEST(ExternalReward, HttpServesTheSameAnswers) {
     const auto b = reward.score_batch(Rows().inputs());
     EXPECT_EQ(b[1].total, 2.0);
     EXPECT_EQ(b[2].components[1].value, 3.0);
+  }
+}
+
+TEST(ExternalReward, HttpKeepsOneConnection) {
+  HttpRewardServer server("length");
+  ASSERT_FALSE(server.url().empty()) << "the test server did not start";
+  HttpRewardClient client(server.url(), "test");
+  const std::string request = reward_request_line(Rows().inputs());
+  for (int batch = 0; batch < 3; ++batch) {
+    const HttpRewardClient::Response r = client.post(request, 10.0);
+    ASSERT_TRUE(r.delivered) << r.why;
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.new_connections, batch == 0 ? 1 : 0) << "batch " << batch;  // later batches reuse the first
   }
 }
 

@@ -14,6 +14,7 @@ set(ANCHOR_BASE_SOURCES
   rewards/countdown.cpp
   rewards/arithmetic_claims.cpp
   rewards/reward_function.cpp
+  rewards/reward_parameters.cpp
   rewards/reward_protocol.cpp
   rewards/reward_process.cpp
   rewards/http_reward_client.cpp

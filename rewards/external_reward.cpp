@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "rewards/http_reward_client.h"
+#include "rewards/reward_parameters.h"
 #include "rewards/reward_process.h"
 #include "rewards/reward_protocol.h"
 #include "trainer/common/error.h"
@@ -29,13 +30,7 @@ struct ExternalOptions {
 
 ExternalOptions read_options(const json& p, const std::string& key) {
   AR_CHECK(p.is_object(), key, ": the external reward needs parameters (command or url)");
-  static const char* kAllowed[] = {"command", "url", "timeout_seconds", "retries", "sub_scores", "correctness", "label"};
-  for (const auto& [name, _] : p.items()) {
-    bool ok = false;
-    for (const char* a : kAllowed) ok = ok || name == a;
-    AR_CHECK(ok, key, ".", name,
-             ": unknown parameter (allowed: command, url, timeout_seconds, retries, sub_scores, correctness, label)");
-  }
+  reject_unknown_parameters(p, key, {"command", "url", "timeout_seconds", "retries", "sub_scores", "correctness", "label"});
   ExternalOptions o;
   auto string_of = [&](const char* name, std::string& out) {
     if (!p.contains(name)) return;

@@ -24,7 +24,6 @@ class HttpRewardClient {
     long new_connections = 0;  // connections opened for this request (0: the kept-alive one was reused)
   };
   Response post(const std::string& body, double timeout_seconds);
-  const std::string& url() const { return url_; }
 
  private:
   std::string url_, label_;

@@ -6,6 +6,7 @@
 #include "rewards/arithmetic_claims.h"
 #include "rewards/countdown.h"
 #include "rewards/external_reward.h"
+#include "rewards/reward_parameters.h"
 #include "trainer/common/error.h"
 
 namespace anchor::rewards {
@@ -13,22 +14,10 @@ namespace {
 
 using nlohmann::json;
 
-void reject_unknown(const json& params, const std::string& key, std::initializer_list<const char*> allowed) {
-  if (params.is_null()) return;
-  AR_CHECK(params.is_object(), key, ": parameters must be a mapping");
-  for (const auto& [name, _] : params.items()) {
-    bool ok = false;
-    for (const char* a : allowed) ok = ok || name == a;
-    std::string list;
-    for (const char* a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-    AR_CHECK(ok, key, ".", name, ": unknown parameter (allowed: ", list.empty() ? "none" : list, ")");
-  }
-}
-
 class MathAnswer : public RewardComponent {
  public:
   MathAnswer(const json& p, const std::string& key) {
-    reject_unknown(p, key, {"answer_key"});
+    reject_unknown_parameters(p, key, {"answer_key"});
     answer_key_ = p.is_object() ? p.value("answer_key", "answer") : "answer";
   }
   std::string row_problem(const json& ex) const override {
@@ -53,7 +42,7 @@ class MathAnswer : public RewardComponent {
 
 class Countdown : public RewardComponent {
  public:
-  Countdown(const json& p, const std::string& key) { reject_unknown(p, key, {}); }
+  Countdown(const json& p, const std::string& key) { reject_unknown_parameters(p, key, {}); }
   std::string row_problem(const json& ex) const override {
     bool ok = ex.contains("numbers") && ex.at("numbers").is_array() && !ex.at("numbers").empty() &&
               ex.contains("target") && ex.at("target").is_number_integer();
@@ -76,7 +65,7 @@ class Countdown : public RewardComponent {
 class Format : public RewardComponent {
  public:
   Format(const json& p, const std::string& key) {
-    reject_unknown(p, key, {"marker"});
+    reject_unknown_parameters(p, key, {"marker"});
     marker_ = p.is_object() ? p.value("marker", "Answer:") : "Answer:";
     AR_CHECK(!marker_.empty(), key, ".marker: must not be empty");
   }
@@ -91,7 +80,7 @@ class Format : public RewardComponent {
 class LengthPenalty : public RewardComponent {
  public:
   LengthPenalty(const json& p, const std::string& key) {
-    reject_unknown(p, key, {"cache_length"});
+    reject_unknown_parameters(p, key, {"cache_length"});
     cache_length_ = p.is_object() ? p.value("cache_length", int64_t{16}) : 16;
     AR_CHECK(cache_length_ > 0, key, ".cache_length: must be positive, got ", cache_length_);
   }
@@ -109,7 +98,7 @@ class LengthPenalty : public RewardComponent {
 // 1 if every "a op b = c" claim in the response is true (or it makes none), else 0.
 class ArithmeticClaims : public RewardComponent {
  public:
-  ArithmeticClaims(const json& p, const std::string& key) { reject_unknown(p, key, {}); }
+  ArithmeticClaims(const json& p, const std::string& key) { reject_unknown_parameters(p, key, {}); }
   bool measures_correctness() const override { return true; }
   double score(const RewardInput& in) const override {
     for (const ArithmeticClaim& c : find_arithmetic_claims(in.response))

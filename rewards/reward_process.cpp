@@ -105,7 +105,6 @@ void RewardProcess::start() {
   stdout_buffer_.clear();
   stderr_partial_.clear();
   stderr_lines_.clear();
-  answered_ = 0;
 }
 
 void RewardProcess::drain_stderr(bool until_eof) {
@@ -201,7 +200,6 @@ RewardProcess::Exchange RewardProcess::exchange(const std::string& request, doub
   char buffer[65536];
   for (;;) {
     if (have_answer && written == data.size()) {
-      ++answered_;
       return Exchange{Outcome::answered, std::move(answer), ""};
     }
     std::vector<pollfd> fds;

@@ -39,10 +39,6 @@ class RewardProcess {
 
   // Closes stdin, gives the program `grace_seconds` to exit, then kills its process group.
   void stop(double grace_seconds = 2.0);
-  bool running() const { return pid_ > 0; }
-  // Exchanges answered by the current process (0 right after a (re)start).
-  long answered() const { return answered_; }
-  const std::string& command() const { return command_; }
 
  private:
   void drain_stderr(bool until_eof);
@@ -55,7 +51,6 @@ class RewardProcess {
   int stdin_fd_ = -1, stdout_fd_ = -1, stderr_fd_ = -1;
   std::string stdout_buffer_, stderr_partial_;
   std::deque<std::string> stderr_lines_;  // the last few, for errors
-  long answered_ = 0;
 };
 
 }  // namespace anchor::rewards

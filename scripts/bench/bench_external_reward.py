@@ -14,13 +14,14 @@ the averages (the program's start-up and the first batch).
 import argparse
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "scripts", "lib"))
+from reward_server import start_http_reward  # noqa: E402
+from run_files import metrics  # noqa: E402
 
 
 def train(binary, config, run_dir, steps, extra):
@@ -30,8 +31,7 @@ def train(binary, config, run_dir, steps, extra):
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if out.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
-    lines = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl")) if line.strip()]
-    return lines
+    return [line for line in metrics(run_dir, timings=True) if "perf" in line]  # the steps (not step 0's line)
 
 
 def with_reward(scratch, name, config, component):
@@ -42,7 +42,7 @@ def with_reward(scratch, name, config, component):
 
 
 def summary(lines):
-    timed = lines[1:] or lines
+    timed = lines[1:] or lines  # step 1 holds the program's start-up
     reward = sum(l["perf"]["reward_seconds"] for l in timed) / len(timed)
     step = sum(l["perf"]["step_seconds"] for l in timed) / len(timed)
     rows = sum(l["groups_seen"] for l in timed) / len(timed)
@@ -69,18 +69,8 @@ def main():
                       {"name": "external", "command": f"python3 {program}", "correctness": True,
                        "sub_scores": args.sub_scores})
     results["subprocess"] = train(args.binary, cfg, os.path.join(args.scratch, "subprocess"), args.steps, extra)
-    log = os.path.join(args.scratch, "http_server.log")
-    server = subprocess.Popen(f"exec python3 {program} --http 0 2>{log}", shell=True, cwd=ROOT)
+    server, url = start_http_reward(program, os.path.join(args.scratch, "http_server.log"), ROOT)
     try:
-        url = None
-        for _ in range(400):
-            time.sleep(0.05)
-            m = re.search(r"serving on (http://\S+)", open(log).read()) if os.path.exists(log) else None
-            if m:
-                url = m.group(1)
-                break
-        if url is None:
-            sys.exit("the HTTP reward server did not start")
         cfg = with_reward(args.scratch, "http", args.config,
                           {"name": "external", "url": url, "correctness": True, "sub_scores": args.sub_scores})
         results["http"] = train(args.binary, cfg, os.path.join(args.scratch, "http"), args.steps, extra)

@@ -6,6 +6,7 @@ scripts and the end-to-end tests (import it after putting scripts/lib on sys.pat
   checkpoint_dir(run_dir, step)     RUN_DIR/checkpoints/step-XXXXXXXX
   checkpoint_bytes(run_dir, step)   the bytes of the files that make a resume exact: model
                                     weights, optimizer moments and trainer state
+  first_difference(a, b)            the first pair of metrics lines that differ, or None
 """
 import json
 import os
@@ -40,3 +41,13 @@ def checkpoint_bytes(run_dir, step, names=STATE_FILES):
         with open(os.path.join(d, name), "rb") as f:
             out[name] = f.read()
     return out
+
+
+def first_difference(a, b):
+    """The first (line of a, line of b) that differ, or None; a missing line counts as None."""
+    for i in range(max(len(a), len(b))):
+        x = a[i] if i < len(a) else None
+        y = b[i] if i < len(b) else None
+        if x != y:
+            return x, y
+    return None

@@ -16,11 +16,11 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "scripts", "lib"))
-from run_files import checkpoint_bytes, metrics  # noqa: E402
+from run_files import checkpoint_bytes, first_difference, metrics  # noqa: E402
+from reward_server import start_http_reward  # noqa: E402
 LAUNCH = os.path.join(ROOT, "scripts", "launch", "launch_mpi.sh")
 STEPS = 20
 COMMON = ["--set", f"train.steps={STEPS}", "--set", "data.eval=", "--set", "checkpoint.every=10",
@@ -54,10 +54,8 @@ def comparable(run_dir):
 def same_run(a, b, what):
     ma, mb = comparable(a), comparable(b)
     if ma != mb:
-        for x, y in zip(ma, mb):
-            if x != y:
-                print("first:", x, "\nsecond:", y)
-                break
+        x, y = first_difference(ma, mb)
+        print("first:", x, "\nsecond:", y)
         raise SystemExit(f"FAIL: {what}: metrics differ")
     fa, fb = checkpoint_bytes(a, STEPS), checkpoint_bytes(b, STEPS)
     for name in fa:
@@ -72,9 +70,9 @@ def same_run(a, b, what):
 
 
 def reward_share(run_dir):
-    perf = [json.loads(line)["perf"] for line in open(os.path.join(run_dir, "metrics.jsonl")) if '"perf"' in line]
+    perf = [line["perf"] for line in metrics(run_dir, timings=True) if "perf" in line]
     reward = sum(p["reward_seconds"] for p in perf) / len(perf)
-    step = sum(p["step_seconds"] for p in perf) / len(perf) if "step_seconds" in perf[0] else float("nan")
+    step = sum(p["step_seconds"] for p in perf) / len(perf)
     return reward, step
 
 
@@ -117,19 +115,9 @@ def main():
     print(f"external reward: {STEPS // 2} steps + --resume latest == {STEPS} straight, bit-identical")
 
     # 4. HTTP: the example served on a loopback port.
-    log = os.path.join(scratch, "http_server.log")
-    server = subprocess.Popen(f"exec python3 {ROOT}/rewards/examples/countdown_reward.py --http 0 2>{log}",
-                              shell=True, cwd=ROOT)
+    server, url = start_http_reward(f"{ROOT}/rewards/examples/countdown_reward.py",
+                                    os.path.join(scratch, "http_server.log"), ROOT)
     try:
-        url = None
-        for _ in range(200):
-            time.sleep(0.05)
-            m = re.search(r"serving on (http://\S+)", open(log).read()) if os.path.exists(log) else None
-            if m:
-                url = m.group(1)
-                break
-        if not url:
-            raise SystemExit("FAIL: the HTTP reward server did not start")
         cfg_http = external_config(scratch, "http", {"name": "external", "url": url, "correctness": True})
         run([binary, "train", cfg_http, "--run-dir", dirs["http"]] + COMMON)
     finally:

@@ -17,7 +17,7 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "scripts", "lib"))
-from run_files import checkpoint_bytes, metrics  # noqa: E402
+from run_files import checkpoint_bytes, first_difference, metrics  # noqa: E402
 
 
 def run(binary, args):
@@ -38,10 +38,8 @@ def check(binary, scratch, command, config, steps, extra, name=None):
     run(binary, common + ["--run-dir", resumed, "--resume", "latest"])
     a, b = metrics(straight), metrics(resumed)
     if a != b:
-        for x, y in zip(a, b):
-            if x != y:
-                print("straight:", x, "\nresumed: ", y)
-                break
+        x, y = first_difference(a, b)
+        print("straight:", x, "\nresumed: ", y)
         raise SystemExit(f"FAIL: {name}: metrics differ between the straight and the resumed run")
     fa, fb = checkpoint_bytes(straight, steps), checkpoint_bytes(resumed, steps)
     for file in fa:

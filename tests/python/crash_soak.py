@@ -30,7 +30,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "scripts", "lib"))
-from run_files import checkpoint_bytes, metrics  # noqa: E402
+from run_files import checkpoint_bytes, first_difference, metrics  # noqa: E402
 POINTS = ["model", "optimizer", "manifest", "done", "rename", "latest", "prune"]
 
 
@@ -152,10 +152,8 @@ def main():
 
     a, b = metrics(straight), metrics(soak)
     if a != b:
-        for x, y in zip(a, b):
-            if x != y:
-                print("uninterrupted:", x, "\nsoaked:       ", y)
-                break
+        x, y = first_difference(a, b)
+        print("uninterrupted:", x, "\nsoaked:       ", y)
         raise SystemExit(f"FAIL: metrics differ ({len(a)} vs {len(b)} lines)")
     fa, fb = checkpoint_bytes(straight, args.steps), checkpoint_bytes(soak, args.steps)
     for name in fa:

@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <thread>
 
 #include "trainer/ablation/ablation_report.h"
@@ -168,12 +169,13 @@ RunCurve read_result(const PlannedRun& run) {
 // LEDGER/start_eval.json: the shared evaluation of the starting weights (start_eval: shared).
 fs::path start_eval_file(const AblationSpec& spec) { return fs::path(spec.ledger) / "start_eval.json"; }
 
-bool shared_start_available(const AblationSpec& spec, const PlannedRun& run) {
-  if (!spec.shared_start_eval || !fs::exists(start_eval_file(spec))) return false;
+// Its accuracy, when the study shares one and it has been written (checked to fit `run`).
+std::optional<double> shared_start_accuracy(const AblationSpec& spec, const PlannedRun& run) {
+  if (!spec.shared_start_eval || !fs::exists(start_eval_file(spec))) return std::nullopt;
   const nlohmann::json j = read_json_file(start_eval_file(spec).string());
   AR_CHECK(j.value("eval_signature", "") == run.eval_signature, start_eval_file(spec).string(),
            ": made for another evaluation (model, data, rollout, reward or eval settings changed); delete it");
-  return true;
+  return j.at("accuracy").get<double>();
 }
 
 void write_result(const AblationSpec& spec, const PlannedRun& run, const TrainConfig& config, const std::string& commit,
@@ -185,9 +187,9 @@ void write_result(const AblationSpec& spec, const PlannedRun& run, const TrainCo
   if (spec.shared_start_eval) {
     const fs::path shared = start_eval_file(spec);
     if (curve.empty() || curve.front().step != 0) {  // the run skipped it: the shared one
-      AR_CHECK(shared_start_available(spec, run), run.label(), " skipped its start evaluation, but ", shared.string(),
-               " is missing");
-      curve.insert(curve.begin(), EvalPoint{0, read_json_file(shared.string()).at("accuracy").get<double>()});
+      const std::optional<double> accuracy = shared_start_accuracy(spec, run);
+      AR_CHECK(accuracy.has_value(), run.label(), " skipped its start evaluation, but ", shared.string(), " is missing");
+      curve.insert(curve.begin(), EvalPoint{0, *accuracy});
       start_eval = "shared";
     } else if (!fs::exists(shared)) {  // the first run to evaluate its start shares it
       fs::create_directories(shared.parent_path());
@@ -294,7 +296,7 @@ std::vector<std::string> train_args(const AblationSpec& spec, const PlannedRun& 
     return args;
   }
   if (!init_from.empty()) args.insert(args.end(), {"--init-from", init_from});
-  if (run.arm && shared_start_available(spec, run)) args.push_back("--skip-start-eval");
+  if (run.arm && shared_start_accuracy(spec, run).has_value()) args.push_back("--skip-start-eval");
   return args;
 }
 

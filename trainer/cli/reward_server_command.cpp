@@ -35,7 +35,7 @@ json answer_to(const std::string& line, const rewards::CompositeReward& reward, 
              "the request's protocol must be ", rewards::kRewardProtocolVersion);
     AR_CHECK(request.contains("rows") && request.at("rows").is_array(), "the request has no 'rows' list");
     const json& rows = request.at("rows");
-    std::vector<std::string> prompts, completions;
+    std::vector<rewards::RewardInput> inputs;  // refers to the strings inside `request`
     for (size_t i = 0; i < rows.size(); ++i) {
       const json& r = rows[i];
       AR_CHECK(r.is_object() && r.value("prompt", json()).is_string() && r.value("completion", json()).is_string() &&
@@ -43,14 +43,9 @@ json answer_to(const std::string& line, const rewards::CompositeReward& reward, 
                "rows[", i, "]: needs prompt and completion (strings) and example (an object)");
       const std::string problem = reward.row_problem(r.at("example"));
       AR_CHECK(problem.empty(), "rows[", i, "]: ", problem);
-      prompts.push_back(r.at("prompt").get<std::string>());
-      completions.push_back(r.at("completion").get<std::string>());
-    }
-    std::vector<rewards::RewardInput> inputs;
-    for (size_t i = 0; i < rows.size(); ++i) {
-      const json& r = rows[i];
-      inputs.push_back({prompts[i], completions[i], r.at("example"), r.value("completion_tokens", int64_t{0}),
-                        r.value("max_new_tokens", int64_t{0}), r.value("finish_reason", "stop") == "length"});
+      inputs.push_back({r.at("prompt").get_ref<const std::string&>(), r.at("completion").get_ref<const std::string&>(),
+                        r.at("example"), r.value("completion_tokens", int64_t{0}), r.value("max_new_tokens", int64_t{0}),
+                        r.value("finish_reason", "stop") == "length"});
     }
     json scores = json::array(), subs = json::object();
     for (const rewards::RewardBreakdown& b : reward.score_batch(inputs)) {

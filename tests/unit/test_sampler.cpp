@@ -2,6 +2,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <set>
 
 #include "tests/unit/test_util.h"
 #include "trainer/model/pretrained.h"
@@ -144,6 +145,62 @@ TEST(Sampler, RowsFinishIndependentlyAndMatchSingleRuns) {
     EXPECT_TRUE((batch.response_ids[i].slice(0, n) == batch.pad_id).all().item<bool>());
     EXPECT_TRUE((batch.sampling_logprobs[i].slice(0, n) == 0).all().item<bool>());
   }
+}
+
+TEST(Sampler, DecodeBatchSizesStepByAQuarterOctave) {
+  const std::vector<std::pair<int64_t, int64_t>> cases = {{1, 1},    {7, 7},     {8, 8},     {9, 10},   {11, 12},
+                                                          {16, 16},  {17, 20},   {33, 40},   {100, 112}, {129, 160},
+                                                          {192, 192}, {193, 224}, {1000, 1024}};
+  for (const auto& [live, size] : cases) EXPECT_EQ(decode_batch_size(live), size) << live << " live rows";
+  std::set<int64_t> sizes;
+  for (int64_t live = 1; live <= 1024; ++live) {
+    const int64_t size = decode_batch_size(live);
+    EXPECT_GE(size, live);
+    EXPECT_LE(4 * size, 5 * live) << live;  // at most 25% padding
+    sizes.insert(size);
+  }
+  EXPECT_EQ(sizes.size(), 36u);  // 1..8, then 10, 12, 14 and four per doubling from 16 to 1024
+}
+
+// Finished rows stay in the decode batch as padding until the live ones fit a smaller size:
+// a batch of 24 rows that finish at different steps (some padded, some dropped) gives every row
+// exactly what it gives alone.
+TEST(Sampler, PaddedDecodeBatchMatchesSingleRuns) {
+  Pretrained p = load_pretrained(std::string(ANCHOR_SOURCE_DIR_FOR_TESTS) + "data/demo-model",
+                                 torch::TensorOptions().dtype(torch::kFloat));
+  std::vector<std::vector<int64_t>> all;
+  SamplingParams params;
+  for (int64_t r = 0; r < 24; ++r) {
+    // 1-, 2- and 3-digit numbers: answers of several lengths.
+    all.push_back(p.tokenizer.encode("Numbers: " + std::to_string(1 + r % 9) + " " + std::to_string(5 + r * 7 % 95) +
+                                         " " + std::to_string(100 + r * 37 % 900) + ". Target: " +
+                                         std::to_string(r % 2 ? 10 + r : 200 + 31 * r) + ".\n",
+                                     true));
+    params.streams.push_back(100 + r);
+  }
+  params.max_new_tokens = 40;
+  params.seed = 4;
+  params.stop_strings = {"\n"};
+  const RolloutBatch batch = generate(p.model, p.tokenizer, all, params);
+  std::set<int64_t> lengths;
+  for (size_t i = 0; i < all.size(); ++i) {
+    SamplingParams one = params;
+    one.streams = {params.streams[i]};
+    const RolloutBatch alone = generate(p.model, p.tokenizer, {all[i]}, one);
+    const auto ids = row(batch, static_cast<int64_t>(i));
+    EXPECT_EQ(ids, row(alone, 0)) << "row " << i;
+    EXPECT_EQ(batch.response_texts[i], alone.response_texts[0]) << "row " << i;
+    const int64_t n = static_cast<int64_t>(ids.size());
+    if (ids == row(alone, 0))
+      EXPECT_LT((batch.sampling_logprobs[static_cast<int64_t>(i)].slice(0, 0, n) - alone.sampling_logprobs[0].slice(0, 0, n))
+                    .abs()
+                    .max()
+                    .item<double>(),
+                1e-4);  // GEMMs of 24 rows and of one round differently
+    lengths.insert(n);
+  }
+  EXPECT_GE(lengths.size(), 5u) << "rows should finish at different steps";
+  std::printf("%zu distinct lengths\n", lengths.size());
 }
 
 TEST(Sampler, TopKOneIsGreedyAndBannedTokensNeverAppear) {

@@ -35,6 +35,14 @@ at::Tensor draw_from_cdf(const at::Tensor& cdf, const at::Tensor& uniforms) {
 
 }  // namespace
 
+int64_t decode_batch_size(int64_t live_rows) {
+  if (live_rows <= 8) return live_rows;
+  int64_t octave = 8;
+  while (octave * 2 <= live_rows) octave *= 2;  // octave <= live_rows < 2 * octave
+  const int64_t step = octave / 4;
+  return (live_rows + step - 1) / step * step;
+}
+
 uint64_t stream_seed(uint64_t seed, uint64_t stream) {
   uint64_t x = seed * 0x9E3779B97F4A7C15ull ^ (stream + 1) * 0xBF58476D1CE4E5B9ull;
   x ^= x >> 31;
@@ -176,9 +184,13 @@ RolloutBatch generate(const LlamaModel& model, const Tokenizer& tokenizer,
   std::vector<FinishReason> reasons(static_cast<size_t>(B), FinishReason::length);
   std::vector<std::string> texts(static_cast<size_t>(B));
 
-  // State of the rows still running; `rows[i]` is the original batch index of active row i.
+  // The decode batch: `rows[i]` is the original batch index of slot i, `live[i]` whether that
+  // row is still running. Finished rows stay in the batch as padding until the live ones fit a
+  // smaller decode_batch_size (see sampler.h); their tokens are drawn and thrown away.
   std::vector<int64_t> rows(static_cast<size_t>(B));
   for (int64_t b = 0; b < B; ++b) rows[static_cast<size_t>(b)] = b;
+  std::vector<char> live(static_cast<size_t>(B), 1);
+  int64_t live_count = B;
   at::Tensor key_mask = prompt_mask.to(device);                                 // [B_active, S]
   at::Tensor next_pos = prompt_mask.to(torch::kLong).sum(1).to(device);         // [B_active]
   at::Tensor sequence = prompt_ids.to(device);                                  // full-recompute path
@@ -213,7 +225,10 @@ RolloutBatch generate(const LlamaModel& model, const Tokenizer& tokenizer,
     ForwardInputs in = padded_batch_inputs(prompt_ids.index_select(0, unique_rows).to(device),
                                            prompt_mask.index_select(0, unique_rows).to(device));
     in.cache = &cache;
-    in.packed = packed.get();
+    // Prefill GEMMs are fat (rows x prompt length) and their shape changes every call: the
+    // plain path, because every new shape through the packed one leaves a oneDNN primitive in
+    // its cache (resident memory grew by ~0.5 GB over 40 calls on the demo model).
+    in.packed = nullptr;
     logits = model.forward(in).select(1, P - 1);
     if (U < B) {
       const at::Tensor expand = torch::tensor(row_to_unique, long_cpu).to(device);
@@ -224,7 +239,7 @@ RolloutBatch generate(const LlamaModel& model, const Tokenizer& tokenizer,
     logits = model.forward(padded_batch_inputs(sequence, key_mask)).select(1, P - 1);
   }
 
-  for (int64_t step = 0; step < R && !rows.empty(); ++step) {
+  for (int64_t step = 0; step < R && live_count > 0; ++step) {
     std::vector<int64_t> streams;
     for (int64_t b : rows) streams.push_back(params.streams.empty() ? b : params.streams[static_cast<size_t>(b)]);
     RECORD_USER_SCOPE("decode::sample");  // profiler scope (generate --profile): sampling + bookkeeping
@@ -234,8 +249,8 @@ RolloutBatch generate(const LlamaModel& model, const Tokenizer& tokenizer,
     const float* lp = logprobs.data_ptr<float>();
     int64_t* ids_out = out_ids.data_ptr<int64_t>();
     float* logprobs_out = out_logprobs.data_ptr<float>();
-    std::vector<int64_t> keep;
     for (size_t i = 0; i < rows.size(); ++i) {
+      if (!live[i]) continue;
       const int64_t b = rows[i];
       ids_out[b * R + step] = tok[i];
       if (params.on_token) params.on_token(b, tok[i]);
@@ -257,12 +272,21 @@ RolloutBatch generate(const LlamaModel& model, const Tokenizer& tokenizer,
           done = true;
         }
       }
-      if (!done) keep.push_back(static_cast<int64_t>(i));
+      if (done) {
+        live[i] = 0;
+        --live_count;
+      }
     }
-    if (step + 1 == R || keep.empty()) break;
+    if (step + 1 == R || live_count == 0) break;
 
-    at::Tensor next = tokens.to(device).unsqueeze(1);  // [B_active, 1]
-    if (keep.size() != rows.size()) {
+    at::Tensor next = tokens.to(device).unsqueeze(1);  // [B_slots, 1]
+    const int64_t target = decode_batch_size(live_count);
+    if (target < static_cast<int64_t>(rows.size())) {
+      // The live slots and the first finished ones as padding, in slot order.
+      std::vector<int64_t> keep;
+      int64_t padding = target - live_count;
+      for (size_t i = 0; i < rows.size(); ++i)
+        if (live[i] || padding-- > 0) keep.push_back(static_cast<int64_t>(i));
       at::Tensor sel = torch::tensor(keep, long_cpu).to(device);
       next = next.index_select(0, sel);
       key_mask = key_mask.index_select(0, sel);
@@ -270,8 +294,13 @@ RolloutBatch generate(const LlamaModel& model, const Tokenizer& tokenizer,
       sequence = sequence.index_select(0, sel);
       if (params.use_cache) cache.select_rows(sel);
       std::vector<int64_t> kept_rows;
-      for (int64_t i : keep) kept_rows.push_back(rows[static_cast<size_t>(i)]);
+      std::vector<char> kept_live;
+      for (int64_t i : keep) {
+        kept_rows.push_back(rows[static_cast<size_t>(i)]);
+        kept_live.push_back(live[static_cast<size_t>(i)]);
+      }
       rows = std::move(kept_rows);
+      live = std::move(kept_live);
     }
     key_mask = torch::cat({key_mask, torch::ones({key_mask.size(0), 1}, key_mask.options())}, 1);
     if (params.use_cache) {

@@ -2,8 +2,8 @@
 //
 // Prompts are left-padded into one batch and prefilled in one forward; then one token per
 // step is drawn for every unfinished row. Rows finish independently (EOS / stop token, stop
-// string, or max_new_tokens) and are dropped from the batch (and the cache) as they finish,
-// so late steps only pay for the rows still running.
+// string, or max_new_tokens) and are dropped from the batch (and the cache) in steps of
+// decode_batch_size, so late steps pay for little more than the rows still running.
 #pragma once
 
 #include <ATen/core/Generator.h>
@@ -48,6 +48,13 @@ struct SamplingParams {
   // indices into the prompts.
   std::function<void(int64_t, int64_t)> on_token;
 };
+
+// The decode batch for `live_rows` running rows: the row count itself up to 8, then the next of
+// four sizes per doubling (8, 10, 12, 14, 16, 20, 24, 28, 32, 40, ...), at most 25% padding.
+// Finished rows are dropped only when the live ones fit a smaller size, so a run sees a few
+// dozen decode shapes, not every count from the batch size down to 1: each new GEMM shape costs
+// the CPU GEMM library a primitive it keeps cached, and resident memory grew with every one.
+int64_t decode_batch_size(int64_t live_rows);
 
 enum class FinishReason { stop_token, stop_string, length };
 const char* finish_reason_name(FinishReason reason);

@@ -7,20 +7,20 @@
 // cursor in TrainerState are the complete random state of a run.
 #pragma once
 
-#include <torch/optim/adamw.h>
-
 #include <string>
 
 #include "trainer/checkpoint/checkpoint.h"
+#include "trainer/optim/optimizer.h"
 
 namespace anchor {
 
+// `optimizer_state`: Optimizer::state_tensors(), gathered on every rank, written by the caller's
+// rank 0.
 std::string save_training_checkpoint(const std::string& run_dir, const TrainerState& state, const Pretrained& policy,
-                                     torch::optim::AdamW& optimizer, int64_t keep_last);
+                                     const NamedTensors& optimizer_state, int64_t keep_last);
 
 // Restores the optimizer moments saved by save_training_checkpoint (the model weights are
 // loaded from the same directory by load_pretrained).
-void restore_training_checkpoint(const std::string& checkpoint_dir, const Pretrained& policy,
-                                 torch::optim::AdamW& optimizer);
+void restore_training_checkpoint(const std::string& checkpoint_dir, Optimizer& optimizer);
 
 }  // namespace anchor

@@ -75,6 +75,8 @@ void validate_optim(const TrainConfig& c) {
   AR_CHECK(c.optim.eps > 0, "optim.eps: must be > 0");
   AR_CHECK(c.optim.weight_decay >= 0, "optim.weight_decay: must be >= 0");
   AR_CHECK(c.optim.grad_clip >= 0, "optim.grad_clip: must be >= 0 (0 = off)");
+  AR_CHECK(c.distributed.zero_stage >= 0 && c.distributed.zero_stage <= 2, "distributed.zero_stage: expected 0, 1 or 2, got ",
+           c.distributed.zero_stage);
   AR_CHECK(c.optim.warmup_steps >= 0, "optim.warmup_steps: must be >= 0");
   AR_CHECK(c.optim.min_lr_ratio >= 0 && c.optim.min_lr_ratio <= 1, "optim.min_lr_ratio: must be in [0, 1]");
 }

@@ -214,8 +214,14 @@ struct DistributedSection {
   // A collective (gradient all-reduce, gathers, barriers) that takes longer than this ends the
   // job with an error naming the rank and the collective, instead of hanging it.
   double timeout_seconds = 600;
+  // ZeRO (trainer/optim/optimizer.h): 0 replicates the optimizer on every rank; 1 shards the
+  // AdamW moments and fp32 master weights over the ranks; 2 also the gradient sum between
+  // micro-batches. Checkpoints resume at any stage and world size.
+  int64_t zero_stage = 0;
   template <class V> void visit(V& v) {
     v("timeout_seconds", timeout_seconds, "a collective slower than this ends the job with an error naming the rank");
+    v("zero_stage", zero_stage,
+      "0 = optimizer replicated; 1 = AdamW moments + master weights sharded over ranks; 2 = also the gradient sum");
   }
 };
 

@@ -89,6 +89,21 @@ struct Communicator::Impl {
 #ifdef ANCHOR_WITH_NCCL
   ncclComm_t nccl = nullptr;
   int nccl_device = -1;
+  // The NCCL communicator (set up on first use, on the device of the first CUDA tensor) and the
+  // stream to run on.
+  cudaStream_t nccl_stream(const at::Tensor& t, int rank, int size, const char* what) {
+    if (nccl == nullptr) {
+      ncclUniqueId id;
+      if (rank == 0) check_nccl(ncclGetUniqueId(&id), "ncclGetUniqueId", what);
+      check_mpi(MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, comm), "MPI_Bcast (NCCL id)", what);
+      nccl_device = t.device().index();
+      c10::cuda::CUDAGuard guard(t.device());
+      check_nccl(ncclCommInitRank(&nccl, size, id, rank), "ncclCommInitRank", what);
+    }
+    AR_CHECK(t.device().index() == nccl_device, "collective ", what, ": tensor on ", t.device(),
+             " but NCCL was set up on cuda:", nccl_device);
+    return c10::cuda::getCurrentCUDAStream(t.device().index()).stream();
+  }
 #endif
 
   // RAII scope of one collective: arms the watchdog and adds the elapsed time.
@@ -188,17 +203,7 @@ void Communicator::all_reduce_sum(at::Tensor& t, const char* what) {
   Impl::Scope scope(*impl_, what);
   if (t.is_cuda()) {
 #ifdef ANCHOR_WITH_NCCL
-    if (impl_->nccl == nullptr) {
-      ncclUniqueId id;
-      if (rank_ == 0) check_nccl(ncclGetUniqueId(&id), "ncclGetUniqueId", what);
-      check_mpi(MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, impl_->comm), "MPI_Bcast (NCCL id)", what);
-      impl_->nccl_device = t.device().index();
-      c10::cuda::CUDAGuard guard(t.device());
-      check_nccl(ncclCommInitRank(&impl_->nccl, size_, id, rank_), "ncclCommInitRank", what);
-    }
-    AR_CHECK(t.device().index() == impl_->nccl_device, "collective ", what, ": tensor on ", t.device(),
-             " but NCCL was set up on cuda:", impl_->nccl_device);
-    const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(t.device().index()).stream();
+    const cudaStream_t stream = impl_->nccl_stream(t, rank_, size_, what);
     check_nccl(ncclAllReduce(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()), nccl_type(t.scalar_type(), what),
                              ncclSum, impl_->nccl, stream),
                "ncclAllReduce", what);
@@ -250,6 +255,106 @@ void Communicator::broadcast(at::Tensor& t, int root, const char* what) {
   AR_CHECK(t.numel() < (int64_t{1} << 31), "collective ", what, ": ", t.numel(), " elements; buckets must be smaller");
   check_mpi(MPI_Bcast(t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t.scalar_type(), what), root, impl_->comm),
             "MPI_Bcast", what);
+}
+
+namespace {
+
+// Offsets of the segments and a check that they tile `total`.
+std::vector<int64_t> segment_offsets(const std::vector<int64_t>& counts, int size, int64_t total, const char* what) {
+  AR_CHECK(static_cast<int>(counts.size()) == size, "collective ", what, ": ", counts.size(), " segments for ", size,
+           " ranks");
+  std::vector<int64_t> offsets;
+  int64_t sum = 0;
+  for (int64_t c : counts) {
+    AR_CHECK(c >= 0, "collective ", what, ": negative segment");
+    offsets.push_back(sum);
+    sum += c;
+  }
+  AR_CHECK(sum == total, "collective ", what, ": segments of ", sum, " elements for a buffer of ", total);
+  AR_CHECK(total < (int64_t{1} << 31), "collective ", what, ": ", total, " elements; buckets must be smaller");
+  return offsets;
+}
+
+std::vector<int> as_int(const std::vector<int64_t>& v) { return std::vector<int>(v.begin(), v.end()); }
+
+}  // namespace
+
+void Communicator::reduce_scatter_sum(const at::Tensor& input, at::Tensor& output, const std::vector<int64_t>& counts,
+                                      const char* what) {
+  AR_CHECK(input.dim() == 1 && output.dim() == 1 && input.is_contiguous() && output.is_contiguous() &&
+               input.scalar_type() == output.scalar_type() && input.device() == output.device(),
+           "collective ", what, ": reduce_scatter_sum takes contiguous 1-D tensors of one dtype and device");
+  const std::vector<int64_t> offsets = segment_offsets(counts, size_, input.numel(), what);
+  const int64_t mine = counts[static_cast<size_t>(rank_)];
+  AR_CHECK(output.numel() == mine, "collective ", what, ": output of ", output.numel(), " elements for a segment of ",
+           mine);
+  if (!distributed()) {
+    output.copy_(input);
+    return;
+  }
+  Impl::Scope scope(*impl_, what);
+  if (input.is_cuda()) {
+#ifdef ANCHOR_WITH_NCCL
+    const cudaStream_t stream = impl_->nccl_stream(input, rank_, size_, what);
+    const ncclDataType_t type = nccl_type(input.scalar_type(), what);
+    const size_t item = input.element_size();
+    check_nccl(ncclGroupStart(), "ncclGroupStart", what);
+    for (int r = 0; r < size_; ++r) {
+      const auto* send = static_cast<const char*>(input.data_ptr()) + offsets[static_cast<size_t>(r)] * item;
+      check_nccl(ncclReduce(send, r == rank_ ? output.data_ptr() : nullptr, static_cast<size_t>(counts[static_cast<size_t>(r)]),
+                            type, ncclSum, r, impl_->nccl, stream),
+                 "ncclReduce", what);
+    }
+    check_nccl(ncclGroupEnd(), "ncclGroupEnd", what);
+    AR_CHECK(cudaStreamSynchronize(stream) == cudaSuccess, "collective ", what, ": cudaStreamSynchronize failed");
+    return;
+#else
+    AR_FAIL("collective ", what, ": CUDA tensor but this build has no NCCL (rebuild with NCCL found)");
+#endif
+  }
+  const std::vector<int> recv = as_int(counts);
+  check_mpi(MPI_Reduce_scatter(input.data_ptr(), output.data_ptr(), recv.data(), mpi_type(input.scalar_type(), what),
+                               MPI_SUM, impl_->comm),
+            "MPI_Reduce_scatter", what);
+}
+
+void Communicator::all_gather_into(const at::Tensor& local, at::Tensor& output, const std::vector<int64_t>& counts,
+                                   const char* what) {
+  AR_CHECK(local.dim() == 1 && output.dim() == 1 && local.is_contiguous() && output.is_contiguous() &&
+               local.scalar_type() == output.scalar_type() && local.device() == output.device(),
+           "collective ", what, ": all_gather_into takes contiguous 1-D tensors of one dtype and device");
+  const std::vector<int64_t> offsets = segment_offsets(counts, size_, output.numel(), what);
+  AR_CHECK(local.numel() == counts[static_cast<size_t>(rank_)], "collective ", what, ": ", local.numel(),
+           " elements for a segment of ", counts[static_cast<size_t>(rank_)]);
+  if (!distributed()) {
+    output.copy_(local);
+    return;
+  }
+  Impl::Scope scope(*impl_, what);
+  if (local.is_cuda()) {
+#ifdef ANCHOR_WITH_NCCL
+    const cudaStream_t stream = impl_->nccl_stream(local, rank_, size_, what);
+    const ncclDataType_t type = nccl_type(local.scalar_type(), what);
+    const size_t item = local.element_size();
+    check_nccl(ncclGroupStart(), "ncclGroupStart", what);
+    for (int r = 0; r < size_; ++r) {
+      auto* recv = static_cast<char*>(output.data_ptr()) + offsets[static_cast<size_t>(r)] * item;
+      check_nccl(ncclBroadcast(r == rank_ ? local.data_ptr() : nullptr, recv,
+                               static_cast<size_t>(counts[static_cast<size_t>(r)]), type, r, impl_->nccl, stream),
+                 "ncclBroadcast", what);
+    }
+    check_nccl(ncclGroupEnd(), "ncclGroupEnd", what);
+    AR_CHECK(cudaStreamSynchronize(stream) == cudaSuccess, "collective ", what, ": cudaStreamSynchronize failed");
+    return;
+#else
+    AR_FAIL("collective ", what, ": CUDA tensor but this build has no NCCL (rebuild with NCCL found)");
+#endif
+  }
+  const std::vector<int> recv = as_int(counts), displs = as_int(offsets);
+  const MPI_Datatype type = mpi_type(local.scalar_type(), what);
+  check_mpi(MPI_Allgatherv(local.data_ptr(), static_cast<int>(local.numel()), type, output.data_ptr(), recv.data(),
+                           displs.data(), type, impl_->comm),
+            "MPI_Allgatherv", what);
 }
 
 void Communicator::barrier(const char* what) {

@@ -38,6 +38,17 @@ class Communicator {
   at::Tensor all_gather(const at::Tensor& local, const char* what);
   // In place, rank `root`'s values on every rank.
   void broadcast(at::Tensor& tensor, int root, const char* what);
+  // ZeRO's two collectives over a 1-D buffer cut into one contiguous segment per rank, in rank
+  // order (`counts[r]` elements for rank r, zeros allowed, sum = input length):
+  //   reduce_scatter_sum: `input` on every rank; `output` [counts[rank]] gets the sum over ranks
+  //                       of this rank's segment;
+  //   all_gather_into:    `local` [counts[rank]] on every rank; `output` [sum] gets every segment.
+  // CPU tensors through MPI (Reduce_scatter / Allgatherv), CUDA ones through NCCL (one grouped
+  // reduce / broadcast per rank, so uneven segments are fine). One rank: a copy.
+  void reduce_scatter_sum(const at::Tensor& input, at::Tensor& output, const std::vector<int64_t>& counts,
+                          const char* what);
+  void all_gather_into(const at::Tensor& local, at::Tensor& output, const std::vector<int64_t>& counts,
+                       const char* what);
   void barrier(const char* what);
 
   // Wall time spent in collectives since the last call (the step's perf.comm_seconds).

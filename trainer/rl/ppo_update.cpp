@@ -50,6 +50,7 @@ UpdateStats accumulate_policy_gradients(const LlamaModel& model, const UpdateInp
       loss = loss - o.entropy_coef * aggregate_loss(st.entropy, mask, o.aggregation, denominator, o.norm_length);
     const auto t1 = Clock::now();
     loss.backward();
+    if (o.after_backward) o.after_backward();
     const auto t2 = Clock::now();
     stats.forward_seconds += std::chrono::duration<double>(t1 - t0).count();
     stats.backward_seconds += std::chrono::duration<double>(t2 - t1).count();

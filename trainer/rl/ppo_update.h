@@ -56,6 +56,8 @@ struct UpdateOptions {
   // The aggregation denominator of the whole mini-batch — over every rank's rows when data
   // parallel, so that the summed gradients equal one process's. 0: computed from `rows`.
   double denominator = 0;
+  // Called after each micro-batch's backward (ZeRO stage 2 moves the gradients into its slice).
+  std::function<void()> after_backward;
 };
 
 struct UpdateStats {

@@ -142,12 +142,23 @@ UpdateTotals update_policy(RlSetup& s, TrainingRun& run, const at::Tensor& globa
                            MetricSums& sums) {
   UpdateTotals t;
   UpdateOptions options = s.update;
-  torch::optim::AdamW& optimizer = run.optimizer();
+  Optimizer& optimizer = run.optimizer();
   for (const MiniBatch& mb : mini_batch_plan(global_mask, shard.rows, s.cfg.algo.ppo_epochs,
                                              s.cfg.algo.mini_batches, options.aggregation, s.cfg.train.seed, step)) {
     if (mb.denominator <= 0 || !nonfinite.empty()) continue;
-    optimizer.zero_grad();
+    optimizer.zero_grad(/*replicated=*/shard.sum == nullptr);
     options.denominator = mb.denominator;
+    // ZeRO stage 2 reduces after every micro-batch's backward, a collective: a rank with fewer
+    // micro-batches in this mini-batch than another makes up the difference afterwards.
+    int64_t backwards = 0, most_backwards = 0;
+    if (shard.sum && optimizer.after_backward_is_collective()) {
+      const int64_t mine = (mb.local_rows.numel() + options.micro_batch_size - 1) / options.micro_batch_size;
+      most_backwards = shard.sum->all_gather(torch::tensor({mine}, torch::kLong), "micro-batch counts").max().item<int64_t>();
+    }
+    options.after_backward = [&optimizer, &backwards] {
+      optimizer.after_backward();
+      ++backwards;
+    };
     const UpdateStats u = accumulate_policy_gradients(s.policy.model, inputs, mb.local_rows, options);
     // Fully on-policy the no-grad pass is skipped: the training forward's log-probs are compared.
     if (!inputs.old_logprobs.defined() && u.logprobs.defined())
@@ -155,9 +166,9 @@ UpdateTotals update_policy(RlSetup& s, TrainingRun& run, const at::Tensor& globa
     t.forward_seconds += u.forward_seconds;
     t.backward_seconds += u.backward_seconds;
     t.positions += u.positions;
+    for (; backwards < most_backwards; ++backwards) optimizer.after_backward();
     const auto clock = std::chrono::steady_clock::now();
-    if (shard.sum) dist::all_reduce_gradients(s.policy.model.parameters(), *shard.sum);
-    t.grad_norm = clip_and_step(optimizer, s.policy.model, s.cfg.optim.grad_clip, step, u.loss, nonfinite);
+    t.grad_norm = clip_and_step(optimizer, s.cfg.optim.grad_clip, step, u.loss, nonfinite);
     t.backward_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - clock).count();
     if (!nonfinite.empty()) continue;
     sums.add("pg_loss", u.loss);
@@ -277,7 +288,7 @@ int run_rl_training(const TrainRunOptions& options) {
   run.begin(rl->train_set.size(), [&](int64_t step) -> nlohmann::json {
     if (!rl->eval_set) return nullptr;
     return evaluate_for_run(rl->policy, *rl->eval_set, rl->prompt_template, rl->reward, rl->cfg, step, &run.comm());
-  });
+  }, /*data_parallel_gradients=*/true);
   for (int64_t step = run.first_step(); step <= run.config().train.steps; ++step) {
     StepReport report = rl_step(*rl, run, step, run.begin_step(step));
     if (!run.end_step(step, std::move(report))) break;

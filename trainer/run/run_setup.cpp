@@ -56,14 +56,4 @@ RunStart start_run(const TrainRunOptions& opt, ConfigUse use, const std::string&
   return s;
 }
 
-torch::optim::AdamW make_adamw(const LlamaModel& model, const OptimSection& o) {
-  return torch::optim::AdamW(
-      model.parameters(),
-      torch::optim::AdamWOptions(o.lr).betas({o.beta1, o.beta2}).eps(o.eps).weight_decay(o.weight_decay));
-}
-
-void set_learning_rate(torch::optim::AdamW& optimizer, double lr) {
-  for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-}
-
 }  // namespace anchor

@@ -3,7 +3,6 @@
 // directory, and build the optimizer — so both loops begin from the same, tested code.
 #pragma once
 
-#include <torch/optim/adamw.h>
 
 #include <memory>
 #include <string>
@@ -29,10 +28,5 @@ struct RunStart {
 RunStart start_run(const TrainRunOptions& options, ConfigUse use, const std::string& command,
                    bool writes_run_directory = true);
 
-// AdamW over the model's parameters with the optim section's hyper-parameters.
-torch::optim::AdamW make_adamw(const LlamaModel& model, const OptimSection& optim);
-
-// Sets the learning rate of every parameter group.
-void set_learning_rate(torch::optim::AdamW& optimizer, double lr);
 
 }  // namespace anchor

@@ -70,19 +70,36 @@ TrainingRun::TrainingRun(const TrainRunOptions& opt, ConfigUse use, const std::s
 
 TrainingRun::~TrainingRun() = default;
 
-void TrainingRun::begin(size_t dataset_size, std::function<nlohmann::json(int64_t)> evaluate) {
+void TrainingRun::begin(size_t dataset_size, std::function<nlohmann::json(int64_t)> evaluate,
+                        bool data_parallel_gradients) {
   const TrainConfig& cfg = start_.config;
   TrainerState& state = start_.state;
   evaluate_ = std::move(evaluate);
   cursor_.emplace(dataset_size, cfg.train.seed, cfg.data.shuffle);
-  optimizer_ = std::make_unique<torch::optim::AdamW>(make_adamw(policy_->model, cfg.optim));
+  // Every rank starts from rank 0's weights (the optimizer state is restored from the same
+  // files); before the optimizer exists, because stages 1 and 2 copy their master slice.
+  dist::broadcast_parameters(policy_->model.parameters(), comm_);
+  std::vector<at::Tensor> parameters;
+  std::vector<std::string> names;
+  for (const auto& [name, p] : policy_->model.named_parameters()) {
+    names.push_back(name);
+    parameters.push_back(p);
+  }
+  const OptimSection& o = cfg.optim;
+  optimizer_ = make_optimizer(parameters, names, AdamWSettings{o.lr, o.beta1, o.beta2, o.eps, o.weight_decay},
+                              static_cast<int>(cfg.distributed.zero_stage), data_parallel_gradients ? &comm_ : nullptr);
+  if (comm_.distributed() || cfg.distributed.zero_stage > 0) log::info(optimizer_->description());
+  if (comm_.distributed()) {
+    const at::Tensor bytes = comm_.all_gather(torch::tensor({optimizer_->moment_bytes()}, torch::kLong), "optimizer size");
+    std::string list;
+    for (int64_t r = 0; r < bytes.numel(); ++r) list += (r ? ", " : "") + std::to_string(bytes[r].item<int64_t>());
+    log::info(str_cat("AdamW moments per rank (bytes): [", list, "]"));
+  }
   if (resuming()) {
     cursor_->restore(state.data_epoch, state.data_position);
-    restore_training_checkpoint(start_.checkpoint_dir, *policy_, *optimizer_);
+    restore_training_checkpoint(start_.checkpoint_dir, *optimizer_);
     log::info(str_cat("resumed from ", start_.checkpoint_dir, " at step ", state.step));
   }
-  // Every rank starts from rank 0's weights (the optimizer state is restored from the same files).
-  dist::broadcast_parameters(policy_->model.parameters(), comm_);
   if (writer()) start_.run->open_metrics(state.step);
   if (state.step == 0) {
     nlohmann::json line = {{"step", 0}};
@@ -100,7 +117,7 @@ void TrainingRun::begin(size_t dataset_size, std::function<nlohmann::json(int64_
 nlohmann::json TrainingRun::begin_step(int64_t step) {
   step_clock_ = Clock::now();
   const double lr = learning_rate_at(step - 1, start_.config.train.steps, start_.config.optim);
-  set_learning_rate(*optimizer_, lr);
+  optimizer_->set_learning_rate(lr);
   return {{"step", step}, {"lr", lr}};
 }
 
@@ -179,8 +196,9 @@ void TrainingRun::save(int64_t step) {
   state.world_size = comm_.size();
   // Every rank has finished the step; rank 0 writes (DONE last), the others wait for it.
   comm_.barrier("checkpoint (before)");
+  const NamedTensors optimizer_state = optimizer_->state_tensors();  // a collective when sharded
   if (writer()) {
-    const std::string path = save_training_checkpoint(start_.config.logging.run_dir, state, *policy_, *optimizer_,
+    const std::string path = save_training_checkpoint(start_.config.logging.run_dir, state, *policy_, optimizer_state,
                                                       start_.config.checkpoint.keep_last);
     log::info(str_cat("checkpoint ", path));
   }
@@ -212,14 +230,9 @@ nlohmann::json evaluate_for_run(const Pretrained& policy, const data::PromptData
           {"mean_response_tokens", r.mean_response_tokens}};
 }
 
-double clip_and_step(torch::optim::AdamW& optimizer, const LlamaModel& model, double grad_clip, int64_t step,
-                     double loss, std::string& nonfinite) {
-  if (test_poisoned(step, "gradient")) {
-    torch::NoGradGuard no_grad;
-    model.parameters().front().mutable_grad().view({-1})[0] = std::numeric_limits<float>::quiet_NaN();
-  }
-  const double norm = torch::nn::utils::clip_grad_norm_(
-      model.parameters(), grad_clip > 0 ? grad_clip : std::numeric_limits<double>::infinity());
+double clip_and_step(Optimizer& optimizer, double grad_clip, int64_t step, double loss, std::string& nonfinite) {
+  if (test_poisoned(step, "gradient")) optimizer.poison_gradients();
+  const double norm = optimizer.reduce_and_clip(grad_clip);
   if (!std::isfinite(norm)) {
     nonfinite = std::isfinite(loss) ? "gradients" : "loss";
     optimizer.zero_grad();

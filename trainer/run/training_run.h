@@ -3,9 +3,10 @@
 //   TrainingRun(...)   config (validated, overrides applied), run directory (rank 0), the
 //                      checkpoint to resume, this rank's device and threads, the policy loaded
 //                      with fp32 master weights in its compute dtype
-//   begin(...)         after the trainer has shaped the model (SFT adds tokens): AdamW, the data
-//                      cursor, both restored when resuming, rank 0's weights on every rank,
-//                      metrics.jsonl opened at the resumed step, step 0's evaluation
+//   begin(...)         after the trainer has shaped the model (SFT adds tokens): rank 0's
+//                      weights on every rank, AdamW at distributed.zero_stage and the data
+//                      cursor, both restored when resuming, metrics.jsonl opened at the resumed
+//                      step, step 0's evaluation
 //   begin_step(step)   learning rate of the step, the step's clock, the metrics line's start
 //   end_step(...)      non-finite skip accounting, perf, evaluation when due, the metrics line,
 //                      the progress line, stop signals, checkpoints; false = stop now
@@ -16,7 +17,6 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
-#include <torch/optim/adamw.h>
 
 #include <chrono>
 #include <cstdint>
@@ -30,6 +30,7 @@
 #include "trainer/config/train_config.h"
 #include "trainer/distributed/communicator.h"
 #include "trainer/model/pretrained.h"
+#include "trainer/optim/optimizer.h"
 #include "trainer/rollout/evaluation.h"
 #include "trainer/run/run_setup.h"
 
@@ -61,10 +62,13 @@ class TrainingRun {
   TrainerState& state() { return start_.state; }
 
   // `dataset_size`: rows the data cursor walks; `evaluate(step)`: the metrics line's "eval"
-  // object (null = no evaluation), called before the first step and when due.
-  void begin(size_t dataset_size, std::function<nlohmann::json(int64_t step)> evaluate);
+  // object (null = no evaluation), called before the first step and when due;
+  // `data_parallel_gradients`: the trainer's ranks train on different rows, so the optimizer
+  // sums their gradients (RL); false: every rank computes the same update (SFT).
+  void begin(size_t dataset_size, std::function<nlohmann::json(int64_t step)> evaluate,
+             bool data_parallel_gradients);
   data::DataCursor& cursor() { return *cursor_; }
-  torch::optim::AdamW& optimizer() { return *optimizer_; }
+  Optimizer& optimizer() { return *optimizer_; }
 
   int64_t first_step() const { return first_step_; }  // the loop runs first_step() .. train.steps
   nlohmann::json begin_step(int64_t step);
@@ -80,7 +84,7 @@ class TrainingRun {
   at::TensorOptions options_;
   std::unique_ptr<Pretrained> policy_;
   std::optional<data::DataCursor> cursor_;
-  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::unique_ptr<Optimizer> optimizer_;
   std::function<nlohmann::json(int64_t)> evaluate_;
   int64_t first_step_ = 1;
   std::chrono::steady_clock::time_point run_clock_, step_clock_, progress_clock_;
@@ -93,12 +97,11 @@ nlohmann::json evaluate_for_run(const Pretrained& policy, const data::PromptData
                                 const data::ChatTemplate& prompt_template, const rewards::CompositeReward& reward,
                                 const TrainConfig& config, int64_t step, dist::Communicator* comm = nullptr);
 
-// The optimizer step of a step whose gradients sit in the parameters' .grad (summed over
-// ranks): clips them to optim.grad_clip by the global norm (0 = no clipping) and steps —
-// unless the norm is not finite, in which case the gradients are dropped and no update is
-// applied. Returns the norm (the same on every rank after the all-reduce); `nonfinite` is set
-// to "loss" or "gradients" when it skipped.
-double clip_and_step(torch::optim::AdamW& optimizer, const LlamaModel& model, double grad_clip, int64_t step,
-                     double loss, std::string& nonfinite);
+// The optimizer step of a step whose gradients are in the optimizer's hands (the parameters'
+// .grad, or at ZeRO stage 2 already this rank's slice): sums them over ranks, clips them to
+// optim.grad_clip by the global norm (0 = no clipping) and steps — unless the norm is not
+// finite, in which case the gradients are dropped and no update is applied. Returns the norm
+// (the same on every rank); `nonfinite` is set to "loss" or "gradients" when it skipped.
+double clip_and_step(Optimizer& optimizer, double grad_clip, int64_t step, double loss, std::string& nonfinite);
 
 }  // namespace anchor

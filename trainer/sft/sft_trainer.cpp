@@ -51,9 +51,9 @@ StepReport sft_step(TrainingRun& run, const sft::PreparedSft& prepared, int64_t 
   const double tokens = mask.sum().item<double>();
   at::Tensor loss = aggregate_loss(-st.logprobs, mask, LossAggregation::token_mean, tokens, 0);
   loss.backward();
+  run.optimizer().after_backward();
   const double loss_value = loss.item<double>();
-  const double grad_norm =
-      clip_and_step(run.optimizer(), policy.model, cfg.optim.grad_clip, step, loss_value, report.nonfinite);
+  const double grad_norm = clip_and_step(run.optimizer(), cfg.optim.grad_clip, step, loss_value, report.nonfinite);
 
   const double tokens_per_second = tokens / std::max(run.seconds_in_step(), 1e-9);
   report.line["loss"] = loss_value;
@@ -92,7 +92,7 @@ int run_sft_training(const TrainRunOptions& options) {
   run.begin(prepared.examples.size(), [&](int64_t step) -> nlohmann::json {
     if (!eval_set) return nullptr;
     return evaluate_for_run(policy, *eval_set, prompt_template, *reward, cfg, step);
-  });
+  }, /*data_parallel_gradients=*/false);
   for (int64_t step = run.first_step(); step <= cfg.train.steps; ++step) {
     StepReport report = sft_step(run, prepared, step, run.begin_step(step));
     if (!run.end_step(step, std::move(report))) break;

@@ -1,0 +1,108 @@
+"""ZeRO stages 1 and 2 (distributed.zero_stage) under mpirun, on the demo model.
+
+1. Equality: after 3 steps with gradient clipping active (optim.grad_clip=0.05), weight decay,
+   two micro-batches per rank and PPO epochs x mini-batches (2 x 2), stage 1 and stage 2 on 2
+   and on 3 ranks (3: uneven slices) equal stage 0 on the same ranks to <= 1e-6 in the weights
+   and in the AdamW moments of the checkpoint, and one rank to the data-parallel tolerance
+   (<= 1e-5, printed).
+2. Resume across world sizes and stages: a stage-2 run on 2 ranks stopped after step 2 and
+   resumed on 3 ranks at stage 2, and on 1 rank at stage 0, ends within 1e-5 of the 2-rank run.
+3. Memory: each rank's AdamW moments at stage K ranks are 1/K of stage 0's (the log's
+   per-rank line), to the element.
+Usage: check_zero.py ANCHOR_RL_BINARY SCRATCH_DIR
+"""
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "scripts", "lib"))
+from run_files import checkpoint_dir  # noqa: E402
+LAUNCH = os.path.join(ROOT, "scripts", "launch", "launch_mpi.sh")
+SETTINGS = ["--set", "train.steps=3", "--set", "rollout.prompts_per_step=6", "--set", "rollout.samples_per_prompt=4",
+            "--set", "algo.micro_batch_size=6", "--set", "algo.dynamic_sampling=false", "--set", "train.eval_every=0", "--set", "data.eval_limit=4",
+            "--set", "model.threads=1", "--set", "optim.grad_clip=0.05", "--set", "optim.weight_decay=0.01",
+            "--set", "algo.ppo_epochs=2", "--set", "algo.mini_batches=2", "--set", "logging.tensorboard=false"]
+
+
+def train(binary, ranks, stage, run_dir, extra=()):
+    cmd = [binary, "train", "configs/demo.yaml", "--run-dir", run_dir, "--skip-start-eval",
+           "--set", f"distributed.zero_stage={stage}"] + SETTINGS + list(extra)
+    if ranks > 1:
+        cmd = [LAUNCH, "--oversubscribe", "-np", str(ranks)] + cmd
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    if out.returncode != 0:
+        sys.stderr.write(out.stdout[-4000:] + out.stderr[-4000:])
+        raise SystemExit(f"FAIL: {' '.join(cmd)} exited with {out.returncode}")
+    return out.stdout + out.stderr
+
+
+def tensors(run_dir, step, name):
+    from safetensors.numpy import load_file
+    return load_file(os.path.join(checkpoint_dir(run_dir, step), name))
+
+
+def max_diff(a, b):
+    import numpy as np
+    if set(a) != set(b):
+        raise SystemExit(f"FAIL: tensor names differ: {sorted(set(a) ^ set(b))[:5]}")
+    return max(float(np.abs(a[k].astype(np.float64) - b[k].astype(np.float64)).max()) for k in a)
+
+
+def moment_bytes(log):
+    """Per-rank AdamW moment bytes from the log line 'optimizer state per rank: ...'."""
+    m = re.search(r"AdamW moments per rank \(bytes\): \[([0-9, ]+)\]", log)
+    if not m:
+        raise SystemExit("FAIL: the log has no per-rank optimizer line\n" + log[-3000:])
+    return [int(x) for x in m.group(1).split(",")]
+
+
+def main():
+    binary, scratch = sys.argv[1], sys.argv[2]
+    shutil.rmtree(scratch, ignore_errors=True)
+    os.makedirs(scratch)
+    d = lambda name: os.path.join(scratch, name)
+    train(binary, 1, 0, d("one-rank"))
+    reference = {n: tensors(d("one-rank"), 3, n) for n in ("model.safetensors", "trainer_state.safetensors")}
+    for ranks in (2, 3):
+        base_log = train(binary, ranks, 0, d(f"stage0-{ranks}"))
+        base = {n: tensors(d(f"stage0-{ranks}"), 3, n) for n in reference}
+        base_bytes = moment_bytes(base_log)
+        for stage in (1, 2):
+            log = train(binary, ranks, stage, d(f"stage{stage}-{ranks}"))
+            mine = {n: tensors(d(f"stage{stage}-{ranks}"), 3, n) for n in reference}
+            w, m = (max_diff(base[n], mine[n]) for n in ("model.safetensors", "trainer_state.safetensors"))
+            if not (w <= 1e-6 and m <= 1e-6):
+                raise SystemExit(f"FAIL: stage {stage} on {ranks} ranks differs from stage 0 on {ranks} ranks: "
+                                 f"weights {w:.3g}, optimizer state {m:.3g} (limit 1e-6)")
+            w1 = max_diff(reference["model.safetensors"], mine["model.safetensors"])
+            if not w1 <= 1e-5:
+                raise SystemExit(f"FAIL: stage {stage} on {ranks} ranks ends {w1:.3g} away from one rank")
+            per_rank = moment_bytes(log)
+            if len(per_rank) != ranks or sum(per_rank) != base_bytes[0] or max(per_rank) - min(per_rank) > 8:
+                raise SystemExit(f"FAIL: stage {stage} on {ranks} ranks: AdamW moments per rank {per_rank} bytes, "
+                                 f"stage 0 {base_bytes[0]} on every rank; expected 1/{ranks} each")
+            print(f"stage {stage}, {ranks} ranks: == stage 0 on {ranks} ranks (weights {w:.1e}, AdamW moments "
+                  f"{m:.1e}), one rank within {w1:.1e}; AdamW moments per rank {per_rank} bytes "
+                  f"(stage 0: {base_bytes[0]} on each)")
+
+    # Resume: stage 2 on 2 ranks, stopped after step 2, continued on 3 ranks (stage 2) and 1 rank (stage 0).
+    train(binary, 2, 2, d("resume-straight"))
+    train(binary, 2, 2, d("resume-stopped"), ["--stop-after-step", "2"])
+    straight = tensors(d("resume-straight"), 3, "model.safetensors")
+    for ranks, stage in ((3, 2), (1, 0)):
+        target = d(f"resume-on-{ranks}")
+        shutil.copytree(d("resume-stopped"), target)
+        train(binary, ranks, stage, target, ["--resume", "latest"])
+        diff = max_diff(straight, tensors(target, 3, "model.safetensors"))
+        if not diff <= 1e-5:
+            raise SystemExit(f"FAIL: a stage-2 checkpoint of 2 ranks resumed on {ranks} ranks at stage {stage} ends "
+                             f"{diff:.3g} away from the 2-rank run")
+        print(f"stage-2 checkpoint of 2 ranks resumed on {ranks} rank(s) at stage {stage}: within {diff:.1e} "
+              f"of the 2-rank run")
+
+
+if __name__ == "__main__":
+    main()

@@ -2,7 +2,8 @@
 # GPU check, for a machine with an NVIDIA GPU: builds anchor-rl (CUDA build of LibTorch from the
 # pinned wheel), then runs SmolLM2-135M-Instruct on cuda with bf16 compute and fp32 master
 # weights — generation throughput and a short GRPO run — and prints tokens/s, s/step and peak
-# GPU memory; then the same short run under mpirun (one rank per GPU, up to 2: NCCL all-reduce).
+# GPU memory; then the same short run under mpirun (one rank per GPU, up to 2: NCCL all-reduce), and
+# on every GPU at ZeRO stages 0, 1 and 2 (per-GPU peak memory, weights compared across stages).
 #   scripts/launch/device_check.sh [--build-only] [--credit-grpo] [--credit-study] [MODEL_DIR]
 # --build-only: what a machine without a GPU can check — the binary links libtorch_cuda and
 #   NCCL, and asking for cuda fails with a clear message instead of crashing.
@@ -90,6 +91,31 @@ for r in (json.loads(l) for l in open(sys.argv[1]) if '"perf"' in l):
     p = r["perf"]
     print(f"  step {r['step']}: {p['world_size']} rank(s), {p['step_seconds']:.2f} s/step, "
           f"comm {p['comm_seconds']:.3f} s, reward {r.get('reward_mean', float('nan')):.3f}")
+EOF
+echo "== ZeRO: mpirun -np $gpus (every GPU), distributed.zero_stage 0 / 1 / 2, 3 steps each, same seed"
+for stage in 0 1 2; do
+  zr="$run-zero$stage"
+  scripts/launch/launch_mpi.sh -np "$gpus" "$bin" train configs/smollm2_smoke.yaml --run-dir "$zr" \
+    --set model.path="$model" --set model.device=cuda --set model.dtype=bfloat16 --set train.steps=3 \
+    --set rollout.prompts_per_step=8 --set rollout.samples_per_prompt=8 --set rollout.max_new_tokens=128 \
+    --set algo.micro_batch_size=16 --set data.eval_limit=64 --set checkpoint.every=3 \
+    --set distributed.zero_stage="$stage" 2>&1 | grep -E "ZeRO stage|AdamW moments per rank" | sed 's/^/  /'
+done
+"$VENV/bin/python" - "$run" <<'EOF'
+import json, os, sys
+import numpy as np
+from safetensors.numpy import load_file
+run = sys.argv[1]
+weights = {}
+for stage in (0, 1, 2):
+    d = f"{run}-zero{stage}"
+    last = [json.loads(l) for l in open(os.path.join(d, "metrics.jsonl")) if '"perf"' in l][-1]["perf"]
+    per_gpu = last.get("peak_gpu_memory_mb_per_rank", [last["peak_gpu_memory_mb"]])
+    print(f"  stage {stage}: peak GPU memory per rank (MB) {[round(x) for x in per_gpu]}, {last['step_seconds']:.2f} s/step")
+    weights[stage] = load_file(os.path.join(d, "checkpoints", "step-00000003", "model.safetensors"))
+for stage in (1, 2):
+    diff = max(float(np.abs(weights[0][k].astype(np.float64) - weights[stage][k].astype(np.float64)).max()) for k in weights[0])
+    print(f"  stage {stage} vs stage 0 after 3 steps: max abs weight difference {diff:.2e}")
 EOF
 if [ "$credit_grpo" = 1 ]; then
   echo "== credit comparison on SmolLM2 (full settings, bf16 on cuda)"

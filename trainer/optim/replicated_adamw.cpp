@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <cstdio>
 #include <limits>
 
 #include "trainer/common/error.h"
@@ -51,7 +52,9 @@ class ReplicatedAdamW final : public Optimizer {
   }
 
   std::string description() const override {
-    return str_cat("ZeRO stage 0: optimizer state replicated on every rank, ", moment_bytes() >> 20, " MB of AdamW moments");
+    char mb[32];
+    std::snprintf(mb, sizeof mb, "%.1f MB", static_cast<double>(moment_bytes()) / (1 << 20));
+    return str_cat("ZeRO stage 0: optimizer state replicated on every rank, ", mb, " of AdamW moments");
   }
 
   void poison_gradients() override {

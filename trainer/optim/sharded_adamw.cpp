@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 
 #include "trainer/common/error.h"
@@ -12,6 +13,12 @@
 
 namespace anchor {
 namespace {
+
+std::string megabytes(int64_t bytes) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f MB", static_cast<double>(bytes) / (1 << 20));
+  return text;
+}
 
 // A run of whole parameters [first, last) covering flat elements [begin, end), and how many
 // of those elements each rank owns (the segments of the bucket's collectives, in rank order).
@@ -178,8 +185,8 @@ class ShardedAdamW final : public Optimizer {
 
   std::string description() const override {
     return str_cat("ZeRO stage ", stage_, ": this rank owns elements [", slice_begin_, ", ", slice_end_, ") of ",
-                   total_, ": ", moment_bytes() >> 20, " MB of AdamW moments, ", moment_bytes() >> 21,
-                   " MB each of fp32 master weights and gradient sum");
+                   total_, ": ", megabytes(moment_bytes()), " of AdamW moments, ", megabytes(moment_bytes() / 2),
+                   " each of fp32 master weights and gradient sum");
   }
 
   void poison_gradients() override {

@@ -153,6 +153,14 @@ bool TrainingRun::end_step(int64_t step, StepReport report) {
   perf["world_size"] = comm_.size();
   perf["peak_memory_mb"] = peak_host_memory_mb();
   perf["peak_gpu_memory_mb"] = peak_device_memory_mb(options_.device());
+  if (comm_.distributed()) {  // every rank's peaks (sharding makes them differ)
+    const at::Tensor mine = torch::tensor({perf["peak_memory_mb"].get<double>(), perf["peak_gpu_memory_mb"].get<double>()},
+                                          torch::kDouble);
+    const at::Tensor all = comm_.all_gather(mine, "peak memory").view({-1, 2});
+    const at::Tensor gpu = all.select(1, 1).contiguous(), host = all.select(1, 0).contiguous();
+    perf["peak_memory_mb_per_rank"] = std::vector<double>(host.data_ptr<double>(), host.data_ptr<double>() + host.numel());
+    perf["peak_gpu_memory_mb_per_rank"] = std::vector<double>(gpu.data_ptr<double>(), gpu.data_ptr<double>() + gpu.numel());
+  }
 
   const bool last = step == cfg.train.steps;
   if ((cfg.train.eval_every > 0 && step % cfg.train.eval_every == 0) || last)

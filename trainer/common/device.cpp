@@ -8,6 +8,7 @@
 #include <string>
 
 #include "trainer/common/error.h"
+#include "trainer/common/test_hooks.h"
 
 namespace anchor {
 
@@ -34,7 +35,7 @@ at::TensorOptions resolve_device(const std::string& name, const std::string& dty
   else if (dtype_name == "bfloat16") dtype = at::kBFloat16;
   else if (dtype_name == "float16") dtype = at::kHalf;
   else AR_CHECK(dtype_name == "float32", dtype_key, ": '", dtype_name, "' is not one of auto, float32, bfloat16, float16");
-  if (device.is_cpu() && dtype == at::kBFloat16)
+  if (device.is_cpu() && dtype == at::kBFloat16 && !test_allows_cpu_bf16())
     AR_CHECK(cpu_has_native_bf16(), dtype_key,
              ": bfloat16 on this CPU would be several times slower than float32 (it has neither AVX512-BF16 nor "
              "AMX-BF16, so bf16 matmuls are emulated); use float32 (or auto, which is float32 on CPU)");

@@ -36,4 +36,9 @@ void inject_rank_fault(int rank, int64_t step) {
   AR_FAIL("ANCHOR_TEST_FAULT: injected error at step ", step);
 }
 
+bool test_allows_cpu_bf16() {
+  const char* flag = std::getenv("ANCHOR_TEST_CPU_BF16");
+  return flag != nullptr && std::string(flag) == "1";
+}
+
 }  // namespace anchor

@@ -19,4 +19,9 @@ namespace anchor {
 // mid-step, while the other ranks wait in a collective.
 void inject_rank_fault(int rank, int64_t step);
 
+// ANCHOR_TEST_CPU_BF16=1 (tests/python/check_bf16_cpu.py): model.dtype bfloat16 is allowed on a
+// CPU without bf16 hardware, so that the mixed-precision training path (fp32 master weights,
+// bf16 compute under autocast) runs where no GPU is: emulated, several times slower, correct.
+bool test_allows_cpu_bf16();
+
 }  // namespace anchor

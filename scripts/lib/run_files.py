@@ -7,6 +7,8 @@ scripts and the end-to-end tests (import it after putting scripts/lib on sys.pat
   checkpoint_bytes(run_dir, step)   the bytes of the files that make a resume exact: model
                                     weights, optimizer moments and trainer state
   first_difference(a, b)            the first pair of metrics lines that differ, or None
+  checkpoint_tensors(run_dir, step, name="model.safetensors")   a checkpoint file's tensors (numpy)
+  max_abs_difference(a, b)          the largest |a - b| over same-named tensors (float64)
 """
 import json
 import os
@@ -51,3 +53,16 @@ def first_difference(a, b):
         if x != y:
             return x, y
     return None
+
+
+def checkpoint_tensors(run_dir, step, name="model.safetensors"):
+    from safetensors.numpy import load_file
+    return load_file(os.path.join(checkpoint_dir(run_dir, step), name))
+
+
+def max_abs_difference(a, b):
+    """The largest |a - b| over the tensors of two checkpoints; their names must agree."""
+    import numpy as np
+    if set(a) != set(b):
+        raise SystemExit(f"FAIL: tensor names differ: {sorted(set(a) ^ set(b))[:5]}")
+    return max(float(np.abs(a[k].astype(np.float64) - b[k].astype(np.float64)).max()) for k in a)

@@ -22,7 +22,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "scripts", "lib"))
-from run_files import checkpoint_bytes, metrics  # noqa: E402
+from run_files import checkpoint_bytes, checkpoint_tensors, max_abs_difference, metrics  # noqa: E402
 LAUNCH = os.path.join(ROOT, "scripts", "launch", "launch_mpi.sh")
 SMALL = ["--set", "train.steps=3", "--set", "rollout.prompts_per_step=4", "--set", "rollout.samples_per_prompt=4",
          "--set", "algo.micro_batch_size=6", "--set", "data.eval_limit=6", "--set", "train.eval_every=2",
@@ -43,16 +43,6 @@ def train(binary, ranks, run_dir, extra, env=None, expect_ok=True):
     if ranks > 0:
         cmd = [LAUNCH, "-np", str(ranks)] + cmd
     return run(cmd, env=env, expect_ok=expect_ok)
-
-
-def weights(run_dir, step):
-    from safetensors.numpy import load_file
-    return load_file(os.path.join(run_dir, "checkpoints", f"step-{step:08d}", "model.safetensors"))
-
-
-def max_diff(a, b):
-    import numpy as np
-    return max(float(np.abs(a[k].astype(np.float64) - b[k].astype(np.float64)).max()) for k in a)
 
 
 def close(x, y, tol, path=""):
@@ -92,7 +82,7 @@ def check_equivalence(binary, scratch):
             shutil.rmtree(d, ignore_errors=True)
         train(binary, 0, one, extra)
         train(binary, 2, two, extra)
-        diff = max_diff(weights(one, 3), weights(two, 3))
+        diff = max_abs_difference(checkpoint_tensors(one, 3), checkpoint_tensors(two, 3))
         if not diff <= 1e-5:
             raise SystemExit(f"FAIL: {name}: weights after 3 steps differ by {diff:.3g} between 1 and 2 ranks")
         for a, b in zip(metrics(one), metrics(two)):
@@ -121,7 +111,7 @@ def check_resume(binary, scratch):
         raise SystemExit("FAIL: 2-rank resume: metrics differ from the straight run")
     print("2-rank resume: 4 straight steps == 2 + resume, bit for bit")
     out, _ = train(binary, 0, one, extra + ["--resume", "latest"])
-    diff = max_diff(weights(straight, 4), weights(one, 4))
+    diff = max_abs_difference(checkpoint_tensors(straight, 4), checkpoint_tensors(one, 4))
     if not diff <= 1e-5:
         raise SystemExit(f"FAIL: a 2-rank checkpoint resumed on 1 rank ends {diff:.3g} away from the 2-rank run")
     print(f"2-rank checkpoint resumed on 1 rank: within {diff:.2e} of the 2-rank run")

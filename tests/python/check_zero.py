@@ -19,7 +19,7 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "scripts", "lib"))
-from run_files import checkpoint_dir  # noqa: E402
+from run_files import checkpoint_tensors, max_abs_difference  # noqa: E402
 LAUNCH = os.path.join(ROOT, "scripts", "launch", "launch_mpi.sh")
 SETTINGS = ["--set", "train.steps=3", "--set", "rollout.prompts_per_step=6", "--set", "rollout.samples_per_prompt=4",
             "--set", "algo.micro_batch_size=6", "--set", "algo.dynamic_sampling=false", "--set", "train.eval_every=0", "--set", "data.eval_limit=4",
@@ -39,18 +39,6 @@ def train(binary, ranks, stage, run_dir, extra=()):
     return out.stdout + out.stderr
 
 
-def tensors(run_dir, step, name):
-    from safetensors.numpy import load_file
-    return load_file(os.path.join(checkpoint_dir(run_dir, step), name))
-
-
-def max_diff(a, b):
-    import numpy as np
-    if set(a) != set(b):
-        raise SystemExit(f"FAIL: tensor names differ: {sorted(set(a) ^ set(b))[:5]}")
-    return max(float(np.abs(a[k].astype(np.float64) - b[k].astype(np.float64)).max()) for k in a)
-
-
 def moment_bytes(log):
     """Per-rank AdamW moment bytes from the log line 'optimizer state per rank: ...'."""
     m = re.search(r"AdamW moments per rank \(bytes\): \[([0-9, ]+)\]", log)
@@ -65,19 +53,19 @@ def main():
     os.makedirs(scratch)
     d = lambda name: os.path.join(scratch, name)
     train(binary, 1, 0, d("one-rank"))
-    reference = {n: tensors(d("one-rank"), 3, n) for n in ("model.safetensors", "trainer_state.safetensors")}
+    reference = {n: checkpoint_tensors(d("one-rank"), 3, n) for n in ("model.safetensors", "trainer_state.safetensors")}
     for ranks in (2, 3):
         base_log = train(binary, ranks, 0, d(f"stage0-{ranks}"))
-        base = {n: tensors(d(f"stage0-{ranks}"), 3, n) for n in reference}
+        base = {n: checkpoint_tensors(d(f"stage0-{ranks}"), 3, n) for n in reference}
         base_bytes = moment_bytes(base_log)
         for stage in (1, 2):
             log = train(binary, ranks, stage, d(f"stage{stage}-{ranks}"))
-            mine = {n: tensors(d(f"stage{stage}-{ranks}"), 3, n) for n in reference}
-            w, m = (max_diff(base[n], mine[n]) for n in ("model.safetensors", "trainer_state.safetensors"))
+            mine = {n: checkpoint_tensors(d(f"stage{stage}-{ranks}"), 3, n) for n in reference}
+            w, m = (max_abs_difference(base[n], mine[n]) for n in ("model.safetensors", "trainer_state.safetensors"))
             if not (w <= 1e-6 and m <= 1e-6):
                 raise SystemExit(f"FAIL: stage {stage} on {ranks} ranks differs from stage 0 on {ranks} ranks: "
                                  f"weights {w:.3g}, optimizer state {m:.3g} (limit 1e-6)")
-            w1 = max_diff(reference["model.safetensors"], mine["model.safetensors"])
+            w1 = max_abs_difference(reference["model.safetensors"], mine["model.safetensors"])
             if not w1 <= 1e-5:
                 raise SystemExit(f"FAIL: stage {stage} on {ranks} ranks ends {w1:.3g} away from one rank")
             per_rank = moment_bytes(log)
@@ -91,12 +79,12 @@ def main():
     # Resume: stage 2 on 2 ranks, stopped after step 2, continued on 3 ranks (stage 2) and 1 rank (stage 0).
     train(binary, 2, 2, d("resume-straight"))
     train(binary, 2, 2, d("resume-stopped"), ["--stop-after-step", "2"])
-    straight = tensors(d("resume-straight"), 3, "model.safetensors")
+    straight = checkpoint_tensors(d("resume-straight"), 3, "model.safetensors")
     for ranks, stage in ((3, 2), (1, 0)):
         target = d(f"resume-on-{ranks}")
         shutil.copytree(d("resume-stopped"), target)
         train(binary, ranks, stage, target, ["--resume", "latest"])
-        diff = max_diff(straight, tensors(target, 3, "model.safetensors"))
+        diff = max_abs_difference(straight, checkpoint_tensors(target, 3, "model.safetensors"))
         if not diff <= 1e-5:
             raise SystemExit(f"FAIL: a stage-2 checkpoint of 2 ranks resumed on {ranks} ranks at stage {stage} ends "
                              f"{diff:.3g} away from the 2-rank run")

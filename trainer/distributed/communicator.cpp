@@ -224,20 +224,16 @@ at::Tensor Communicator::all_gather(const at::Tensor& local_in, const char* what
   if (!distributed()) return local_in.clone();
   const at::Tensor local = local_in.contiguous().cpu();
   AR_CHECK(local.dim() == 1, "collective ", what, ": all_gather takes 1-D tensors");
-  Impl::Scope scope(*impl_, what);
-  int mine = static_cast<int>(local.numel());
-  std::vector<int> counts(static_cast<size_t>(size_)), offsets(static_cast<size_t>(size_));
-  check_mpi(MPI_Allgather(&mine, 1, MPI_INT, counts.data(), 1, MPI_INT, impl_->comm), "MPI_Allgather", what);
-  int total = 0;
-  for (int r = 0; r < size_; ++r) {
-    offsets[static_cast<size_t>(r)] = total;
-    total += counts[static_cast<size_t>(r)];
+  std::vector<int64_t> counts(static_cast<size_t>(size_));
+  {
+    Impl::Scope scope(*impl_, what);
+    const int64_t mine = local.numel();
+    check_mpi(MPI_Allgather(&mine, 1, MPI_INT64_T, counts.data(), 1, MPI_INT64_T, impl_->comm), "MPI_Allgather", what);
   }
+  int64_t total = 0;
+  for (int64_t c : counts) total += c;
   at::Tensor out = torch::empty({total}, local.options());
-  const MPI_Datatype type = mpi_type(local.scalar_type(), what);
-  check_mpi(MPI_Allgatherv(local.data_ptr(), mine, type, out.data_ptr(), counts.data(), offsets.data(), type,
-                           impl_->comm),
-            "MPI_Allgatherv", what);
+  all_gather_into(local, out, counts, what);
   return out;
 }
 
@@ -259,10 +255,16 @@ void Communicator::broadcast(at::Tensor& t, int root, const char* what) {
 
 namespace {
 
-// Offsets of the segments and a check that they tile `total`.
-std::vector<int64_t> segment_offsets(const std::vector<int64_t>& counts, int size, int64_t total, const char* what) {
+// The checks shared by the segmented collectives (`whole` holds every segment, `part` this
+// rank's) and the offsets of the segments.
+std::vector<int64_t> segment_offsets(const at::Tensor& whole, const at::Tensor& part, const std::vector<int64_t>& counts,
+                                     int rank, int size, const char* what) {
+  AR_CHECK(whole.dim() == 1 && part.dim() == 1 && whole.is_contiguous() && part.is_contiguous() &&
+               whole.scalar_type() == part.scalar_type() && whole.device() == part.device(),
+           "collective ", what, ": segmented collectives take contiguous 1-D tensors of one dtype and device");
   AR_CHECK(static_cast<int>(counts.size()) == size, "collective ", what, ": ", counts.size(), " segments for ", size,
            " ranks");
+  const int64_t total = whole.numel();
   std::vector<int64_t> offsets;
   int64_t sum = 0;
   for (int64_t c : counts) {
@@ -272,6 +274,8 @@ std::vector<int64_t> segment_offsets(const std::vector<int64_t>& counts, int siz
   }
   AR_CHECK(sum == total, "collective ", what, ": segments of ", sum, " elements for a buffer of ", total);
   AR_CHECK(total < (int64_t{1} << 31), "collective ", what, ": ", total, " elements; buckets must be smaller");
+  AR_CHECK(part.numel() == counts[static_cast<size_t>(rank)], "collective ", what, ": ", part.numel(),
+           " elements for this rank's segment of ", counts[static_cast<size_t>(rank)]);
   return offsets;
 }
 
@@ -281,13 +285,7 @@ std::vector<int> as_int(const std::vector<int64_t>& v) { return std::vector<int>
 
 void Communicator::reduce_scatter_sum(const at::Tensor& input, at::Tensor& output, const std::vector<int64_t>& counts,
                                       const char* what) {
-  AR_CHECK(input.dim() == 1 && output.dim() == 1 && input.is_contiguous() && output.is_contiguous() &&
-               input.scalar_type() == output.scalar_type() && input.device() == output.device(),
-           "collective ", what, ": reduce_scatter_sum takes contiguous 1-D tensors of one dtype and device");
-  const std::vector<int64_t> offsets = segment_offsets(counts, size_, input.numel(), what);
-  const int64_t mine = counts[static_cast<size_t>(rank_)];
-  AR_CHECK(output.numel() == mine, "collective ", what, ": output of ", output.numel(), " elements for a segment of ",
-           mine);
+  const std::vector<int64_t> offsets = segment_offsets(input, output, counts, rank_, size_, what);
   if (!distributed()) {
     output.copy_(input);
     return;
@@ -320,12 +318,7 @@ void Communicator::reduce_scatter_sum(const at::Tensor& input, at::Tensor& outpu
 
 void Communicator::all_gather_into(const at::Tensor& local, at::Tensor& output, const std::vector<int64_t>& counts,
                                    const char* what) {
-  AR_CHECK(local.dim() == 1 && output.dim() == 1 && local.is_contiguous() && output.is_contiguous() &&
-               local.scalar_type() == output.scalar_type() && local.device() == output.device(),
-           "collective ", what, ": all_gather_into takes contiguous 1-D tensors of one dtype and device");
-  const std::vector<int64_t> offsets = segment_offsets(counts, size_, output.numel(), what);
-  AR_CHECK(local.numel() == counts[static_cast<size_t>(rank_)], "collective ", what, ": ", local.numel(),
-           " elements for a segment of ", counts[static_cast<size_t>(rank_)]);
+  const std::vector<int64_t> offsets = segment_offsets(output, local, counts, rank_, size_, what);
   if (!distributed()) {
     output.copy_(local);
     return;

@@ -7,22 +7,11 @@
 namespace anchor::dist {
 namespace {
 
-// Calls `reduce(flat)` for consecutive runs of tensors (same device and dtype) packed into
-// buckets of at most `bucket_elements` (a larger tensor gets a bucket of its own), then
-// copies each bucket back.
+// Calls `reduce(flat)` for each bucket of bucket_ranges, then copies the bucket back.
 int64_t for_each_bucket(const std::vector<at::Tensor>& tensors, int64_t bucket_elements,
                         const std::function<void(at::Tensor&)>& reduce) {
   int64_t calls = 0;
-  size_t i = 0;
-  while (i < tensors.size()) {
-    size_t j = i;
-    int64_t elements = 0;
-    while (j < tensors.size() && tensors[j].device() == tensors[i].device() &&
-           tensors[j].scalar_type() == tensors[i].scalar_type() &&
-           (j == i || elements + tensors[j].numel() <= bucket_elements)) {
-      elements += tensors[j].numel();
-      ++j;
-    }
+  for (const auto& [i, j] : bucket_ranges(tensors, bucket_elements)) {
     std::vector<at::Tensor> flat_parts;
     for (size_t k = i; k < j; ++k) flat_parts.push_back(tensors[k].reshape({-1}));
     at::Tensor flat = torch::cat(flat_parts);
@@ -34,12 +23,28 @@ int64_t for_each_bucket(const std::vector<at::Tensor>& tensors, int64_t bucket_e
       tensors[k].copy_(flat.slice(0, offset, offset + n).view(tensors[k].sizes()));
       offset += n;
     }
-    i = j;
   }
   return calls;
 }
 
 }  // namespace
+
+std::vector<std::pair<size_t, size_t>> bucket_ranges(const std::vector<at::Tensor>& tensors, int64_t bucket_elements) {
+  std::vector<std::pair<size_t, size_t>> ranges;
+  for (size_t i = 0; i < tensors.size();) {
+    size_t j = i;
+    int64_t elements = 0;
+    while (j < tensors.size() && tensors[j].device() == tensors[i].device() &&
+           tensors[j].scalar_type() == tensors[i].scalar_type() &&
+           (j == i || elements + tensors[j].numel() <= bucket_elements)) {
+      elements += tensors[j].numel();
+      ++j;
+    }
+    ranges.emplace_back(i, j);
+    i = j;
+  }
+  return ranges;
+}
 
 int64_t all_reduce_gradients(const std::vector<at::Tensor>& parameters, Communicator& comm, int64_t bucket_elements) {
   if (!comm.distributed()) return 0;

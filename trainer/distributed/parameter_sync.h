@@ -15,6 +15,12 @@ namespace anchor::dist {
 // Elements per flat bucket (fp32: 64 MB).
 constexpr int64_t kBucketElements = int64_t{16} << 20;
 
+// Consecutive runs [first, last) of `tensors` (same device and dtype) packed into buckets of at
+// most `bucket_elements` (a larger tensor gets a bucket of its own): the unit of every bucketed
+// collective (this file's, and the sharded optimizer's reduce-scatter and all-gather).
+std::vector<std::pair<size_t, size_t>> bucket_ranges(const std::vector<at::Tensor>& tensors,
+                                                     int64_t bucket_elements = kBucketElements);
+
 // Sums every parameter's .grad over ranks, in place (undefined gradients count as zeros and
 // become defined). Returns the number of collectives issued.
 int64_t all_reduce_gradients(const std::vector<at::Tensor>& parameters, Communicator& comm,

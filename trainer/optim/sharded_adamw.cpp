@@ -46,15 +46,12 @@ class ShardedAdamW final : public Optimizer {
     }
     std::tie(slice_begin_, slice_end_) = dist::shard_range(total_, rank_, world_);
     // Buckets of whole parameters, as the stage-0 all-reduce packs them.
-    for (size_t i = 0; i < parameters_.size();) {
+    for (const auto& [first, last] : dist::bucket_ranges(parameters_)) {
       Bucket b;
-      b.first = i;
-      b.begin = offsets_[i];
-      int64_t elements = 0;
-      while (i < parameters_.size() && (i == b.first || elements + parameters_[i].numel() <= dist::kBucketElements))
-        elements += parameters_[i++].numel();
-      b.last = i;
-      b.end = b.begin + elements;
+      b.first = first;
+      b.last = last;
+      b.begin = offsets_[first];
+      b.end = last < parameters_.size() ? offsets_[last] : total_;
       for (int r = 0; r < world_; ++r) {
         const auto [lo, hi] = dist::shard_range(total_, r, world_);
         b.counts.push_back(std::max<int64_t>(0, std::min(hi, b.end) - std::max(lo, b.begin)));

@@ -9,6 +9,10 @@
 
 namespace anchor {
 
+int64_t micro_batch_count(int64_t rows, int64_t micro_batch_size) {
+  return (rows + micro_batch_size - 1) / micro_batch_size;
+}
+
 UpdateStats accumulate_policy_gradients(const LlamaModel& model, const UpdateInputs& in, const at::Tensor& rows,
                                         const UpdateOptions& o) {
   using Clock = std::chrono::steady_clock;

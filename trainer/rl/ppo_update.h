@@ -70,7 +70,9 @@ struct UpdateStats {
   at::Tensor logprobs;  // [N, R] CPU: the training forward's log-probs (detached), filled for `rows`
 };
 
-// Accumulates d(loss)/d(params) of the mini-batch `rows` into .grad.
+// Accumulates d(loss)/d(params) of the mini-batch `rows` into .grad, in micro_batch_count
+// micro-batches (one backward and one after_backward call each).
+int64_t micro_batch_count(int64_t rows, int64_t micro_batch_size);
 UpdateStats accumulate_policy_gradients(const LlamaModel& model, const UpdateInputs& inputs, const at::Tensor& rows,
                                         const UpdateOptions& options);
 

@@ -152,7 +152,7 @@ UpdateTotals update_policy(RlSetup& s, TrainingRun& run, const at::Tensor& globa
     // micro-batches in this mini-batch than another makes up the difference afterwards.
     int64_t backwards = 0, most_backwards = 0;
     if (shard.sum && optimizer.after_backward_is_collective()) {
-      const int64_t mine = (mb.local_rows.numel() + options.micro_batch_size - 1) / options.micro_batch_size;
+      const int64_t mine = micro_batch_count(mb.local_rows.numel(), options.micro_batch_size);
       most_backwards = shard.sum->all_gather(torch::tensor({mine}, torch::kLong), "micro-batch counts").max().item<int64_t>();
     }
     options.after_backward = [&optimizer, &backwards] {

@@ -99,7 +99,8 @@ for stage in 0 1 2; do
     --set model.path="$model" --set model.device=cuda --set model.dtype=bfloat16 --set train.steps=3 \
     --set rollout.prompts_per_step=8 --set rollout.samples_per_prompt=8 --set rollout.max_new_tokens=128 \
     --set algo.micro_batch_size=16 --set data.eval_limit=64 --set checkpoint.every=3 \
-    --set distributed.zero_stage="$stage" 2>&1 | grep -E "ZeRO stage|AdamW moments per rank" | sed 's/^/  /'
+    --set distributed.zero_stage="$stage" 2>&1 | grep -E "ZeRO stage|AdamW moments per rank|^peak: " \
+    | sed "s/^peak: /memory plan, stage $stage: peak /; s/^/  /"  # the plan, to set beside the measured peaks
 done
 "$VENV/bin/python" - "$run" <<'EOF'
 import json, os, sys
@@ -112,6 +113,7 @@ for stage in (0, 1, 2):
     last = [json.loads(l) for l in open(os.path.join(d, "metrics.jsonl")) if '"perf"' in l][-1]["perf"]
     per_gpu = last.get("peak_gpu_memory_mb_per_rank", [last["peak_gpu_memory_mb"]])
     print(f"  stage {stage}: peak GPU memory per rank (MB) {[round(x) for x in per_gpu]}, {last['step_seconds']:.2f} s/step")
+    print(f"    rank 0 by phase (MB): {last.get('peak_gpu_memory_mb_by_phase')}")
     weights[stage] = load_file(os.path.join(d, "checkpoints", "step-00000003", "model.safetensors"))
 for stage in (1, 2):
     diff = max(float(np.abs(weights[0][k].astype(np.float64) - weights[stage][k].astype(np.float64)).max()) for k in weights[0])

@@ -67,6 +67,38 @@ TEST(Sampler, RowDrawsDependOnlyOnTheirStream) {
   EXPECT_NE(stream_uniforms(21, {3}, 4).item<float>(), stream_uniforms(21, {3}, 5).item<float>());
 }
 
+// The memory plan's sampling chunks: generate_in_chunks joins the pieces into the batch one call
+// gives (prompts left-padded, responses right-padded; every row from its own stream).
+TEST(Sampler, ChunkedGenerationEqualsOneCall) {
+  ANCHOR_REQUIRE_FIXTURES();
+  Pretrained p = fixture_model();
+  std::vector<std::vector<int64_t>> all;
+  for (const auto& prompt : prompts(p.tokenizer))
+    for (int g = 0; g < 3; ++g) all.push_back(prompt);
+  SamplingParams params;
+  params.max_new_tokens = 16;
+  params.seed = 31;
+  std::vector<std::pair<int64_t, int64_t>> streamed_whole, streamed_chunks;
+  params.on_token = [&](int64_t r, int64_t t) { streamed_whole.emplace_back(r, t); };
+  const RolloutBatch whole = generate(p.model, p.tokenizer, all, params);
+  for (int64_t chunk : {1, 2, 4, 9, 100}) {
+    streamed_chunks.clear();
+    params.on_token = [&](int64_t r, int64_t t) { streamed_chunks.emplace_back(r, t); };
+    const RolloutBatch chunks = generate_in_chunks(p.model, p.tokenizer, all, params, chunk);
+    ASSERT_TRUE(torch::equal(whole.prompt_ids, chunks.prompt_ids)) << chunk;
+    EXPECT_TRUE(torch::equal(whole.prompt_mask, chunks.prompt_mask)) << chunk;
+    ASSERT_TRUE(torch::equal(whole.response_ids, chunks.response_ids)) << chunk;
+    EXPECT_TRUE(torch::equal(whole.response_mask, chunks.response_mask)) << chunk;
+    // Log-probs round differently with the GEMM's row count (tokens do not).
+    EXPECT_LT((whole.sampling_logprobs - chunks.sampling_logprobs).abs().max().item<double>(), 1e-5) << chunk;
+    EXPECT_EQ(whole.response_texts, chunks.response_texts) << chunk;
+    EXPECT_EQ(whole.generated_tokens, chunks.generated_tokens) << chunk;
+    std::multiset<std::pair<int64_t, int64_t>> a(streamed_whole.begin(), streamed_whole.end()),
+        b(streamed_chunks.begin(), streamed_chunks.end());
+    EXPECT_EQ(a, b) << "streamed (row, token) pairs, chunk " << chunk;
+  }
+}
+
 TEST(Sampler, KvCacheEqualsFullRecompute) {
   ANCHOR_REQUIRE_FIXTURES();
   Pretrained p = fixture_model();

@@ -22,6 +22,7 @@ Action register_chat(CLI::App& app);
 Action register_credit_stats(CLI::App& app);
 Action register_checkpoint(CLI::App& app);
 Action register_config(CLI::App& app);
+Action register_plan(CLI::App& app);
 Action register_ablate(CLI::App& app);
 Action register_reward_server(CLI::App& app);
 

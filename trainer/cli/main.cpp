@@ -66,6 +66,7 @@ int main(int argc, char** argv) {
   actions.push_back(anchor::cli::register_chat(app));
   actions.push_back(anchor::cli::register_checkpoint(app));
   actions.push_back(anchor::cli::register_config(app));
+  actions.push_back(anchor::cli::register_plan(app));
   actions.push_back(anchor::cli::register_ablate(app));
   actions.push_back(anchor::cli::register_reward_server(app));
   // A first word that is no command (`anchor-rl trian`): name it and suggest the closest.

@@ -19,6 +19,8 @@ Action register_sft(CLI::App& app) {
   sub->add_option("--run-dir", o->run_dir, "Run directory (overrides logging.run_dir)");
   sub->add_option("--stop-after-step", o->stop_after_step, "Checkpoint and exit after this step")
       ->check(CLI::NonNegativeNumber);
+  sub->add_flag("--ignore-memory-plan", o->ignore_memory_plan,
+                "Start even if the memory plan (anchor-rl plan) says the run does not fit");
   return [sub, o]() -> int { return sub->parsed() ? run_sft_training(*o) : -1; };
 }
 

@@ -22,6 +22,8 @@ Action register_train(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   sub->add_flag("--skip-start-eval", o->skip_start_eval,
                 "No held-out evaluation of the starting weights at step 0 (anchor-rl ablate shares one)");
+  sub->add_flag("--ignore-memory-plan", o->ignore_memory_plan,
+                "Start even if the memory plan (anchor-rl plan) says the run does not fit");
   return [sub, o]() -> int { return sub->parsed() ? run_rl_training(*o) : -1; };
 }
 

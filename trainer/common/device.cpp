@@ -7,6 +7,7 @@
 #include <fstream>
 #include <string>
 
+#include "trainer/common/cuda_memory.h"
 #include "trainer/common/error.h"
 #include "trainer/common/test_hooks.h"
 
@@ -67,6 +68,38 @@ double peak_device_memory_mb(const at::Device& device) {
   const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.has_index() ? device.index() : 0);
   const auto& peak = stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)].peak;
   return static_cast<double>(peak) / (1024.0 * 1024.0);
+}
+
+namespace {
+int64_t meminfo_bytes(const std::string& key) {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string line;
+  while (std::getline(meminfo, line))
+    if (line.rfind(key + ":", 0) == 0) return std::stoll(line.substr(key.size() + 1)) * 1024;  // kB
+  return 0;
+}
+}  // namespace
+
+DeviceMemory device_memory(const std::string& name, int64_t ranks_per_node) {
+  DeviceMemory d;
+  if (name.rfind("cuda", 0) == 0) {
+    const int index = name.size() > 5 ? std::stoi(name.substr(5)) : 0;
+    d.bytes = torch::cuda::is_available() ? cuda_total_memory(index) : 0;
+    d.description = str_cat("of ", name.size() > 5 ? name : std::string("cuda:0"));
+    return d;
+  }
+  const int64_t ranks = std::max<int64_t>(1, ranks_per_node);
+  d.bytes = meminfo_bytes("MemAvailable") / ranks;
+  d.description = ranks > 1 ? str_cat("of available RAM (MemAvailable / ", ranks, " ranks)") : "of available RAM (MemAvailable)";
+  return d;
+}
+
+int64_t current_host_memory_bytes() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
+  return 0;
 }
 
 }  // namespace anchor

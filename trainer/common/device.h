@@ -3,6 +3,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <cstdint>
 #include <string>
 
 namespace anchor {
@@ -20,6 +21,17 @@ bool cpu_has_native_bf16();
 // Peak memory allocated by LibTorch's caching allocator on a CUDA device since the process
 // started, in MB (0 for CPU devices).
 double peak_device_memory_mb(const at::Device& device);
+
+// Memory one rank may use: on a CPU the node's MemAvailable (/proc/meminfo) shared by its
+// `ranks_per_node` ranks; on a GPU its total memory (0 when CUDA is not available).
+struct DeviceMemory {
+  int64_t bytes = 0;
+  std::string description;  // "of CPU RAM available (1 of 2 ranks)", "of cuda:0 (NVIDIA H100)"
+};
+DeviceMemory device_memory(const std::string& device, int64_t ranks_per_node);
+
+// Resident memory of this process now, in bytes (VmRSS); 0 if unreadable.
+int64_t current_host_memory_bytes();
 
 // Peak resident memory of this process image in MB (VmHWM of /proc/self/status; getrusage's
 // maximum survives exec and would report a parent's peak when that is larger). 0 if unreadable.

@@ -187,8 +187,9 @@ StepReport rl_step(RlSetup& s, TrainingRun& run, int64_t step, nlohmann::json li
   StepReport report{std::move(line), "", ""};
 
   // 1. rollout + 2. score: the step's global batch of whole groups, on every rank.
+  run.memory_phase("rollout");
   ScoredRollouts rollouts = collect_scored_rollouts(
-      RolloutContext{s.policy, s.train_set, s.prompt_template, s.reward, cfg, comm}, run.cursor(), step);
+      RolloutContext{s.policy, s.train_set, s.prompt_template, s.reward, cfg, comm, run.memory_plan().rollout_chunk_rows}, run.cursor(), step);
   inject_rank_fault(comm.rank(), step);
   if (test_poisoned(step, "reward") && rollouts.size() > 0) rollouts.rewards[0] = std::numeric_limits<float>::quiet_NaN();
   add_rollout_metrics(report.line, rollouts, s.reward);
@@ -221,6 +222,7 @@ StepReport rl_step(RlSetup& s, TrainingRun& run, int64_t step, nlohmann::json li
     shard.sum->all_reduce_sum(total, "pooled credit statistics");
     return total.to(t.scalar_type());
   };
+  run.memory_phase("scoring");
   const OldPolicyOutputs old = score_with_old_policy(s.policy, s.reference ? &*s.reference : nullptr, mine.batch, cfg,
                                                      s.credit, shard.sum ? &pooled : nullptr);
   remember_credit_state(s.credit, run.state().extra);
@@ -251,6 +253,7 @@ StepReport rl_step(RlSetup& s, TrainingRun& run, int64_t step, nlohmann::json li
   }
 
   // 5. PPO update.
+  run.memory_phase("update");
   const UpdateInputs inputs{mine.batch, old.logprobs, old.ref_logprobs, advantages.tokens,
                             in_forward ? &*in_forward : nullptr};
   const UpdateTotals u = update_policy(s, run, rollouts.batch.response_mask, mine, shard, inputs, step, report.nonfinite, sums);
@@ -287,7 +290,8 @@ int run_rl_training(const TrainRunOptions& options) {
   std::unique_ptr<RlSetup> rl = setup_rl(run);
   run.begin(rl->train_set.size(), [&](int64_t step) -> nlohmann::json {
     if (!rl->eval_set) return nullptr;
-    return evaluate_for_run(rl->policy, *rl->eval_set, rl->prompt_template, rl->reward, rl->cfg, step, &run.comm());
+    return evaluate_for_run(rl->policy, *rl->eval_set, rl->prompt_template, rl->reward, rl->cfg, step,
+                            run.memory_plan().eval_chunk_rows, &run.comm());
   }, /*data_parallel_gradients=*/true);
   for (int64_t step = run.first_step(); step <= run.config().train.steps; ++step) {
     StepReport report = rl_step(*rl, run, step, run.begin_step(step));

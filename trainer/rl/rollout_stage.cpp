@@ -102,7 +102,7 @@ ScoredRollouts collect_scored_rollouts(const RolloutContext& ctx, data::DataCurs
       set_control_sampling(tokenizer, control, params);
       params.seed = derive_seed(cfg.train.seed, step, static_cast<uint64_t>(round));
       auto t0 = Clock::now();
-      const RolloutBatch rollout = generate(ctx.policy.model, tokenizer, prompts, params);
+      const RolloutBatch rollout = generate_in_chunks(ctx.policy.model, tokenizer, prompts, params, ctx.rows_per_generate);
       out.rollout_seconds += seconds_since(t0);
       out.generated_tokens += rollout.generated_tokens;
 

@@ -51,6 +51,7 @@ struct RolloutContext {
   const rewards::CompositeReward& reward;
   const TrainConfig& config;
   dist::Communicator& comm;
+  int64_t rows_per_generate = 0;  // sampling chunk of the memory plan (0 = all rows at once)
 };
 
 // The step's scored rollouts; `cursor` (identical on every rank) advances by the prompts used.

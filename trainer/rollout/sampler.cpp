@@ -347,4 +347,52 @@ RolloutBatch generate(const LlamaModel& model, const Tokenizer& tokenizer,
   return batch;
 }
 
+RolloutBatch generate_in_chunks(const LlamaModel& model, const Tokenizer& tokenizer,
+                                const std::vector<std::vector<int64_t>>& prompts, const SamplingParams& params,
+                                int64_t rows_per_call) {
+  const int64_t B = static_cast<int64_t>(prompts.size());
+  if (rows_per_call <= 0 || rows_per_call >= B) return generate(model, tokenizer, prompts, params);
+  std::vector<RolloutBatch> pieces;
+  for (int64_t r0 = 0; r0 < B; r0 += rows_per_call) {
+    const int64_t r1 = std::min(B, r0 + rows_per_call);
+    SamplingParams p = params;
+    p.streams.clear();
+    for (int64_t b = r0; b < r1; ++b) p.streams.push_back(params.streams.empty() ? b : params.streams[static_cast<size_t>(b)]);
+    if (params.on_token) p.on_token = [&params, r0](int64_t row, int64_t token) { params.on_token(r0 + row, token); };
+    pieces.push_back(generate(model, tokenizer, {prompts.begin() + r0, prompts.begin() + r1}, p));
+  }
+  int64_t P = 0, R = 0;
+  for (const RolloutBatch& b : pieces) {
+    P = std::max(P, b.prompt_ids.size(1));
+    R = std::max(R, b.response_ids.size(1));
+  }
+  RolloutBatch out;
+  out.pad_id = pieces.front().pad_id;
+  // Prompts padded on the left (every row ends in the last column), responses on the right.
+  auto pad = [](const at::Tensor& t, int64_t width, bool left, double value) {
+    const int64_t extra = width - t.size(1);
+    if (extra == 0) return t;
+    const at::Tensor fill = torch::full({t.size(0), extra}, value, t.options());
+    return left ? torch::cat({fill, t}, 1) : torch::cat({t, fill}, 1);
+  };
+  std::vector<at::Tensor> prompt_ids, prompt_mask, response_ids, response_mask, logprobs;
+  const double pad_id = static_cast<double>(out.pad_id);
+  for (RolloutBatch& b : pieces) {
+    prompt_ids.push_back(pad(b.prompt_ids, P, true, pad_id));
+    prompt_mask.push_back(pad(b.prompt_mask, P, true, 0));
+    response_ids.push_back(pad(b.response_ids, R, false, pad_id));
+    response_mask.push_back(pad(b.response_mask, R, false, 0));
+    logprobs.push_back(pad(b.sampling_logprobs, R, false, 0));
+    out.response_texts.insert(out.response_texts.end(), b.response_texts.begin(), b.response_texts.end());
+    out.finish_reasons.insert(out.finish_reasons.end(), b.finish_reasons.begin(), b.finish_reasons.end());
+    out.generated_tokens += b.generated_tokens;
+  }
+  out.prompt_ids = torch::cat(prompt_ids);
+  out.prompt_mask = torch::cat(prompt_mask);
+  out.response_ids = torch::cat(response_ids);
+  out.response_mask = torch::cat(response_mask);
+  out.sampling_logprobs = torch::cat(logprobs);
+  return out;
+}
+
 }  // namespace anchor

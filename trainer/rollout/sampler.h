@@ -78,6 +78,14 @@ struct RolloutBatch {
 RolloutBatch generate(const LlamaModel& model, const Tokenizer& tokenizer,
                       const std::vector<std::vector<int64_t>>& prompts, const SamplingParams& params);
 
+// generate() on at most `rows_per_call` prompts at a time (0 = all at once), the pieces joined
+// as one batch (prompts left-padded, responses right-padded to the widest piece): the same
+// samples, since each row draws from its own stream. The memory plan sizes the pieces
+// (trainer/run/memory_plan.h).
+RolloutBatch generate_in_chunks(const LlamaModel& model, const Tokenizer& tokenizer,
+                                const std::vector<std::vector<int64_t>>& prompts, const SamplingParams& params,
+                                int64_t rows_per_call);
+
 // [streams.size()] float32 uniforms in [0, 1): draw `position` of each stream under `seed`.
 at::Tensor stream_uniforms(uint64_t seed, const std::vector<int64_t>& streams, int64_t position);
 

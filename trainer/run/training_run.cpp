@@ -14,6 +14,7 @@
 #include "trainer/common/test_hooks.h"
 #include "trainer/distributed/parameter_sync.h"
 #include "trainer/optim/lr_schedule.h"
+#include "trainer/run/run_memory_plan.h"
 
 namespace anchor {
 namespace {
@@ -60,6 +61,8 @@ TrainingRun::TrainingRun(const TrainRunOptions& opt, ConfigUse use, const std::s
                       "one process would"));
   options_ = resolve_device(device_of_rank(cfg.model.device, comm_), cfg.model.dtype,
                             threads_per_rank(cfg.model.threads, comm_), "model");
+  check_memory_plan(use);
+  phases_.emplace(options_.device());
   // fp32 master weights; with mixed precision (bf16 on CUDA) every forward computes in the
   // compute dtype under autocast and AdamW updates the fp32 weights.
   policy_ = std::make_unique<Pretrained>(load_pretrained(start_.weights_from, options_.dtype(torch::kFloat)));
@@ -69,6 +72,29 @@ TrainingRun::TrainingRun(const TrainRunOptions& opt, ConfigUse use, const std::s
 }
 
 TrainingRun::~TrainingRun() = default;
+
+void TrainingRun::check_memory_plan(ConfigUse use) {
+  TrainConfig cfg = start_.config;
+  cfg.model.device = device_of_rank(cfg.model.device, comm_);
+  PlanRequest request;
+  request.world_size = comm_.size();
+  request.ranks_per_node = comm_.local_size();
+  if (options_.device().is_cpu()) request.runtime_bytes = current_host_memory_bytes();
+  const MemoryPlanInputs inputs = run_memory_plan_inputs(cfg, use, start_.weights_from, request);
+  plan_ = plan_memory(inputs);
+  if (writer()) log::info(format_memory_plan(plan_));
+  const std::string refusal = memory_plan_refusal(inputs, plan_);
+  // Every rank refuses together (one rank alone would leave the others waiting in a collective).
+  at::Tensor refused = torch::tensor({refusal.empty() ? int64_t{0} : int64_t{1}}, torch::kLong);
+  if (comm_.distributed()) comm_.all_reduce_sum(refused, "memory plan");
+  if (refused.item<int64_t>() == 0) return;
+  const std::string why = refusal.empty() ? "another rank's memory plan does not fit (see its error)" : refusal;
+  if (options_in_.ignore_memory_plan) {
+    log::warn(str_cat(why, " Starting anyway (--ignore-memory-plan)."));
+    return;
+  }
+  AR_FAIL(why, " (--ignore-memory-plan starts it anyway; `anchor-rl plan` shows the plan)");
+}
 
 void TrainingRun::begin(size_t dataset_size, std::function<nlohmann::json(int64_t)> evaluate,
                         bool data_parallel_gradients) {
@@ -104,7 +130,13 @@ void TrainingRun::begin(size_t dataset_size, std::function<nlohmann::json(int64_
   if (state.step == 0) {
     nlohmann::json line = {{"step", 0}};
     if (options_in_.skip_start_eval) line["eval_skipped"] = true;
-    else if (nlohmann::json e = evaluate_(0); !e.is_null()) line["eval"] = std::move(e);
+    else {
+      phases_->start("evaluation");
+      if (nlohmann::json e = evaluate_(0); !e.is_null()) line["eval"] = std::move(e);
+      // Its peak stays out of step 1's phases (step 0's line has no perf: it is not a step).
+      phases_->take_host_peaks();
+      phases_->take_device_peaks();
+    }
     if (writer()) start_.run->write_metrics(line);
   }
   install_stop_handlers();
@@ -151,8 +183,17 @@ bool TrainingRun::end_step(int64_t step, StepReport report) {
   perf["step_seconds"] = step_time;
   perf["comm_seconds"] = comm_.take_comm_seconds();
   perf["world_size"] = comm_.size();
-  perf["peak_memory_mb"] = peak_host_memory_mb();
-  perf["peak_gpu_memory_mb"] = peak_device_memory_mb(options_.device());
+
+  const bool last = step == cfg.train.steps;
+  if ((cfg.train.eval_every > 0 && step % cfg.train.eval_every == 0) || last) {
+    phases_->start("evaluation");
+    if (nlohmann::json e = evaluate_(step); !e.is_null()) line["eval"] = std::move(e);
+  }
+  // Peaks: the process's so far, and each phase's of this step (to set beside the memory plan).
+  perf["peak_memory_mb"] = phases_->lifetime_host_peak_mb();
+  perf["peak_gpu_memory_mb"] = phases_->lifetime_device_peak_mb();
+  if (auto host = phases_->take_host_peaks(); !host.empty()) perf["peak_memory_mb_by_phase"] = host;
+  if (auto gpu = phases_->take_device_peaks(); !gpu.empty()) perf["peak_gpu_memory_mb_by_phase"] = gpu;
   if (comm_.distributed()) {  // every rank's peaks (sharding makes them differ)
     const at::Tensor mine = torch::tensor({perf["peak_memory_mb"].get<double>(), perf["peak_gpu_memory_mb"].get<double>()},
                                           torch::kDouble);
@@ -161,10 +202,6 @@ bool TrainingRun::end_step(int64_t step, StepReport report) {
     perf["peak_memory_mb_per_rank"] = std::vector<double>(host.data_ptr<double>(), host.data_ptr<double>() + host.numel());
     perf["peak_gpu_memory_mb_per_rank"] = std::vector<double>(gpu.data_ptr<double>(), gpu.data_ptr<double>() + gpu.numel());
   }
-
-  const bool last = step == cfg.train.steps;
-  if ((cfg.train.eval_every > 0 && step % cfg.train.eval_every == 0) || last)
-    if (nlohmann::json e = evaluate_(step); !e.is_null()) line["eval"] = std::move(e);
   if (writer()) start_.run->write_metrics(line);
   AR_CHECK(skipped_in_a_row < cfg.train.max_consecutive_skips, "step ", step, ": ", skipped_in_a_row,
            " consecutive steps with non-finite values (last in the ", nonfinite,
@@ -215,7 +252,8 @@ void TrainingRun::save(int64_t step) {
 
 nlohmann::json evaluate_for_run(const Pretrained& policy, const data::PromptDataset& dataset,
                                 const data::ChatTemplate& prompt_template, const rewards::CompositeReward& reward,
-                                const TrainConfig& cfg, int64_t step, dist::Communicator* comm) {
+                                const TrainConfig& cfg, int64_t step, int64_t batch_sequences,
+                                dist::Communicator* comm) {
   torch::NoGradGuard no_grad;
   EvalOptions eo;
   eo.samples_per_prompt = cfg.train.eval_samples;
@@ -226,6 +264,7 @@ nlohmann::json evaluate_for_run(const Pretrained& policy, const data::PromptData
   eo.seed = cfg.train.seed + 1;
   eo.limit = cfg.data.eval_limit;
   eo.comm = comm;
+  if (batch_sequences > 0) eo.batch_sequences = batch_sequences;
   eo.control = generation_control(cfg.rollout.control, cfg.rollout.indicator, policy.tokenizer, "rollout.control",
                                        "rollout.indicator");
   const auto start = std::chrono::steady_clock::now();

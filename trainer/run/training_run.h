@@ -10,6 +10,9 @@
 //   begin_step(step)   learning rate of the step, the step's clock, the metrics line's start
 //   end_step(...)      non-finite skip accounting, perf, evaluation when due, the metrics line,
 //                      the progress line, stop signals, checkpoints; false = stop now
+// Before any weight is read, the memory plan (memory_plan.h) of this rank: logged, and a run
+// that does not fit is refused on every rank, naming the settings that would make it fit
+// (--ignore-memory-plan starts it anyway). Sampling chunks come from the plan.
 // Signals: SIGTERM / SIGINT finish the current step, checkpoint and exit 0 (every rank stops
 // after the same step). Non-finite values: the trainer reports the stage where a NaN / Inf
 // appeared and applies no update; train.max_consecutive_skips in a row stop the run with the
@@ -27,11 +30,13 @@
 
 #include "data/prompt_dataset.h"
 #include "trainer/checkpoint/checkpoint.h"
+#include "trainer/common/memory_phases.h"
 #include "trainer/config/train_config.h"
 #include "trainer/distributed/communicator.h"
 #include "trainer/model/pretrained.h"
 #include "trainer/optim/optimizer.h"
 #include "trainer/rollout/evaluation.h"
+#include "trainer/run/memory_plan.h"
 #include "trainer/run/run_setup.h"
 
 namespace anchor {
@@ -54,6 +59,10 @@ class TrainingRun {
   bool writer() const { return comm_.rank() == 0; }  // rank 0 writes the run directory
   const at::TensorOptions& compute_options() const { return options_; }  // device + compute dtype
   Pretrained& policy() { return *policy_; }
+  const MemoryPlan& memory_plan() const { return plan_; }
+  // The step's memory phases (rollout, scoring, update; evaluation is the run's): each one's
+  // peak lands in the metrics line as perf.peak_memory_mb_by_phase.
+  void memory_phase(const std::string& name) { phases_->start(name); }
   // The run's starting point: model.path, --init-from or the resumed checkpoint.
   const std::string& weights_from() const { return start_.weights_from; }
   const std::string& run_path() const { return start_.config.logging.run_dir; }
@@ -76,12 +85,15 @@ class TrainingRun {
   bool end_step(int64_t step, StepReport report);
 
  private:
+  void check_memory_plan(ConfigUse use);
   void save(int64_t step);
 
   const TrainRunOptions options_in_;
   dist::Communicator& comm_;
   RunStart start_;
   at::TensorOptions options_;
+  MemoryPlan plan_;
+  std::optional<MemoryPhases> phases_;
   std::unique_ptr<Pretrained> policy_;
   std::optional<data::DataCursor> cursor_;
   std::unique_ptr<Optimizer> optimizer_;
@@ -93,9 +105,11 @@ class TrainingRun {
 // Periodic evaluation inside a training run, configured by the run config (train.eval_*,
 // rollout.*, data.eval_limit). Always draws the same sample stream, so evaluations at
 // different steps differ only by the model. Logs and returns the metrics line's "eval" object.
+// `batch_sequences`: rows per generate call (the memory plan's evaluation chunk; 0 = 256).
 nlohmann::json evaluate_for_run(const Pretrained& policy, const data::PromptDataset& dataset,
                                 const data::ChatTemplate& prompt_template, const rewards::CompositeReward& reward,
-                                const TrainConfig& config, int64_t step, dist::Communicator* comm = nullptr);
+                                const TrainConfig& config, int64_t step, int64_t batch_sequences,
+                                dist::Communicator* comm = nullptr);
 
 // The optimizer step of a step whose gradients are in the optimizer's hands (the parameters'
 // .grad, or at ZeRO stage 2 already this rank's slice): sums them over ranks, clips them to

@@ -28,6 +28,7 @@ StepReport sft_step(TrainingRun& run, const sft::PreparedSft& prepared, int64_t 
   const TrainConfig& cfg = run.config();
   Pretrained& policy = run.policy();
   StepReport report{std::move(line), "", ""};
+  run.memory_phase("update");
   const std::vector<size_t> rows = run.cursor().next(static_cast<size_t>(cfg.sft.batch_size));
   std::vector<const std::vector<int64_t>*> prompt_rows, target_rows;
   for (size_t r : rows) {
@@ -91,7 +92,7 @@ int run_sft_training(const TrainRunOptions& options) {
 
   run.begin(prepared.examples.size(), [&](int64_t step) -> nlohmann::json {
     if (!eval_set) return nullptr;
-    return evaluate_for_run(policy, *eval_set, prompt_template, *reward, cfg, step);
+    return evaluate_for_run(policy, *eval_set, prompt_template, *reward, cfg, step, run.memory_plan().eval_chunk_rows);
   }, /*data_parallel_gradients=*/false);
   for (int64_t step = run.first_step(); step <= cfg.train.steps; ++step) {
     StepReport report = sft_step(run, prepared, step, run.begin_step(step));

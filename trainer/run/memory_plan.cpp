@@ -233,7 +233,8 @@ MemoryPlan plan_memory(const MemoryPlanInputs& in) {
   }
 
   // Sampling: KV cache and decode buffers per row, packed decode weights and casts per call.
-  const int64_t kv_row = (P + R) * kv_bytes_per_token(m, c);
+  // Sampled rows hold the prompt and rollout.max_new_tokens (SFT's evaluation samples too).
+  const int64_t kv_row = (P + cfg.rollout.max_new_tokens) * kv_bytes_per_token(m, c);
   const int64_t decode_row = V * 20;  // logits, softmax, sorted values and int64 indices (top-p)
   const int64_t prefill_row = P * layer_working_bytes(m, c);
   const int64_t per_row = kv_row + decode_row + prefill_row;
@@ -241,7 +242,7 @@ MemoryPlan plan_memory(const MemoryPlanInputs& in) {
   const int64_t sampling_fixed = packed + autocast_copy;
   auto sampling_phase = [&](const std::string& name, int64_t rows) {
     MemoryPhase p{name, {}};
-    p.items.push_back({"KV cache", rows * kv_row, str_cat(rows, " rows x ", P + R, " tokens")});
+    p.items.push_back({"KV cache", rows * kv_row, str_cat(rows, " rows x ", P + cfg.rollout.max_new_tokens, " tokens")});
     p.items.push_back({"decode buffers", rows * decode_row, "logits, softmax, top-p sort"});
     p.items.push_back({"prefill intermediates", ceil_div(rows, G) * prefill_row, "one layer, one prefill per prompt"});
     if (packed) p.items.push_back({"packed decode weights", packed, "CPU: a copy laid out for small GEMMs"});

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <numeric>
 
 #include "data/chat_template.h"
 #include "data/prompt_dataset.h"

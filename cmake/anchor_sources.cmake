@@ -10,6 +10,7 @@ set(ANCHOR_BASE_SOURCES
   trainer/checkpoint/checkpoint_manifest.cpp
   trainer/model/safetensors_header.cpp
   trainer/model/llama_config.cpp
+  trainer/model/lora_config.cpp
   rewards/answer_extraction.cpp
   rewards/countdown.cpp
   rewards/arithmetic_claims.cpp

@@ -39,6 +39,8 @@ def checkpoint_dir(run_dir, step):
 def checkpoint_bytes(run_dir, step, names=STATE_FILES):
     d = checkpoint_dir(run_dir, step)
     out = {}
+    if names is STATE_FILES and os.path.exists(os.path.join(d, "adapter_model.safetensors")):
+        names = ("adapter_model.safetensors",) + tuple(n for n in names if n != "model.safetensors")  # LoRA
     for name in names:
         with open(os.path.join(d, name), "rb") as f:
             out[name] = f.read()

@@ -103,6 +103,45 @@ def check_options(binary, scratch):
               f"credit={last.get('credit')})")
 
 
+def check_lora(binary, scratch, small, sft):
+    """LoRA resumes exactly too: RL with adapter dropout (its masks come from the step's seed) and
+    the KL reference = the base with adapters off; SFT's control-token rows trained beside the
+    adapters. Checkpoints hold adapters only, and export --merge turns one into a model."""
+    lora = ["--set", "model.lora.enabled=true", "--set", "model.lora.rank=4", "--set", "model.lora.alpha=8",
+            "--set", "optim.lr=3e-3"]
+    check(binary, scratch, "train", "configs/demo.yaml", 4,
+          small + lora + ["--set", "model.lora.dropout=0.1", "--set", "algo.kl_coef=0.05",
+                          "--set", "credit.strategy=coupled"], name="train-lora")
+    last = metrics(os.path.join(scratch, "train-lora-straight"))[-1]
+    if not (last.get("kl_ref", 0) > 0 and last["optimizer_updates"] > 0):
+        raise SystemExit(f"FAIL: train-lora: expected updates and a positive KL to the base: {last}")
+    check(binary, scratch, "sft", "configs/demo_sft.yaml", 6,
+          sft + lora + ["--set", "sft.mode=conditional", "--set", "model.lora.target_modules=[q_proj, v_proj]"],
+          name="sft-lora-conditional")
+    ckpt = os.path.join(scratch, "sft-lora-conditional-straight", "checkpoints", "step-00000006")
+    files = sorted(os.listdir(ckpt))
+    if "config.json" in files or "adapter_model.safetensors" not in files:
+        raise SystemExit(f"FAIL: sft-lora-conditional: the checkpoint should hold adapters, not a model: {files}")
+    with open(os.path.join(ckpt, "adapter_config.json")) as f:
+        tokens = json.load(f).get("trainable_token_indices")
+    if not tokens or len(tokens) != 2:
+        raise SystemExit(f"FAIL: sft-lora-conditional: <|good|> and <|bad|> rows should train, got {tokens}")
+    merged = os.path.join(scratch, "sft-lora-conditional-merged")
+    shutil.rmtree(merged, ignore_errors=True)
+    run(binary, ["export", "--merge", os.path.join(scratch, "sft-lora-conditional-straight"), "--out", merged])
+    outputs = []
+    for model in (ckpt, merged):
+        out = subprocess.run([binary, "generate", "--model", model, "--prompt", "Numbers: 3 5 7. Target: 22.\n",
+                              "--max-new-tokens", "16", "--greedy", "--control", "good", "--output", "jsonl"],
+                             cwd=ROOT, capture_output=True, text=True)
+        if out.returncode != 0:
+            raise SystemExit(f"FAIL: generate --model {model}: {out.stderr}")
+        outputs.append(json.loads(out.stdout.splitlines()[0])["token_ids"])
+    if outputs[0] != outputs[1]:
+        raise SystemExit(f"FAIL: the merged export answers differently from its adapters: {outputs}")
+    print(f"sft-lora-conditional: adapters + token rows {tokens}; export --merge answers the same: {outputs[0]}")
+
+
 def check_conditioned_rl(binary, scratch):
     """A conditionally trained model (and an indicator-trained one) is RL-fine-tuned and evaluated
     while conditioned on <|good|> (with [IND]): rollouts start after the control token, and no
@@ -176,6 +215,7 @@ def main():
         with open(os.path.join(scratch, name + "-resumed", "sft_data.jsonl")) as f:
             if token not in f.read():
                 raise SystemExit(f"FAIL: {name}: the prepared data has no {token}")
+    check_lora(binary, scratch, small, sft)
     check_conditioned_rl(binary, scratch)
     check_options(binary, scratch)
 

@@ -25,5 +25,6 @@ Action register_config(CLI::App& app);
 Action register_plan(CLI::App& app);
 Action register_ablate(CLI::App& app);
 Action register_reward_server(CLI::App& app);
+Action register_export(CLI::App& app);
 
 }  // namespace anchor::cli

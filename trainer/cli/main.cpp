@@ -69,6 +69,7 @@ int main(int argc, char** argv) {
   actions.push_back(anchor::cli::register_plan(app));
   actions.push_back(anchor::cli::register_ablate(app));
   actions.push_back(anchor::cli::register_reward_server(app));
+  actions.push_back(anchor::cli::register_export(app));
   // A first word that is no command (`anchor-rl trian`): name it and suggest the closest.
   if (argc >= 2 && argv[1][0] != '-') {
     const std::string word = argv[1];

@@ -7,6 +7,7 @@
 
 #include "trainer/common/error.h"
 #include "trainer/config/train_config.h"
+#include "trainer/model/lora_config.h"
 
 namespace anchor {
 namespace {
@@ -24,6 +25,17 @@ void validate_model(const TrainConfig& c) {
   AR_CHECK(!c.model.path.empty(), "model.path: required (a Hugging Face model directory)");
   check_one_of("model.dtype", c.model.dtype, {"auto", "float32", "bfloat16"});
   AR_CHECK(c.model.threads >= 0, "model.threads: must be >= 0, got ", c.model.threads);
+  const LoraSection& l = c.model.lora;
+  if (!l.enabled) return;
+  AR_CHECK(l.rank >= 1, "model.lora.rank: must be >= 1, got ", l.rank);
+  AR_CHECK(l.alpha > 0, "model.lora.alpha: must be > 0, got ", l.alpha);
+  AR_CHECK(l.dropout >= 0 && l.dropout < 1, "model.lora.dropout: must be in [0, 1), got ", l.dropout);
+  parse_lora_targets(l.target_modules, "model.lora.target_modules");
+  check_one_of("model.lora.init", l.init, {"kaiming", "gaussian"});
+  // The recomputation in backward would draw other dropout masks than the forward did.
+  AR_CHECK(l.dropout == 0 || !c.model.activation_checkpointing,
+           "model.lora.dropout: must be 0 with model.activation_checkpointing (the recomputed layer would draw "
+           "different dropout masks), got ", l.dropout);
 }
 
 void validate_data(const TrainConfig& c) {

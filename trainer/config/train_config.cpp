@@ -527,4 +527,14 @@ std::string train_config_hash(const TrainConfig& config) {
   return out;
 }
 
+LoraSettings LoraSection::settings() const {
+  LoraSettings s;
+  s.rank = rank;
+  s.alpha = alpha;
+  s.dropout = dropout;
+  s.targets = parse_lora_targets(target_modules, "model.lora.target_modules");
+  s.init = init;
+  return s;
+}
+
 }  // namespace anchor

@@ -14,6 +14,7 @@
 #include "rewards/reward_function.h"
 #include "trainer/algo/loss_aggregation_mode.h"
 #include "trainer/common/enum_names.h"
+#include "trainer/model/lora_config.h"
 #include "trainer/rollout/control_tokens.h"
 
 namespace anchor {
@@ -26,6 +27,25 @@ enum class KlPlacement { loss, reward };
 enum class LrSchedule { constant, cosine };
 enum class SftMode { plain, conditional, context_indicator };
 
+// LoRA (docs/lora.md): frozen base weights, trainable adapters on the named linear layers.
+struct LoraSection {
+  bool enabled = false;
+  int64_t rank = 16;
+  double alpha = 32.0;          // scale = alpha / rank
+  double dropout = 0.0;         // on the adapter input only
+  std::vector<std::string> target_modules = {"all-linear"};
+  std::string init = "kaiming";  // kaiming (PEFT's default) | gaussian
+  LoraSettings settings() const;  // as the model takes them (target names expanded)
+  template <class V> void visit(V& v) {
+    v("enabled", enabled, "train LoRA adapters on a frozen base model instead of every weight");
+    v("rank", rank, "adapter rank r (>= 1)");
+    v("alpha", alpha, "scale of the adapter output: alpha / rank");
+    v("dropout", dropout, "dropout on the adapter input, in [0, 1)");
+    v("target_modules", target_modules, "PEFT names: q_proj k_proj v_proj o_proj gate_proj up_proj down_proj, or all-linear");
+    v("init", init, "kaiming (A Kaiming-uniform, B 0: PEFT's default) or gaussian (A ~ N(0, 1/rank), B 0)");
+  }
+};
+
 struct ModelSection {
   std::string path;             // HF model directory (config.json, safetensors, tokenizer); "~/" = $HOME
   std::string device = "cpu";   // cpu | cuda | cuda:N
@@ -34,12 +54,14 @@ struct ModelSection {
   std::string dtype = "auto";
   int64_t threads = 0;          // CPU threads, 0 = one per core
   bool activation_checkpointing = false;  // recompute each decoder layer in backward (memory)
+  LoraSection lora;
   template <class V> void visit(V& v) {
     v("path", path, "Hugging Face model directory (config.json, safetensors, tokenizer); ~/ = $HOME");
     v("device", device, "cpu, cuda or cuda:N (cuda = this rank's GPU under mpirun)");
     v("dtype", dtype, "compute dtype: auto (bf16 on CUDA, fp32 on CPU), float32 or bfloat16; weights stay fp32");
     v("threads", threads, "CPU threads per rank, 0 = the node's cores shared by its ranks");
     v("activation_checkpointing", activation_checkpointing, "recompute each decoder layer in backward");
+    v.section("lora", lora);
   }
 };
 

@@ -180,6 +180,11 @@ void LlamaModel::to(const at::TensorOptions& options) {
     const bool grad = t.requires_grad();
     t = t.detach().to(options.device(), options.dtype().toScalarType()).set_requires_grad(grad);
   });
+  for_each_adapter([&](const std::string&, at::Tensor& t) {  // adapters stay float32
+    const bool grad = t.requires_grad();
+    t = t.detach().to(options.device()).set_requires_grad(grad);
+  });
+  if (token_ids_.defined()) token_ids_ = token_ids_.to(options.device());
   inv_freq_ = inv_freq_.to(options.device());
   compute_dtype_ = options.dtype().toScalarType();  // plain (not mixed) precision after a conversion
 }
@@ -230,7 +235,9 @@ void LlamaModel::set_compute_dtype(at::ScalarType dtype) {
 }
 
 ComputeScope LlamaModel::compute_scope() const {
-  return ComputeScope(device().type(), compute_dtype_, compute_dtype_ != embed_tokens_.scalar_type());
+  // Float32 adapters beside reduced-precision compute need autocast too (even on a bf16 base).
+  const bool mixed = compute_dtype_ != embed_tokens_.scalar_type() || (has_lora() && compute_dtype_ != at::kFloat);
+  return ComputeScope(device().type(), compute_dtype_, mixed);
 }
 
 std::vector<at::Tensor> LlamaModel::layer_parameters(int64_t index) const {
@@ -240,12 +247,121 @@ std::vector<at::Tensor> LlamaModel::layer_parameters(int64_t index) const {
                               &l.q_bias, &l.k_bias, &l.v_bias, &l.o_bias, &l.q_norm, &l.k_norm, &l.gate_proj,
                               &l.up_proj, &l.down_proj, &l.gate_bias, &l.up_bias, &l.down_bias})
     if (t->defined()) out.push_back(*t);
+  for (int m = 0; m < kLoraModuleCount; ++m)
+    if (l.lora_a[m].defined()) {
+      out.push_back(l.lora_a[m]);
+      out.push_back(l.lora_b[m]);
+    }
   return out;
 }
 
 void LlamaModel::set_requires_grad(bool requires_grad) {
-  for_each_parameter([&](const std::string&, at::Tensor& t) { t.set_requires_grad(requires_grad); });
+  if (has_lora()) for_each_adapter([&](const std::string&, at::Tensor& t) { t.set_requires_grad(requires_grad); });
+  else for_each_parameter([&](const std::string&, at::Tensor& t) { t.set_requires_grad(requires_grad); });
 }
+
+void LlamaModel::add_lora(const LoraSettings& settings, uint64_t seed) {
+  AR_CHECK(!has_lora(), "add_lora: the model already has adapters");
+  AR_CHECK(settings.rank >= 1, "add_lora: rank must be >= 1, got ", settings.rank);
+  AR_CHECK(!settings.targets.empty(), "add_lora: no target modules");
+  lora_ = settings;
+  for_each_parameter([](const std::string&, at::Tensor& t) { t = t.detach().set_requires_grad(false); });
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  const auto cpu = torch::TensorOptions().dtype(torch::kFloat);
+  const auto on_device = torch::TensorOptions().dtype(torch::kFloat).device(device());
+  const int64_t r = settings.rank;
+  for (Layer& l : layers_) {
+    const at::Tensor* weights[kLoraModuleCount] = {&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj,
+                                                   &l.gate_proj, &l.up_proj, &l.down_proj};
+    for (LoraModule m : settings.targets) {
+      const size_t i = static_cast<size_t>(m);
+      const int64_t out = weights[i]->size(0), in = weights[i]->size(1);
+      // PEFT: kaiming_uniform_(A, a=sqrt(5)) is U(-1/sqrt(in), 1/sqrt(in)); gaussian is N(0, 1/r).
+      at::Tensor a = settings.init == "gaussian"
+                         ? at::normal(0.0, 1.0 / static_cast<double>(r), {r, in}, gen, cpu)
+                         : at::empty({r, in}, cpu).uniform_(-1.0 / std::sqrt(static_cast<double>(in)),
+                                                              1.0 / std::sqrt(static_cast<double>(in)), gen);
+      l.lora_a[i] = a.to(on_device).set_requires_grad(true);
+      l.lora_b[i] = torch::zeros({out, r}, on_device).set_requires_grad(true);
+    }
+  }
+  lora_.trainable_tokens.clear();
+  train_token_rows(settings.trainable_tokens);
+}
+
+void LlamaModel::for_each_adapter(const std::function<void(const std::string&, at::Tensor&)>& fn) {
+  for (size_t i = 0; i < layers_.size(); ++i)
+    for (int m = 0; m < kLoraModuleCount; ++m) {
+      Layer& l = layers_[i];
+      if (!l.lora_a[m].defined()) continue;
+      fn(lora_tensor_name(static_cast<int64_t>(i), static_cast<LoraModule>(m), 'A'), l.lora_a[m]);
+      fn(lora_tensor_name(static_cast<int64_t>(i), static_cast<LoraModule>(m), 'B'), l.lora_b[m]);
+    }
+  if (token_rows_.defined()) fn(kEmbedTokenRowsName, token_rows_);
+  if (head_rows_.defined()) fn(kHeadTokenRowsName, head_rows_);
+}
+
+void LlamaModel::train_token_rows(const std::vector<int64_t>& ids) {
+  AR_CHECK(has_lora(), "train_token_rows: only with LoRA (without it every row trains)");
+  if (ids.empty()) return;
+  for (int64_t id : ids)
+    AR_CHECK(id >= 0 && id < config_.vocab_size, "train_token_rows: token id ", id, " outside the vocabulary of ",
+             config_.vocab_size);
+  torch::NoGradGuard no_grad;
+  lora_.trainable_tokens = ids;
+  token_ids_ = torch::tensor(ids, torch::kLong).to(device());
+  token_rows_ = embed_tokens_.index_select(0, token_ids_).to(torch::kFloat).clone().set_requires_grad(true);
+  if (lm_head_.defined())
+    head_rows_ = lm_head_.index_select(0, token_ids_).to(torch::kFloat).clone().set_requires_grad(true);
+}
+
+at::Tensor LlamaModel::input_embedding() const {
+  if (!token_rows_.defined() || !adapters_enabled_) return embed_tokens_;
+  return embed_tokens_.index_copy(0, token_ids_, token_rows_.to(embed_tokens_.scalar_type()));
+}
+
+at::Tensor LlamaModel::output_weight() const {
+  if (!lm_head_.defined()) return input_embedding();
+  if (!head_rows_.defined() || !adapters_enabled_) return lm_head_;
+  return lm_head_.index_copy(0, token_ids_, head_rows_.to(lm_head_.scalar_type()));
+}
+
+std::vector<std::pair<std::string, at::Tensor>> LlamaModel::adapter_parameters() const {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  const_cast<LlamaModel*>(this)->for_each_adapter(
+      [&](const std::string& name, at::Tensor& t) { out.emplace_back(name, t); });
+  return out;
+}
+
+std::vector<std::pair<std::string, at::Tensor>> LlamaModel::trainable_parameters() const {
+  return has_lora() ? adapter_parameters() : named_parameters();
+}
+
+void LlamaModel::merge_adapters() {
+  if (!has_lora()) return;
+  torch::NoGradGuard no_grad;
+  for (Layer& l : layers_) {
+    at::Tensor* weights[kLoraModuleCount] = {&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj,
+                                             &l.gate_proj, &l.up_proj, &l.down_proj};
+    for (int m = 0; m < kLoraModuleCount; ++m) {
+      if (!l.lora_a[m].defined()) continue;
+      at::Tensor& w = *weights[m];
+      const at::Tensor delta = l.lora_b[m].mm(l.lora_a[m]).mul_(lora_.scale());
+      w = (w.to(torch::kFloat) + delta).to(w.scalar_type());
+      l.lora_a[m] = at::Tensor();
+      l.lora_b[m] = at::Tensor();
+    }
+  }
+  if (token_rows_.defined()) embed_tokens_.index_copy_(0, token_ids_, token_rows_.to(embed_tokens_.scalar_type()));
+  if (head_rows_.defined()) lm_head_.index_copy_(0, token_ids_, head_rows_.to(lm_head_.scalar_type()));
+  token_ids_ = token_rows_ = head_rows_ = at::Tensor();
+  lora_ = LoraSettings{};
+}
+
+void LlamaModel::set_base_dtype(at::ScalarType dtype) {
+  for_each_parameter([&](const std::string&, at::Tensor& t) { t = t.detach().to(dtype).set_requires_grad(false); });
+}
+
 
 KVCache LlamaModel::make_cache(int64_t batch, int64_t capacity) const {
   KVCache cache;
@@ -309,6 +425,17 @@ at::Tensor attend(const at::Tensor& probs, const at::Tensor& v) {
 
 }  // namespace
 
+at::Tensor LlamaModel::project(const Layer& l, LoraModule module, const at::Tensor& x, const at::Tensor& w,
+                               const at::Tensor& b) const {
+  at::Tensor y = linear(x, w, b);
+  const size_t i = static_cast<size_t>(module);
+  if (!adapters_enabled_ || !l.lora_a[i].defined()) return y;
+  // Dropout on the adapter's input only, and only when training (grad mode); the trainers seed
+  // the default generator per step, so a resumed run draws the same masks.
+  const at::Tensor in = lora_.dropout > 0 && at::GradMode::is_enabled() ? at::dropout(x, lora_.dropout, true) : x;
+  return y + at::linear(at::linear(in, l.lora_a[i]), l.lora_b[i]) * lora_.scale();
+}
+
 at::Tensor LlamaModel::attention(const Layer& l, int64_t index, const at::Tensor& x, const at::Tensor& cos,
                                  const at::Tensor& sin, const at::Tensor& allowed,
                                  const ForwardInputs& in) const {
@@ -322,9 +449,9 @@ at::Tensor LlamaModel::attention(const Layer& l, int64_t index, const at::Tensor
     k = qkv.slice(-1, H * D, (H + Hkv) * D).view({B, T, Hkv, D});
     v = qkv.slice(-1, (H + Hkv) * D).reshape({B, T, Hkv, D});
   } else {
-    q = linear(x, l.q_proj, l.q_bias).view({B, T, H, D});      // [B,T,H,D]
-    k = linear(x, l.k_proj, l.k_bias).view({B, T, Hkv, D});    // [B,T,Hkv,D]
-    v = linear(x, l.v_proj, l.v_bias).view({B, T, Hkv, D});
+    q = project(l, LoraModule::q_proj, x, l.q_proj, l.q_bias).view({B, T, H, D});      // [B,T,H,D]
+    k = project(l, LoraModule::k_proj, x, l.k_proj, l.k_bias).view({B, T, Hkv, D});    // [B,T,Hkv,D]
+    v = project(l, LoraModule::v_proj, x, l.v_proj, l.v_bias).view({B, T, Hkv, D});
   }
   if (l.q_norm.defined()) {  // Qwen3: normalise each head's query and key before rope
     q = rms_norm(q, l.q_norm, c.rms_norm_eps);
@@ -401,7 +528,7 @@ at::Tensor LlamaModel::attention(const Layer& l, int64_t index, const at::Tensor
   }
   out = out.transpose(1, 2).reshape({B, T, H * D});
   if (in.packed) return packed_linear(out, in.packed->layers[static_cast<size_t>(index)].o);
-  return linear(out, l.o_proj, l.o_bias);
+  return project(l, LoraModule::o_proj, out, l.o_proj, l.o_bias);
 }
 
 at::Tensor LlamaModel::decoder_layer(int64_t i, const at::Tensor& x_in, const at::Tensor& cos, const at::Tensor& sin,
@@ -419,8 +546,9 @@ at::Tensor LlamaModel::decoder_layer(int64_t i, const at::Tensor& x_in, const at
     // sum the down projection's.
     return packed_linear(torch::silu(gate_up.slice(-1, 0, I)).mul_(gate_up.slice(-1, I)), p.down).add_(x);
   }
-  return x + linear(torch::silu(linear(h, l.gate_proj, l.gate_bias)) * linear(h, l.up_proj, l.up_bias), l.down_proj,
-                    l.down_bias);
+  const at::Tensor gated = torch::silu(project(l, LoraModule::gate_proj, h, l.gate_proj, l.gate_bias)) *
+                           project(l, LoraModule::up_proj, h, l.up_proj, l.up_bias);
+  return x + project(l, LoraModule::down_proj, gated, l.down_proj, l.down_bias);
 }
 
 // Activation checkpointing of one decoder layer: forward keeps the layer's input only; backward
@@ -444,7 +572,10 @@ struct CheckpointedDecoderLayer : public torch::autograd::Function<CheckpointedD
     const int64_t layer = ctx->saved_data["layer"].toInt();
     at::Tensor x = saved[0].detach().requires_grad_(true);
     std::vector<at::Tensor> inputs = {x};
-    for (const at::Tensor& p : model->layer_parameters(layer)) inputs.push_back(p);
+    // Frozen parameters (LoRA's base) get no gradient: only those that require one are inputs.
+    const std::vector<at::Tensor> params = model->layer_parameters(layer);
+    for (const at::Tensor& p : params)
+      if (p.requires_grad()) inputs.push_back(p);
     at::Tensor y;
     {
       torch::AutoGradMode grad(true);
@@ -455,7 +586,8 @@ struct CheckpointedDecoderLayer : public torch::autograd::Function<CheckpointedD
                                        /*allow_unused=*/true);
     // One entry per input of forward(): x, cos, sin, allowed, each parameter, model, layer.
     torch::autograd::variable_list out = {grads[0], at::Tensor(), at::Tensor(), at::Tensor()};
-    for (size_t k = 1; k < grads.size(); ++k) out.push_back(grads[k]);
+    size_t next = 1;
+    for (const at::Tensor& p : params) out.push_back(p.requires_grad() ? grads[next++] : at::Tensor());
     out.push_back(at::Tensor());
     out.push_back(at::Tensor());
     return out;
@@ -502,7 +634,7 @@ at::Tensor LlamaModel::hidden_states(const ForwardInputs& in) const {
   const ComputeScope scope = compute_scope();
   const bool checkpoint = checkpoint_layers_ && at::GradMode::is_enabled() && !in.cache && !in.observer &&
                           !in.prefix && !in.record_prefix;
-  at::Tensor x = at::embedding(embed_tokens_, in.input_ids.to(dev));
+  at::Tensor x = at::embedding(input_embedding(), in.input_ids.to(dev));
   for (size_t i = 0; i < layers_.size(); ++i) {
     const int64_t index = static_cast<int64_t>(i);
     if (checkpoint) {
@@ -519,7 +651,7 @@ at::Tensor LlamaModel::hidden_states(const ForwardInputs& in) const {
 
 at::Tensor LlamaModel::logits(const at::Tensor& hidden, const DecodeWeights* packed) const {
   if (packed) return packed_linear(hidden, packed->lm_head);
-  const at::Tensor& head = lm_head_.defined() ? lm_head_ : embed_tokens_;
+  const at::Tensor head = output_weight();
   const ComputeScope scope = compute_scope();
   return at::linear(hidden, head).to(torch::kFloat);
 }
@@ -537,15 +669,25 @@ std::shared_ptr<const DecodeWeights> LlamaModel::pack_for_decode(int64_t batch_h
       if (!t.defined()) return at::Tensor();
     return torch::cat(std::vector<at::Tensor>(parts));
   };
+  // With adapters: a merged copy W + scale · B·A of each adapted weight (the parameters stay apart).
+  const bool merge = has_lora() && adapters_enabled_;
   for (const Layer& l : layers_) {
+    auto w = [&](LoraModule m, const at::Tensor& weight) {
+      const size_t i = static_cast<size_t>(m);
+      if (!merge || !l.lora_a[i].defined()) return weight;
+      return weight + l.lora_b[i].mm(l.lora_a[i]).mul_(lora_.scale());
+    };
     DecodeWeights::Layer p;
-    p.qkv = pack_linear(torch::cat({l.q_proj, l.k_proj, l.v_proj}), cat_bias({l.q_bias, l.k_bias, l.v_bias}), batch_hint);
-    p.o = pack_linear(l.o_proj, l.o_bias, batch_hint);
-    p.gate_up = pack_linear(torch::cat({l.gate_proj, l.up_proj}), cat_bias({l.gate_bias, l.up_bias}), batch_hint);
-    p.down = pack_linear(l.down_proj, l.down_bias, batch_hint);
+    p.qkv = pack_linear(torch::cat({w(LoraModule::q_proj, l.q_proj), w(LoraModule::k_proj, l.k_proj),
+                                    w(LoraModule::v_proj, l.v_proj)}),
+                        cat_bias({l.q_bias, l.k_bias, l.v_bias}), batch_hint);
+    p.o = pack_linear(w(LoraModule::o_proj, l.o_proj), l.o_bias, batch_hint);
+    p.gate_up = pack_linear(torch::cat({w(LoraModule::gate_proj, l.gate_proj), w(LoraModule::up_proj, l.up_proj)}),
+                            cat_bias({l.gate_bias, l.up_bias}), batch_hint);
+    p.down = pack_linear(w(LoraModule::down_proj, l.down_proj), l.down_bias, batch_hint);
     out->layers.push_back(std::move(p));
   }
-  out->lm_head = pack_linear(lm_head_.defined() ? lm_head_ : embed_tokens_, at::Tensor(), batch_hint);
+  out->lm_head = pack_linear(output_weight(), at::Tensor(), batch_hint);
   return out;
 }
 

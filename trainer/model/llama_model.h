@@ -20,6 +20,7 @@
 #include "trainer/model/decode_weights.h"
 #include "trainer/model/kv_cache.h"
 #include "trainer/model/llama_config.h"
+#include "trainer/model/lora_config.h"
 
 namespace anchor {
 
@@ -85,8 +86,9 @@ class LlamaModel {
   // Final-norm hidden states [B, T, hidden]; logits() maps them to the vocabulary.
   at::Tensor hidden_states(const ForwardInputs& inputs) const;
   at::Tensor logits(const at::Tensor& hidden, const DecodeWeights* packed = nullptr) const;
-  // The vocabulary projection [vocab, hidden] (lm_head, or the embedding when tied).
-  const at::Tensor& output_weight() const { return lm_head_.defined() ? lm_head_ : embed_tokens_; }
+  // The vocabulary projection [vocab, hidden] (lm_head, or the embedding when tied), with the
+  // trainable token rows of LoRA in place.
+  at::Tensor output_weight() const;
 
   // The weights prepacked for CPU decoding (decode_weights.h), or nullptr where that path does
   // not apply (CUDA, reduced-precision compute, a LibTorch without oneDNN). Valid until the
@@ -111,9 +113,35 @@ class LlamaModel {
   // tokens whose ids may fall on a padded vocabulary's spare rows).
   void init_token_rows(const std::vector<int64_t>& ids, int64_t base_rows, double noise_std, uint64_t seed);
 
-  // Moves/converts every parameter (and the rotary table) in place.
+  // Moves/converts every parameter, adapter (and the rotary table) in place.
   void to(const at::TensorOptions& options);
+  // Every trainable parameter: all of them, or with LoRA the adapters (the base stays frozen).
   void set_requires_grad(bool requires_grad);
+
+  // LoRA (lora_config.h): adapters A [rank, in] and B [out, rank] on the target layers of every
+  // decoder layer, in float32 on the model's device; the base parameters stop requiring
+  // gradients. A is drawn from `seed` (Kaiming-uniform as PEFT, or gaussian), B is zero.
+  void add_lora(const LoraSettings& settings, uint64_t seed);
+  bool has_lora() const { return lora_.rank > 0; }
+  const LoraSettings& lora() const { return lora_; }
+  // The adapter matrices under PEFT's safetensors names, layer by layer (A before B).
+  void for_each_adapter(const std::function<void(const std::string&, at::Tensor&)>& fn);
+  std::vector<std::pair<std::string, at::Tensor>> adapter_parameters() const;
+  // What an optimizer trains: the adapters with LoRA, else every parameter.
+  std::vector<std::pair<std::string, at::Tensor>> trainable_parameters() const;
+  // With LoRA: the embedding rows of `ids` (and the untied lm_head's) become trainable float32
+  // copies that replace the frozen rows in forward (PEFT's trainable_token_indices): SFT's new
+  // control tokens. Listed by for_each_adapter after the adapter matrices.
+  void train_token_rows(const std::vector<int64_t>& ids);
+  // W += scale · B·A for every adapted weight and the token rows written back, then the adapters
+  // are dropped: a plain model.
+  void merge_adapters();
+  // While false, forward() ignores the adapters and computes the base model (the KL reference).
+  void set_adapters_enabled(bool enabled) const { adapters_enabled_ = enabled; }
+  bool adapters_enabled() const { return adapters_enabled_; }
+  // LoRA's frozen base weights in `dtype` (bf16 on CUDA halves their memory); the adapters stay
+  // float32 and forward computes under autocast.
+  void set_base_dtype(at::ScalarType dtype);
 
   // Mixed precision: parameters stay as they are (fp32 master weights for training) and every
   // forward computes in `dtype` under autocast (bf16 on CUDA). The parameter dtype = off.
@@ -135,7 +163,11 @@ class LlamaModel {
     at::Tensor q_norm, k_norm;                   // [head_dim], Qwen3 only
     at::Tensor gate_proj, up_proj, down_proj;
     at::Tensor gate_bias, up_bias, down_bias;
+    at::Tensor lora_a[kLoraModuleCount], lora_b[kLoraModuleCount];  // undefined where no adapter
   };
+  // x W^T + b (+ the layer's adapter for `module` when there is one and adapters are enabled).
+  at::Tensor project(const Layer& layer, LoraModule module, const at::Tensor& x, const at::Tensor& w,
+                     const at::Tensor& b) const;
 
   at::Tensor attention(const Layer& layer, int64_t index, const at::Tensor& x, const at::Tensor& cos,
                        const at::Tensor& sin, const at::Tensor& allowed, const ForwardInputs& in) const;
@@ -151,6 +183,26 @@ class LlamaModel {
   at::Tensor inv_freq_;  // [head_dim / 2] float32, rope scaling applied
   at::ScalarType compute_dtype_ = at::kFloat;
   bool checkpoint_layers_ = false;
+  LoraSettings lora_;                    // rank 0 = no adapters
+  mutable bool adapters_enabled_ = true;
+  at::Tensor token_ids_;                 // [n] int64: lora_.trainable_tokens on the device
+  at::Tensor token_rows_, head_rows_;    // [n, hidden] float32; head_rows_ only for an untied lm_head
+  at::Tensor input_embedding() const;    // embed_tokens_ with the token rows in place
+};
+
+// The base model while it lives, as PEFT's `with model.disable_adapter():`.
+class AdaptersDisabled {
+ public:
+  explicit AdaptersDisabled(const LlamaModel& model) : model_(model), was_(model.adapters_enabled()) {
+    model_.set_adapters_enabled(false);
+  }
+  ~AdaptersDisabled() { model_.set_adapters_enabled(was_); }
+  AdaptersDisabled(const AdaptersDisabled&) = delete;
+  AdaptersDisabled& operator=(const AdaptersDisabled&) = delete;
+
+ private:
+  const LlamaModel& model_;
+  bool was_;
 };
 
 // Rotary inverse frequencies with the configured scaling, as transformers computes them.

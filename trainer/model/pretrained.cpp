@@ -79,15 +79,83 @@ void save_model(const LlamaModel& model, const std::string& model_dir, uint64_t 
     write_text_file_atomic((fs::path(model_dir) / "generation_config.json").string(), config.generation.dump(2) + "\n");
 }
 
+namespace {
+
+bool has_tokenizer(const std::filesystem::path& dir) {
+  return std::filesystem::exists(dir / "tokenizer.json") || std::filesystem::exists(dir / "tokenizer.model");
+}
+
+// An adapter directory on its base model: names and shapes checked before anything is copied.
+Pretrained load_adapters(const std::string& adapter_dir, const at::TensorOptions& options) {
+  namespace fs = std::filesystem;
+  const fs::path dir(adapter_dir);
+  const std::string base = adapter_base_directory(adapter_dir);
+  const fs::path config_path = dir / kAdapterConfigFile;
+  const LoraSettings settings = parse_lora_adapter_config(read_json_file(config_path.string()), config_path.string());
+  AR_CHECK(!is_adapter_directory(base), config_path.string(), ": the base model '", base,
+           "' is itself an adapter directory (merge it first: anchor-rl export --merge)");
+  Pretrained p{load_model(base, options), has_tokenizer(dir) ? Tokenizer::load(adapter_dir) : Tokenizer::load(base),
+               adapter_dir, base};
+  // Tokens added by SFT lie past the base vocabulary: grow it first (their rows are adapter rows).
+  int64_t rows = p.tokenizer.vocab_size();
+  for (int64_t id : settings.trainable_tokens) rows = std::max(rows, id + 1);
+  if (rows > p.model.config().vocab_size) p.model.resize_vocab(rows, 0.0);
+  p.model.add_lora(settings, 0);
+  const fs::path weights = dir / kAdapterWeightsFile;
+  AR_CHECK(fs::exists(weights), adapter_dir, ": no ", kAdapterWeightsFile, " beside ", kAdapterConfigFile);
+  const SafetensorsFile file(weights.string());
+  std::set<std::string> expected;
+  torch::NoGradGuard no_grad;
+  p.model.for_each_adapter([&](const std::string& name, at::Tensor& t) {
+    expected.insert(name);
+    AR_CHECK(file.contains(name), weights.string(), ": missing tensor '", name, "' (", config_path.string(),
+             " names rank ", settings.rank, " adapters on this layer)");
+    const at::Tensor stored = file.load(name);
+    AR_CHECK(stored.sizes() == t.sizes(), weights.string(), ": tensor '", name, "' has shape ", stored.sizes(),
+             " but the base model and r = ", settings.rank, " need ", t.sizes());
+    t.copy_(stored.to(torch::kFloat));
+  });
+  for (const auto& [name, _] : file.entries())
+    AR_CHECK(expected.count(name) > 0, weights.string(), ": unexpected tensor '", name,
+             "' (not a LoRA matrix of the target modules in ", config_path.string(),
+             "; anchor-rl reads plain LoRA adapters only)");
+  AR_CHECK(p.tokenizer.vocab_size() <= p.model.config().vocab_size, adapter_dir, ": tokenizer has ",
+           p.tokenizer.vocab_size(), " tokens but the base model's vocab_size is ", p.model.config().vocab_size);
+  return p;
+}
+
+}  // namespace
+
 Pretrained load_pretrained(const std::string& model_dir, const at::TensorOptions& options) {
+  if (is_adapter_directory(model_dir)) return load_adapters(model_dir, options);
   Pretrained p{load_model(model_dir, options), Tokenizer::load(model_dir), model_dir};
   AR_CHECK(p.tokenizer.vocab_size() <= p.model.config().vocab_size, model_dir, ": tokenizer has ",
            p.tokenizer.vocab_size(), " tokens but config.json vocab_size is ", p.model.config().vocab_size);
   return p;
 }
 
+void add_adapters(Pretrained& p, const LoraSettings& settings, uint64_t seed) {
+  AR_CHECK(!p.dir.empty(), "add_adapters: the base model must come from a directory (the adapters record it)");
+  p.model.add_lora(settings, seed);
+  p.base_dir = p.dir;
+}
+
 void save_pretrained(const Pretrained& p, const std::string& model_dir, uint64_t max_shard_bytes) {
-  save_model(p.model, model_dir, max_shard_bytes);
+  namespace fs = std::filesystem;
+  if (!p.model.has_lora()) {
+    save_model(p.model, model_dir, max_shard_bytes);
+    p.tokenizer.save(model_dir);
+    return;
+  }
+  AR_CHECK(!p.base_dir.empty(), "save_pretrained: a model with adapters needs its base model directory");
+  fs::create_directories(model_dir);
+  NamedTensors tensors;
+  for (auto& [name, t] : p.model.adapter_parameters()) tensors.emplace_back(name, t.detach().to(torch::kFloat));
+  write_safetensors((fs::path(model_dir) / kAdapterWeightsFile).string(), tensors, {{"format", "pt"}});
+  const std::string base = fs::absolute(p.base_dir).lexically_normal().string();
+  write_text_file_atomic((fs::path(model_dir) / kAdapterConfigFile).string(),
+                         lora_adapter_config(p.model.lora(), base, p.model.config().tie_word_embeddings).dump(2) + "\n");
+  write_adapter_base_reference(model_dir, p.base_dir);
   p.tokenizer.save(model_dir);
 }
 

@@ -27,10 +27,17 @@ void save_model(const LlamaModel& model, const std::string& model_dir, uint64_t 
 struct Pretrained {
   LlamaModel model;
   Tokenizer tokenizer;
-  std::string dir = "";  // where it was loaded from ("" when built in memory)
+  std::string dir = "";       // where it was loaded from ("" when built in memory)
+  std::string base_dir = "";  // with LoRA adapters: the base model directory they sit on
 };
+// A model directory, or an adapter directory (lora_config.h): its base model (checked against
+// the recorded fingerprint) with the adapters added, and the adapter directory's tokenizer.
 Pretrained load_pretrained(const std::string& model_dir, const at::TensorOptions& options);
+// A model with adapters is saved as an adapter directory (PEFT's files + the base reference +
+// the tokenizer), otherwise as a model directory.
 void save_pretrained(const Pretrained& pretrained, const std::string& model_dir, uint64_t max_shard_bytes = 0);
+// Adds adapters to a loaded base model (base_dir = its directory): fresh ones (`seed`).
+void add_adapters(Pretrained& pretrained, const LoraSettings& settings, uint64_t seed);
 
 // The chat template named by `spec` (data.template / --template; see data/chat_template.h):
 // `auto` reads this model's own template. key names the setting in errors.

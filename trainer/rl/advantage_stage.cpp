@@ -18,7 +18,10 @@ StepAdvantages compute_advantages(const ScoredRollouts& rollouts, const OldPolic
   at::Tensor shaped_rewards = rollouts.rewards;
   if (old.ref_logprobs.defined()) {
     const KlEstimator& kl = kl_estimators().get(cfg.algo.kl_estimator);
-    out.kl_tokens = kl(old.logprobs, old.ref_logprobs).masked_fill(valid.logical_not(), 0.0);
+    // A fully on-policy step with KL in the loss skips the old-policy pass: the sampler's
+    // log-probs are the same policy's (KL in the reward always has the pass).
+    const at::Tensor& current = old.logprobs.defined() ? old.logprobs : rollouts.sampling_logprobs;
+    out.kl_tokens = kl(current, old.ref_logprobs).masked_fill(valid.logical_not(), 0.0);
     if (cfg.algo.kl_in == KlPlacement::reward) shaped_rewards = rollouts.rewards - cfg.algo.kl_coef * out.kl_tokens.sum(1);
   }
   const AdvantageEstimator& estimator = advantage_estimators().get(cfg.algo.advantage);

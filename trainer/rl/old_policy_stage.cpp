@@ -82,10 +82,14 @@ OldPolicyOutputs score_with_old_policy(const Pretrained& policy, const LlamaMode
   out.sentence_ids = sentence_ids;
   out.entropy = old.entropy;
   out.credit_seconds += old.credit_seconds;
-  if (reference != nullptr)
+  if (reference != nullptr) {
+    // The reference never has adapters: with LoRA it is the policy's base (PEFT's
+    // disable_adapter()); for a separate reference model this changes nothing.
+    const AdaptersDisabled base(*reference);
     out.ref_logprobs =
         policy_pass(*reference, batch, cfg.rollout.temperature, micro, false, nullptr, {}, cfg.algo.shared_prompts)
             .logprobs;
+  }
   out.forward_seconds = std::chrono::duration<double>(Clock::now() - t0).count() - out.credit_seconds;
   const auto t1 = Clock::now();
   if (old.attention)

@@ -37,7 +37,10 @@ namespace {
 struct RlSetup {
   const TrainConfig& cfg;
   Pretrained& policy;
-  std::optional<LlamaModel> reference;  // frozen KL reference; only when algo.kl_coef > 0
+  std::optional<LlamaModel> reference;  // frozen KL reference; only when algo.kl_coef > 0 (without LoRA)
+  // The KL reference's forward: `reference`, or with LoRA the policy itself, whose adapters the
+  // scoring stage switches off (the base model); nullptr without KL.
+  const LlamaModel* reference_model = nullptr;
   rewards::CompositeReward reward;
   data::ChatTemplate prompt_template;
   data::PromptDataset train_set;
@@ -62,17 +65,20 @@ data::PromptDataset load_prompts(const std::string& path, const RlSetup& s) {
 std::unique_ptr<RlSetup> setup_rl(TrainingRun& run) {
   const TrainConfig& cfg = run.config();
   Pretrained& policy = run.policy();
-  auto s = std::unique_ptr<RlSetup>(new RlSetup{cfg, policy, std::nullopt, rewards::CompositeReward(cfg.reward.components),
+  auto s = std::unique_ptr<RlSetup>(new RlSetup{cfg, policy, std::nullopt, nullptr, rewards::CompositeReward(cfg.reward.components),
                                                 chat_template_for(policy, cfg.data.template_, "data.template"),
                                                 {}, std::nullopt, {}, {}});
   // The KL reference is the run's starting point (model.path or --init-from), remembered in
   // the checkpoints so that a resumed run keeps the same reference.
   nlohmann::json& extra = run.state().extra;
   if (!extra.contains("reference_from")) extra["reference_from"] = run.weights_from();
-  if (cfg.algo.kl_coef > 0) {
+  if (cfg.algo.kl_coef > 0 && policy.model.has_lora()) {
+    s->reference_model = &policy.model;  // no second model: the base under the adapters
+  } else if (cfg.algo.kl_coef > 0) {
     s->reference.emplace(load_model(extra["reference_from"].get<std::string>(), run.compute_options().dtype(torch::kFloat)));
     s->reference->set_requires_grad(false);
     s->reference->set_compute_dtype(run.compute_options().dtype().toScalarType());
+    s->reference_model = &*s->reference;
   }
   s->train_set = load_prompts(cfg.data.train, *s);
   if (!cfg.data.eval.empty()) s->eval_set = load_prompts(cfg.data.eval, *s);
@@ -84,7 +90,7 @@ std::unique_ptr<RlSetup> setup_rl(TrainingRun& run) {
   u.aggregation = cfg.algo.loss_agg;
   u.norm_length = cfg.rollout.max_new_tokens;
   u.temperature = cfg.rollout.temperature;
-  u.kl = s->reference && cfg.algo.kl_in == KlPlacement::loss ? &kl_estimators().get(cfg.algo.kl_estimator) : nullptr;
+  u.kl = s->reference_model && cfg.algo.kl_in == KlPlacement::loss ? &kl_estimators().get(cfg.algo.kl_estimator) : nullptr;
   u.kl_coef = cfg.algo.kl_coef;
   u.entropy_coef = cfg.algo.entropy_coef;
   u.micro_batch_size = cfg.algo.micro_batch_size;
@@ -223,7 +229,7 @@ StepReport rl_step(RlSetup& s, TrainingRun& run, int64_t step, nlohmann::json li
     return total.to(t.scalar_type());
   };
   run.memory_phase("scoring");
-  const OldPolicyOutputs old = score_with_old_policy(s.policy, s.reference ? &*s.reference : nullptr, mine.batch, cfg,
+  const OldPolicyOutputs old = score_with_old_policy(s.policy, s.reference_model, mine.batch, cfg,
                                                      s.credit, shard.sum ? &pooled : nullptr);
   remember_credit_state(s.credit, run.state().extra);
   if (!old.chosen_layers.empty()) report.line["credit_layers_chosen"] = old.chosen_layers;

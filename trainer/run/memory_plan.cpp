@@ -114,6 +114,21 @@ int64_t count_parameters(const LlamaConfig& m) {
   return m.vocab_size * h * (m.tie_word_embeddings ? 1 : 2) + h + m.num_hidden_layers * layer;
 }
 
+int64_t count_lora_parameters(const LlamaConfig& m, const LoraSettings& lora) {
+  const int64_t h = m.hidden_size, q = m.num_attention_heads * m.head_dim, kv = m.num_key_value_heads * m.head_dim,
+                I = m.intermediate_size;
+  int64_t per_layer = 0;
+  for (LoraModule module : lora.targets) {
+    switch (module) {  // rank x (in + out)
+      case LoraModule::q_proj: per_layer += h + q; break;
+      case LoraModule::k_proj: case LoraModule::v_proj: per_layer += h + kv; break;
+      case LoraModule::o_proj: per_layer += q + h; break;
+      case LoraModule::gate_proj: case LoraModule::up_proj: case LoraModule::down_proj: per_layer += h + I; break;
+    }
+  }
+  return lora.rank * per_layer * m.num_hidden_layers;
+}
+
 MemoryPlan plan_memory(const MemoryPlanInputs& in) {
   const LlamaConfig& m = in.model;
   const TrainConfig& cfg = in.config;
@@ -137,26 +152,36 @@ MemoryPlan plan_memory(const MemoryPlanInputs& in) {
                 static_cast<long long>(m.hidden_size), static_cast<long long>(V));
   plan.model_summary = summary;
 
-  // Resident: all run long.
-  plan.resident.push_back({"weights (fp32)", 4 * N, "every parameter on every rank: the master weights"});
+  // Resident: all run long. With LoRA the optimizer's share is the adapters' (T parameters).
+  const bool lora = cfg.model.lora.enabled;
+  const int64_t T = lora ? count_lora_parameters(m, cfg.model.lora.settings()) : N;
+  const int64_t trainable_shard = ceil_div(T, K);
+  if (lora) {
+    plan.resident.push_back({c == 4 ? "frozen base weights (fp32)" : "frozen base weights (bf16)", c * N,
+                             "model.lora: the base in the compute dtype"});
+    plan.resident.push_back({"LoRA adapters (fp32)", 4 * T, str_cat(T, " trainable parameters")});
+  } else {
+    plan.resident.push_back({"weights (fp32)", 4 * N, "every parameter on every rank: the master weights"});
+  }
   if (stage == 0) {
-    plan.resident.push_back({"gradients (fp32)", 4 * N, "kept from the first backward to the next update's zero_grad"});
-    plan.resident.push_back({"AdamW moments (fp32)", 8 * N, "exp_avg and exp_avg_sq"});
+    plan.resident.push_back({"gradients (fp32)", 4 * T, "kept from the first backward to the next update's zero_grad"});
+    plan.resident.push_back({"AdamW moments (fp32)", 8 * T, "exp_avg and exp_avg_sq"});
   } else {
     if (stage == 1)
-      plan.resident.push_back({"gradients (fp32)", 4 * N, "full until the update reduce-scatters them"});
-    plan.resident.push_back({"gradient sum, this rank's slice", 4 * shard, str_cat("1/", K, " of the parameters")});
-    plan.resident.push_back({"AdamW moments, this rank's slice", 8 * shard, str_cat("ZeRO-", stage, ": 1/", K)});
-    plan.resident.push_back({"master weights, this rank's slice", 4 * shard, str_cat("ZeRO-", stage, ": 1/", K)});
+      plan.resident.push_back({"gradients (fp32)", 4 * T, "full until the update reduce-scatters them"});
+    plan.resident.push_back({"gradient sum, this rank's slice", 4 * trainable_shard,
+                             str_cat("1/", K, " of the trainable parameters")});
+    plan.resident.push_back({"AdamW moments, this rank's slice", 8 * trainable_shard, str_cat("ZeRO-", stage, ": 1/", K)});
+    plan.resident.push_back({"master weights, this rank's slice", 4 * trainable_shard, str_cat("ZeRO-", stage, ": 1/", K)});
   }
-  if (rl && cfg.algo.kl_coef > 0)
+  if (rl && cfg.algo.kl_coef > 0 && !lora)
     plan.resident.push_back({"KL reference model (fp32)", 4 * N, "algo.kl_coef > 0: a frozen copy of the start"});
   plan.resident.push_back({"runtime", in.runtime_bytes >= 0 ? in.runtime_bytes : in.cuda ? kCudaRuntimeBytes : kCpuRuntimeBytes,
                            in.runtime_bytes >= 0 ? "this process before loading weights (measured)"
                            : in.cuda ? "CUDA context, library workspaces, NCCL (estimate)"
                                      : "LibTorch, tokenizer, data (estimate)"});
   if (!in.cuda) plan.resident.push_back({"kernels and caches", kCpuKernelBytes, "JIT GEMM code, oneDNN primitives, threads"});
-  const int64_t autocast_copy = mixed ? static_cast<int64_t>(c) * N : 0;
+  const int64_t autocast_copy = mixed && !lora ? static_cast<int64_t>(c) * N : 0;  // LoRA's base is already bf16
 
   // Sizes of the step.
   const int64_t G = rl ? cfg.rollout.samples_per_prompt : 1;
@@ -218,9 +243,9 @@ MemoryPlan plan_memory(const MemoryPlanInputs& in) {
   }
   update.items.push_back({"backward: one layer's activation gradients", per_layer * positions, ""});
   update.items.push_back({"log-prob chunks", kLogprobChunkBytes, "fused_logprobs: the vocabulary never as a whole"});
-  if (stage == 2) update.items.push_back({"gradients of the micro-batch in flight", 4 * N, "moved to the slice after each backward"});
-  if (mixed) update.items.push_back({"bf16 copy of the weights (autocast)", autocast_copy, "cast once per forward"});
-  if (K > 1) update.items.push_back({"gradient bucket", std::min(kBucketBytes, 4 * N), "reduce between ranks"});
+  if (stage == 2) update.items.push_back({"gradients of the micro-batch in flight", 4 * T, "moved to the slice after each backward"});
+  if (autocast_copy > 0) update.items.push_back({"bf16 copy of the weights (autocast)", autocast_copy, "cast once per forward"});
+  if (K > 1) update.items.push_back({"gradient bucket", std::min(kBucketBytes, 4 * T), "reduce between ranks"});
   plan.phases.push_back(update);
 
   if (rl) {

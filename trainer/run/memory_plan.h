@@ -83,5 +83,7 @@ std::string format_bytes(int64_t bytes);  // "12.34 GiB" / "345.6 MiB"
 
 // The parameter count config.json implies (embeddings, every layer, the head unless tied).
 int64_t count_parameters(const LlamaConfig& model);
+// LoRA adapter parameters: rank x (in + out) of each target layer, every decoder layer.
+int64_t count_lora_parameters(const LlamaConfig& model, const LoraSettings& lora);
 
 }  // namespace anchor

@@ -8,6 +8,7 @@
 #include "data/sft_dataset.h"
 #include "trainer/common/device.h"
 #include "trainer/common/error.h"
+#include "trainer/model/lora_config.h"
 #include "trainer/model/pretrained.h"
 #include "trainer/model/tokenizer.h"
 
@@ -87,7 +88,8 @@ int64_t measured_prompt_tokens(const TrainConfig& cfg, ConfigUse use, const std:
 MemoryPlanInputs run_memory_plan_inputs(const TrainConfig& cfg, ConfigUse use, const std::string& dir,
                                         const PlanRequest& request) {
   MemoryPlanInputs in;
-  const fs::path config_json = fs::path(dir) / "config.json";
+  // An adapter directory (LoRA checkpoint): the shape is its base model's.
+  const fs::path config_json = fs::path(is_adapter_directory(dir) ? adapter_base_directory(dir) : dir) / "config.json";
   AR_CHECK(fs::exists(config_json), dir, ": no config.json (the memory plan reads the model's shape from it)");
   in.model = read_llama_config(config_json.string());
   in.config = cfg;

@@ -10,6 +10,7 @@
 #include "trainer/common/device.h"
 #include "trainer/common/error.h"
 #include "trainer/common/log.h"
+#include "trainer/common/splitmix.h"
 #include "trainer/common/stop_request.h"
 #include "trainer/common/test_hooks.h"
 #include "trainer/distributed/parameter_sync.h"
@@ -66,12 +67,45 @@ TrainingRun::TrainingRun(const TrainRunOptions& opt, ConfigUse use, const std::s
   // fp32 master weights; with mixed precision (bf16 on CUDA) every forward computes in the
   // compute dtype under autocast and AdamW updates the fp32 weights.
   policy_ = std::make_unique<Pretrained>(load_pretrained(start_.weights_from, options_.dtype(torch::kFloat)));
+  attach_adapters();
   policy_->model.set_requires_grad(true);
   policy_->model.set_compute_dtype(options_.dtype().toScalarType());
   policy_->model.set_activation_checkpointing(cfg.model.activation_checkpointing);
 }
 
 TrainingRun::~TrainingRun() = default;
+
+void TrainingRun::attach_adapters() {
+  const LoraSection& lora = start_.config.model.lora;
+  LlamaModel& model = policy_->model;
+  if (!lora.enabled) {
+    AR_CHECK(!model.has_lora(), start_.weights_from, " holds LoRA adapters (", kAdapterConfigFile,
+             ") but model.lora.enabled is false: set it to go on training them, or merge them into a full model with "
+             "`anchor-rl export --merge`");
+    return;
+  }
+  const LoraSettings want = lora.settings();
+  if (model.has_lora()) {  // resuming, or --init-from an adapter directory: its adapters go on training
+    const LoraSettings& have = model.lora();
+    AR_CHECK(have.rank == want.rank && have.alpha == want.alpha && have.targets == want.targets,
+             "model.lora: the adapters in ", start_.weights_from, " have rank ", have.rank, ", alpha ", have.alpha,
+             " and ", have.targets.size(), " target modules; the config asks for rank ", want.rank, ", alpha ",
+             want.alpha, " and ", want.targets.size(), " (set model.lora to match, or start from the base model)");
+    model.set_adapters_enabled(true);
+  } else {
+    add_adapters(*policy_, want, splitmix64_mix(start_.config.train.seed ^ 0x4c6f5241ull));  // "LoRA"
+  }
+  // The frozen base in the compute dtype (bf16 on CUDA: half the memory); adapters stay fp32.
+  if (options_.dtype().toScalarType() != torch::kFloat) model.set_base_dtype(options_.dtype().toScalarType());
+  int64_t adapter_parameters = 0;
+  for (const auto& [_, t] : model.adapter_parameters()) adapter_parameters += t.numel();
+  if (writer())
+    log::info(str_cat("LoRA: rank ", want.rank, ", alpha ", want.alpha, " (scale ", want.scale(), "), dropout ",
+                      want.dropout, ", ", want.targets.size(), " target modules per layer: ", adapter_parameters,
+                      " trainable parameters (", 100.0 * static_cast<double>(adapter_parameters) /
+                                                      static_cast<double>(model.num_parameters()),
+                      "% of the base's ", model.num_parameters(), "); base model ", policy_->base_dir));
+}
 
 void TrainingRun::check_memory_plan(ConfigUse use) {
   TrainConfig cfg = start_.config;
@@ -104,10 +138,13 @@ void TrainingRun::begin(size_t dataset_size, std::function<nlohmann::json(int64_
   cursor_.emplace(dataset_size, cfg.train.seed, cfg.data.shuffle);
   // Every rank starts from rank 0's weights (the optimizer state is restored from the same
   // files); before the optimizer exists, because stages 1 and 2 copy their master slice.
-  dist::broadcast_parameters(policy_->model.parameters(), comm_);
+  // With LoRA only the adapters (every rank reads the same base model, checked by its fingerprint).
+  std::vector<at::Tensor> trainable;
+  for (const auto& [_, p] : policy_->model.trainable_parameters()) trainable.push_back(p);
+  dist::broadcast_parameters(trainable, comm_);
   std::vector<at::Tensor> parameters;
   std::vector<std::string> names;
-  for (const auto& [name, p] : policy_->model.named_parameters()) {
+  for (const auto& [name, p] : policy_->model.trainable_parameters()) {
     names.push_back(name);
     parameters.push_back(p);
   }
@@ -150,6 +187,11 @@ nlohmann::json TrainingRun::begin_step(int64_t step) {
   step_clock_ = Clock::now();
   const double lr = learning_rate_at(step - 1, start_.config.train.steps, start_.config.optim);
   optimizer_->set_learning_rate(lr);
+  // LoRA dropout draws from the default generators: seeded from (seed, step, rank), so that a
+  // resumed run draws the masks it would have drawn.
+  if (policy_->model.has_lora() && policy_->model.lora().dropout > 0)
+    torch::manual_seed(splitmix64_mix(splitmix64_mix(start_.config.train.seed ^ 0x44524f50ull) + static_cast<uint64_t>(step)) +
+                       static_cast<uint64_t>(comm_.rank()));
   return {{"step", step}, {"lr", lr}};
 }
 

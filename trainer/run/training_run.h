@@ -86,6 +86,8 @@ class TrainingRun {
 
  private:
   void check_memory_plan(ConfigUse use);
+  // model.lora: fresh adapters on the loaded base, or the loaded adapters checked against it.
+  void attach_adapters();
   void save(int64_t step);
 
   const TrainRunOptions options_in_;

@@ -21,6 +21,10 @@ std::vector<int64_t> add_special_tokens(Pretrained& pretrained, const std::vecto
   AR_CHECK(base_rows <= pretrained.model.config().vocab_size, "adding special tokens: the tokenizer has ", base_rows,
            " tokens but the model only ", pretrained.model.config().vocab_size, " embedding rows");
   pretrained.model.init_token_rows(added, base_rows, noise_std, seed);
+  // LoRA: the base embedding is frozen, so these tokens' rows train beside the adapters (a resumed
+  // run or adapters that already train them keep theirs).
+  if (pretrained.model.has_lora() && pretrained.model.lora().trainable_tokens != ids)
+    pretrained.model.train_token_rows(ids);
   return ids;
 }
 

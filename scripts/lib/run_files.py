@@ -58,8 +58,12 @@ def first_difference(a, b):
 
 
 def checkpoint_tensors(run_dir, step, name="model.safetensors"):
+    """A checkpoint's tensors: the model's, or a LoRA checkpoint's adapters."""
     from safetensors.numpy import load_file
-    return load_file(os.path.join(checkpoint_dir(run_dir, step), name))
+    d = checkpoint_dir(run_dir, step)
+    if name == "model.safetensors" and not os.path.exists(os.path.join(d, name)):
+        name = "adapter_model.safetensors"
+    return load_file(os.path.join(d, name))
 
 
 def max_abs_difference(a, b):

@@ -5,7 +5,7 @@
    on (coupled, layers auto, sinks excluded) and dynamic sampling on; again with PPO epochs x
    mini-batches (rows of a mini-batch spread over ranks), a KL penalty, thought anchors, the
    random baseline, forking tokens (an entropy threshold over every rank's tokens), and the credit
-   map built inside the training forward (per-sequence ranking).
+   map built inside the training forward (per-sequence ranking), and LoRA adapters with a KL penalty.
 2. Exact resume on 2 ranks: 4 steps straight == 2 steps + --resume latest, bit for bit; a
    2-rank checkpoint resumed on 1 rank continues like the 2-rank run (<= 1e-5).
 3. Faults end the job, never hang it: a rank that throws, a rank killed with SIGKILL mid-step,
@@ -75,6 +75,9 @@ def check_equivalence(binary, scratch):
         # micro-batch by micro-batch, which must not depend on how rows are split over ranks.
         "coupled-in-training-forward": ["--set", "credit.strategy=coupled", "--set", "credit.head_ranking=sequence",
                                         "--set", "credit.layers=auto", "--set", "credit.auto_layer_count=2"],
+        # LoRA: only the adapters are broadcast and reduced; the KL reference is the base (adapters off).
+        "lora-kl-coupled": ["--set", "model.lora.enabled=true", "--set", "model.lora.rank=4",
+                            "--set", "optim.lr=1e-3", "--set", "algo.kl_coef=0.05", "--set", "credit.strategy=coupled"],
     }
     for name, extra in variants.items():
         one, two = os.path.join(scratch, name + "-1rank"), os.path.join(scratch, name + "-2ranks")

@@ -9,6 +9,8 @@
    resumed on 3 ranks at stage 2, and on 1 rank at stage 0, ends within 1e-5 of the 2-rank run.
 3. Memory: each rank's AdamW moments at stage K ranks are 1/K of stage 0's (the log's
    per-rank line), to the element.
+4. LoRA: stage 2 == stage 0 on 2 ranks, and the optimizer holds the adapters alone (8 bytes of
+   moments per adapter element, halved per rank at stage 2).
 Usage: check_zero.py ANCHOR_RL_BINARY SCRATCH_DIR
 """
 import os
@@ -75,6 +77,22 @@ def main():
             print(f"stage {stage}, {ranks} ranks: == stage 0 on {ranks} ranks (weights {w:.1e}, AdamW moments "
                   f"{m:.1e}), one rank within {w1:.1e}; AdamW moments per rank {per_rank} bytes "
                   f"(stage 0: {base_bytes[0]} on each)")
+
+    # LoRA: the optimizer holds the adapters alone, and stage 2 shards only their state.
+    lora = ["--set", "model.lora.enabled=true", "--set", "model.lora.rank=4", "--set", "optim.lr=3e-3"]
+    names = ("adapter_model.safetensors", "trainer_state.safetensors")
+    logs = {stage: train(binary, 2, stage, d(f"lora-stage{stage}"), lora) for stage in (0, 2)}
+    got = {stage: {n: checkpoint_tensors(d(f"lora-stage{stage}"), 3, n) for n in names} for stage in (0, 2)}
+    w, m = (max_abs_difference(got[0][n], got[2][n]) for n in names)
+    adapter_elements = sum(t.size for t in got[0]["adapter_model.safetensors"].values())
+    per0, per2 = moment_bytes(logs[0]), moment_bytes(logs[2])
+    if not (w <= 1e-6 and m <= 1e-6):
+        raise SystemExit(f"FAIL: LoRA at stage 2 differs from stage 0: adapters {w:.3g}, optimizer state {m:.3g}")
+    if per0[0] != 8 * adapter_elements or sum(per2) != per0[0] or max(per2) - min(per2) > 8:
+        raise SystemExit(f"FAIL: LoRA AdamW moments: stage 0 {per0}, stage 2 {per2} bytes per rank; expected "
+                         f"8 x {adapter_elements} adapter elements, halved at stage 2")
+    print(f"LoRA rank 4, 2 ranks: stage 2 == stage 0 (adapters {w:.1e}, moments {m:.1e}); AdamW moments "
+          f"{per0[0]} bytes (8 x {adapter_elements} adapter elements) -> {per2} per rank at stage 2")
 
     # Resume: stage 2 on 2 ranks, stopped after step 2, continued on 3 ranks (stage 2) and 1 rank (stage 0).
     train(binary, 2, 2, d("resume-straight"))

@@ -144,6 +144,46 @@ TEST(MemoryPlan, ZeroStagesShardTheOptimizer) {
   EXPECT_EQ(item(phase(two, "update").items, "gradient bucket"), 4 * 1352);  // smaller than 64 MB
 }
 
+// LoRA: rank x (in + out) per target layer, by hand; the optimizer's items count the adapters,
+// the base is frozen in the compute dtype and the KL reference is the base itself.
+TEST(MemoryPlan, LoraCountsAdaptersOnly) {
+  LoraSettings lora;
+  lora.rank = 2;
+  lora.targets = parse_lora_targets({"all-linear"}, "test");
+  // q 8+8, k and v 8+4 each, o 8+8, gate / up / down 8+16 each = 128 per layer and rank unit.
+  EXPECT_EQ(count_lora_parameters(tiny_config(), lora), 2 * 2 * 128);
+  LlamaModel model(tiny_config(), torch::TensorOptions().dtype(torch::kFloat));
+  model.add_lora(lora, 0);
+  int64_t elements = 0;
+  for (const auto& [_, t] : model.adapter_parameters()) elements += t.numel();
+  EXPECT_EQ(elements, 512);
+  // SmolLM2-135M, rank 16, all-linear: 16 x 30 x (1152 + 2 x 768 + 1152 + 3 x 2112).
+  LlamaConfig smollm2 = tiny_config();
+  smollm2.hidden_size = 576;
+  smollm2.intermediate_size = 1536;
+  smollm2.num_hidden_layers = 30;
+  smollm2.num_attention_heads = 9;
+  smollm2.num_key_value_heads = 3;
+  smollm2.head_dim = 64;
+  lora.rank = 16;
+  EXPECT_EQ(count_lora_parameters(smollm2, lora), 4884480);
+
+  MemoryPlanInputs in = tiny_inputs();
+  in.config.model.lora.enabled = true;
+  in.config.model.lora.rank = 2;
+  in.config.algo.kl_coef = 0.1;
+  const MemoryPlan plan = plan_memory(in);
+  EXPECT_EQ(item(plan.resident, "frozen base weights (fp32)"), 4 * 1352);
+  EXPECT_EQ(item(plan.resident, "LoRA adapters (fp32)"), 4 * 512);
+  EXPECT_EQ(item(plan.resident, "gradients (fp32)"), 4 * 512);
+  EXPECT_EQ(item(plan.resident, "AdamW moments (fp32)"), 8 * 512);
+  for (const MemoryItem& i : plan.resident) EXPECT_NE(i.name, "KL reference model (fp32)");
+  in.cuda = true;  // bf16 compute: the base is stored in bf16, so autocast copies nothing
+  const MemoryPlan bf16 = plan_memory(in);
+  EXPECT_EQ(item(bf16.resident, "frozen base weights (bf16)"), 2 * 1352);
+  for (const MemoryItem& i : phase(bf16, "update").items) EXPECT_NE(i.name, "bf16 copy of the weights (autocast)");
+}
+
 // A rollout whose rows do not fit samples in chunks of whole groups; evaluation chunks never
 // need more than the step's largest phase.
 TEST(MemoryPlan, SamplingChunksFitTheDevice) {

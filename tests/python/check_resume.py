@@ -70,6 +70,11 @@ def check_options(binary, scratch):
         "credit-value-norm": ["--set", "credit.strategy=coupled", "--set", "credit.attention_weighting=value_norm"],
         "forking-tokens": ["--set", "credit.strategy=forking_tokens"],
         "gtpo": ["--set", "credit.strategy=gtpo"],
+        # LoRA off-policy: PPO epochs x mini-batches score the old policy with the adapters on and
+        # the KL reference (in the reward) with them off.
+        "lora-kl-reward-ppo": ["--set", "model.lora.enabled=true", "--set", "model.lora.rank=4",
+                               "--set", "algo.kl_coef=0.05", "--set", "algo.kl_in=reward", "--set", "algo.ppo_epochs=2",
+                               "--set", "algo.mini_batches=2", "--set", "optim.lr=3e-3"],
     }
     for name, extra in variants.items():
         run_dir = os.path.join(scratch, "options-" + name)
@@ -86,7 +91,7 @@ def check_options(binary, scratch):
             raise SystemExit(f"FAIL: options {name}: kl_ref not logged although algo.kl_coef > 0")
         if last["logprob_mismatch"] > 1e-3:
             raise SystemExit(f"FAIL: options {name}: sampler and trainer log-probs disagree ({last['logprob_mismatch']})")
-        expected_updates = 4 if name == "kl-loss-ppo" else 1
+        expected_updates = 4 if name in ("kl-loss-ppo", "lora-kl-reward-ppo") else 1
         if last["optimizer_updates"] not in (0, expected_updates):
             raise SystemExit(f"FAIL: options {name}: {last['optimizer_updates']} optimizer updates, expected {expected_updates}")
         if name.startswith("credit-") and last["optimizer_updates"] > 0:
@@ -126,6 +131,17 @@ def check_lora(binary, scratch, small, sft):
         tokens = json.load(f).get("trainable_token_indices")
     if not tokens or len(tokens) != 2:
         raise SystemExit(f"FAIL: sft-lora-conditional: <|good|> and <|bad|> rows should train, got {tokens}")
+    # The other two SFT modes with adapters: plain (no new token) and the indicator ([IND]'s row).
+    for mode in ("plain", "context_indicator"):
+        run_dir = os.path.join(scratch, f"sft-lora-{mode}")
+        shutil.rmtree(run_dir, ignore_errors=True)
+        run(binary, ["sft", "configs/demo_sft.yaml", "--run-dir", run_dir, "--set", "train.steps=2",
+                     "--set", f"sft.mode={mode}"] + sft + lora)
+        with open(os.path.join(run_dir, "checkpoints", "step-00000002", "adapter_config.json")) as f:
+            rows = json.load(f).get("trainable_token_indices")
+        if (rows is None) != (mode == "plain") or not metrics(run_dir)[-1].get("loss", 1.0) < 1e9:
+            raise SystemExit(f"FAIL: sft-lora-{mode}: token rows {rows}, last line {metrics(run_dir)[-1]}")
+        print(f"sft-lora-{mode}: 2 steps, trainable token rows {rows}")
     merged = os.path.join(scratch, "sft-lora-conditional-merged")
     shutil.rmtree(merged, ignore_errors=True)
     run(binary, ["export", "--merge", os.path.join(scratch, "sft-lora-conditional-straight"), "--out", merged])

@@ -100,12 +100,15 @@ TEST(Lora, AdaptersOffIsTheBaseModelAndMergedEqualsApplied) {
   }
   EXPECT_TRUE(torch::equal(adapted.model.forward(in), with));  // switched back on
   EXPECT_GT((with - base.forward(in)).abs().max().item<double>(), 1e-2);  // the adapters do something
-  // The prepacked decode weights are a merged copy: the same logits.
-  if (const auto packed = adapted.model.pack_for_decode(3)) {
-    ForwardInputs packed_in = in;
-    packed_in.packed = packed.get();
-    EXPECT_LT(max_diff_on(adapted.model.forward(packed_in), with, ref.at("attention_mask")), 1e-4);
-  }
+  // The prepacked decode weights: a merged copy, or the base with the adapters added beside the
+  // packed GEMMs: the same logits either way.
+  for (bool merge : {true, false})
+    if (const auto packed = adapted.model.pack_for_decode(3, merge)) {
+      EXPECT_EQ(packed->adapters_merged, merge);
+      ForwardInputs packed_in = in;
+      packed_in.packed = packed.get();
+      EXPECT_LT(max_diff_on(adapted.model.forward(packed_in), with, ref.at("attention_mask")), 1e-4) << merge;
+    }
   adapted.model.merge_adapters();
   EXPECT_FALSE(adapted.model.has_lora());
   EXPECT_LT(max_diff_on(adapted.model.forward(in), with, ref.at("attention_mask")), 1e-5);

@@ -228,11 +228,21 @@ TEST(MemoryPlan, RefusalNamesTheLargestItemAndFixesThatFit) {
   MemoryPlanInputs fixed = in;
   fixed.config.distributed.zero_stage = 1;
   EXPECT_TRUE(plan_memory(fixed).fits());
-  // Nothing fits on an 80 GiB GPU: the message names what remains at the most sharded setting.
+  // On an 80 GiB GPU only LoRA makes it fit (the bf16 base and the adapters' few MB of state).
   in.device_bytes = int64_t{80} << 30;
+  const std::string lora = memory_plan_refusal(in, plan_memory(in));
+  EXPECT_NE(lora.find("It fits with any one of: model.lora.enabled=true (rank 16, all-linear) (peak"),
+            std::string::npos) << lora;
+  EXPECT_EQ(lora.find("distributed.zero_stage=1 (peak"), std::string::npos) << lora;
+  MemoryPlanInputs with_lora = in;
+  with_lora.config.model.lora.enabled = true;
+  EXPECT_TRUE(plan_memory(with_lora).fits());
+  // Nothing fits on 8 GiB: the message names what remains at the most frugal setting.
+  in.device_bytes = int64_t{8} << 30;
   const std::string none = memory_plan_refusal(in, plan_memory(in));
-  EXPECT_NE(none.find("No setting"), std::string::npos) << none;
-  EXPECT_NE(none.find("weights (fp32)"), std::string::npos) << none;
+  EXPECT_NE(none.find("No setting of ZeRO stage, activation checkpointing, LoRA or micro-batch"), std::string::npos)
+      << none;
+  EXPECT_NE(none.find("frozen base weights (bf16)"), std::string::npos) << none;
   EXPECT_EQ(memory_plan_refusal(fixed, plan_memory(fixed)), "");
 }
 

@@ -6,6 +6,7 @@
 //   RUN_DIR/train.log             the log
 //   RUN_DIR/checkpoints/step-00000010/
 //       config.json, model*.safetensors, tokenizer.model, tokenizer_config.json  (HF format)
+//       (with LoRA instead: adapter_config.json, adapter_model.safetensors, anchor_base_model.json)
 //       trainer_state.safetensors  optimizer moments and step counts
 //       trainer_state.json         step, data cursor, schema version, config hash, world size
 //       manifest.json              size and XXH3-64 of every file above (checkpoint_manifest.h)

@@ -215,6 +215,10 @@ Action register_generate(CLI::App& app) {
       ->capture_default_str();
   sub->add_flag("--bench", o->bench, "Print only a JSON line with timing (tokens/s)");
   sub->add_flag("--ignore-eos", o->ignore_eos, "Do not stop at EOS (benchmarks: fixed length)");
+  sub->add_option_function<std::string>(
+         "--lora-decode", [o](const std::string& v) { o->sampling.merge_adapters = v == "merged"; },
+         "LoRA adapters on the CPU decode path: merged into the packed weights (default) or applied beside them")
+      ->check(CLI::IsMember({"merged", "applied"}));
   sub->add_flag("--no-shared-prefill", [o](int64_t) { o->sampling.share_prefill = false; },
                 "Prefill every row even when prompts repeat (benchmarks: what sharing saves)");
   sub->add_option("--profile", o->profile,

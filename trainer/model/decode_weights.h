@@ -31,6 +31,9 @@ struct DecodeWeights {
   };
   std::vector<Layer> layers;
   PackedLinear lm_head;    // [vocab, hidden]
+  // LoRA: the packed matrices hold W + scale · B·A (true), or W alone and forward adds the
+  // adapters (false). Without adapters, always true.
+  bool adapters_merged = true;
 };
 
 // Whether this LibTorch build has the oneDNN ops (CPU builds with mkldnn).

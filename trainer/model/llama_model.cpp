@@ -433,7 +433,27 @@ at::Tensor LlamaModel::project(const Layer& l, LoraModule module, const at::Tens
   // Dropout on the adapter's input only, and only when training (grad mode); the trainers seed
   // the default generator per step, so a resumed run draws the same masks.
   const at::Tensor in = lora_.dropout > 0 && at::GradMode::is_enabled() ? at::dropout(x, lora_.dropout, true) : x;
-  return y + at::linear(at::linear(in, l.lora_a[i]), l.lora_b[i]) * lora_.scale();
+  // In place (linear's backward does not read its output): no [tokens, out] temporaries beyond
+  // the adapter's own output (measured: +0.9 GB peak RSS on SmolLM2 GRPO with them).
+  return y.add_(at::linear(at::linear(in, l.lora_a[i]), l.lora_b[i]), lora_.scale());
+}
+
+void LlamaModel::add_packed_adapters(const Layer& l, std::initializer_list<LoraModule> modules, const at::Tensor& x,
+                                     at::Tensor& y, const ForwardInputs& in) const {
+  if (in.packed->adapters_merged || !adapters_enabled_) return;
+  int64_t column = 0;
+  for (LoraModule m : modules) {
+    const size_t i = static_cast<size_t>(m);
+    const int64_t width = l.lora_b[i].defined() ? l.lora_b[i].size(0)
+                          : m == LoraModule::k_proj || m == LoraModule::v_proj
+                              ? config_.num_key_value_heads * config_.head_dim
+                          : m == LoraModule::q_proj ? config_.num_attention_heads * config_.head_dim
+                          : m == LoraModule::gate_proj || m == LoraModule::up_proj ? config_.intermediate_size
+                                                                                   : config_.hidden_size;
+    if (l.lora_a[i].defined())
+      y.slice(-1, column, column + width).add_(at::linear(at::linear(x, l.lora_a[i]), l.lora_b[i]), lora_.scale());
+    column += width;
+  }
 }
 
 at::Tensor LlamaModel::attention(const Layer& l, int64_t index, const at::Tensor& x, const at::Tensor& cos,
@@ -444,7 +464,8 @@ at::Tensor LlamaModel::attention(const Layer& l, int64_t index, const at::Tensor
   const int64_t H = c.num_attention_heads, Hkv = c.num_key_value_heads;
   at::Tensor q, k, v;
   if (in.packed) {  // one GEMM for q, k and v
-    const at::Tensor qkv = packed_linear(x, in.packed->layers[static_cast<size_t>(index)].qkv);
+    at::Tensor qkv = packed_linear(x, in.packed->layers[static_cast<size_t>(index)].qkv);
+    add_packed_adapters(l, {LoraModule::q_proj, LoraModule::k_proj, LoraModule::v_proj}, x, qkv, in);
     q = qkv.slice(-1, 0, H * D).view({B, T, H, D});
     k = qkv.slice(-1, H * D, (H + Hkv) * D).view({B, T, Hkv, D});
     v = qkv.slice(-1, (H + Hkv) * D).reshape({B, T, Hkv, D});
@@ -527,7 +548,11 @@ at::Tensor LlamaModel::attention(const Layer& l, int64_t index, const at::Tensor
     out = at::scaled_dot_product_attention(q, k, v, allowed, 0.0, false, scale, /*enable_gqa=*/Hkv != H);
   }
   out = out.transpose(1, 2).reshape({B, T, H * D});
-  if (in.packed) return packed_linear(out, in.packed->layers[static_cast<size_t>(index)].o);
+  if (in.packed) {
+    at::Tensor y = packed_linear(out, in.packed->layers[static_cast<size_t>(index)].o);
+    add_packed_adapters(l, {LoraModule::o_proj}, out, y, in);
+    return y;
+  }
   return project(l, LoraModule::o_proj, out, l.o_proj, l.o_bias);
 }
 
@@ -540,11 +565,15 @@ at::Tensor LlamaModel::decoder_layer(int64_t i, const at::Tensor& x_in, const at
   at::Tensor h = rms_norm(x, l.post_attention_norm, eps);
   if (in.packed) {  // one GEMM for gate and up
     const DecodeWeights::Layer& p = in.packed->layers[static_cast<size_t>(i)];
-    const at::Tensor gate_up = packed_linear(h, p.gate_up);
+    at::Tensor gate_up = packed_linear(h, p.gate_up);
+    add_packed_adapters(l, {LoraModule::gate_proj, LoraModule::up_proj}, h, gate_up, in);
     const int64_t I = config_.intermediate_size;
     // Inference only (packed weights): the product overwrites silu's buffer, and the residual
     // sum the down projection's.
-    return packed_linear(torch::silu(gate_up.slice(-1, 0, I)).mul_(gate_up.slice(-1, I)), p.down).add_(x);
+    const at::Tensor gated = torch::silu(gate_up.slice(-1, 0, I)).mul_(gate_up.slice(-1, I));
+    at::Tensor down = packed_linear(gated, p.down);
+    add_packed_adapters(l, {LoraModule::down_proj}, gated, down, in);
+    return down.add_(x);
   }
   const at::Tensor gated = torch::silu(project(l, LoraModule::gate_proj, h, l.gate_proj, l.gate_bias)) *
                            project(l, LoraModule::up_proj, h, l.up_proj, l.up_bias);
@@ -658,7 +687,7 @@ at::Tensor LlamaModel::logits(const at::Tensor& hidden, const DecodeWeights* pac
 
 at::Tensor LlamaModel::forward(const ForwardInputs& in) const { return logits(hidden_states(in), in.packed); }
 
-std::shared_ptr<const DecodeWeights> LlamaModel::pack_for_decode(int64_t batch_hint) const {
+std::shared_ptr<const DecodeWeights> LlamaModel::pack_for_decode(int64_t batch_hint, bool merge_adapters) const {
   if (!device().is_cpu() || embed_tokens_.scalar_type() != at::kFloat || compute_dtype_ != at::kFloat ||
       !packed_linear_available())
     return nullptr;
@@ -670,7 +699,8 @@ std::shared_ptr<const DecodeWeights> LlamaModel::pack_for_decode(int64_t batch_h
     return torch::cat(std::vector<at::Tensor>(parts));
   };
   // With adapters: a merged copy W + scale · B·A of each adapted weight (the parameters stay apart).
-  const bool merge = has_lora() && adapters_enabled_;
+  const bool merge = has_lora() && adapters_enabled_ && merge_adapters;
+  out->adapters_merged = !has_lora() || !adapters_enabled_ || merge_adapters;
   for (const Layer& l : layers_) {
     auto w = [&](LoraModule m, const at::Tensor& weight) {
       const size_t i = static_cast<size_t>(m);

@@ -11,6 +11,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <utility>
@@ -93,7 +94,9 @@ class LlamaModel {
   // The weights prepacked for CPU decoding (decode_weights.h), or nullptr where that path does
   // not apply (CUDA, reduced-precision compute, a LibTorch without oneDNN). Valid until the
   // parameters change.
-  std::shared_ptr<const DecodeWeights> pack_for_decode(int64_t batch_hint) const;
+  // With LoRA adapters: a merged copy W + scale · B·A of each adapted weight is packed, or with
+  // merge_adapters false the base, and forward adds the adapters beside the packed GEMMs.
+  std::shared_ptr<const DecodeWeights> pack_for_decode(int64_t batch_hint, bool merge_adapters = true) const;
 
   // A KV cache for `batch` rows and `capacity` positions on the model's device.
   KVCache make_cache(int64_t batch, int64_t capacity) const;
@@ -168,6 +171,10 @@ class LlamaModel {
   // x W^T + b (+ the layer's adapter for `module` when there is one and adapters are enabled).
   at::Tensor project(const Layer& layer, LoraModule module, const at::Tensor& x, const at::Tensor& w,
                      const at::Tensor& b) const;
+  // Packed weights without the adapters merged: adds each module's adapter output (inference) to
+  // its columns of y, which holds the modules' outputs side by side in this order.
+  void add_packed_adapters(const Layer& layer, std::initializer_list<LoraModule> modules, const at::Tensor& x,
+                           at::Tensor& y, const ForwardInputs& in) const;
 
   at::Tensor attention(const Layer& layer, int64_t index, const at::Tensor& x, const at::Tensor& cos,
                        const at::Tensor& sin, const at::Tensor& allowed, const ForwardInputs& in) const;

@@ -203,7 +203,7 @@ RolloutBatch generate(const LlamaModel& model, const Tokenizer& tokenizer,
   // Under mixed precision, one autocast scope for the whole loop: each weight is cast once.
   const ComputeScope compute_scope = model.compute_scope();
   // On CPU, weights prepacked for skinny GEMMs, once for the whole call (decode_weights.h).
-  const std::shared_ptr<const DecodeWeights> packed = params.use_cache ? model.pack_for_decode(B) : nullptr;
+  const std::shared_ptr<const DecodeWeights> packed = params.use_cache ? model.pack_for_decode(B, params.merge_adapters) : nullptr;
   if (params.use_cache) {
     // Shared prefill: rows with the same prompt (the G samples of an RL group, --num-samples)
     // are prefilled once; the cache rows and last logits are then copied to every row.

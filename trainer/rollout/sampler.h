@@ -44,6 +44,9 @@ struct SamplingParams {
   // Rows with the same prompt are prefilled once and their cache rows copied (same results);
   // false prefills every row (benchmarks measure what sharing saves).
   bool share_prefill = true;
+  // LoRA on the prepacked CPU path: pack a merged copy W + scale B·A (true, measured faster:
+  // docs/lora.md), or pack the base and add the adapters' two small GEMMs per layer.
+  bool merge_adapters = true;
   // Called with (row, token id) for every sampled token, in order (streaming output); rows are
   // indices into the prompts.
   std::function<void(int64_t, int64_t)> on_token;

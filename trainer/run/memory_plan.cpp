@@ -359,6 +359,14 @@ std::string memory_plan_refusal(const MemoryPlanInputs& in, const MemoryPlan& pl
       fixes.push_back({str_cat("distributed.zero_stage=", s), [s](TrainConfig& c) { c.distributed.zero_stage = s; }});
   if (!cfg.model.activation_checkpointing)
     fixes.push_back({"model.activation_checkpointing=true", [](TrainConfig& c) { c.model.activation_checkpointing = true; }});
+  // LoRA (rank 16 on every linear layer): the optimizer's share shrinks to the adapters, the base
+  // is stored in the compute dtype and the KL reference costs nothing.
+  if (!cfg.model.lora.enabled)
+    fixes.push_back({"model.lora.enabled=true (rank 16, all-linear)", [](TrainConfig& c) {
+                       c.model.lora.enabled = true;
+                       c.model.lora.rank = 16;
+                       c.model.lora.target_modules = {"all-linear"};
+                     }});
   const int64_t micro = rl ? cfg.algo.micro_batch_size : cfg.sft.batch_size;
   for (int64_t mb = micro / 2; mb >= 1; mb /= 2) {
     if (rl) fixes.push_back({str_cat("algo.micro_batch_size=", mb), [mb](TrainConfig& c) { c.algo.micro_batch_size = mb; }});
@@ -378,13 +386,22 @@ std::string memory_plan_refusal(const MemoryPlanInputs& in, const MemoryPlan& pl
     if (is_micro && micro_found) continue;  // the largest micro-batch that fits is enough
     if (try_fix(f.name, f.apply) && is_micro) micro_found = true;
   }
+  // The most frugal LoRA: the config's own, or rank 16 on every linear layer.
+  auto frugal_lora = [&](TrainConfig& c) {
+    if (c.model.lora.enabled) return;
+    c.model.lora.enabled = true;
+    c.model.lora.rank = 16;
+    c.model.lora.target_modules = {"all-linear"};
+  };
+  const std::string lora_name = cfg.model.lora.enabled ? "" : "model.lora.enabled=true + ";
   if (fitting.empty()) {  // all of them together
     const int64_t best_stage = in.world_size > 1 ? 2 : cfg.distributed.zero_stage;
     for (int64_t mb = micro; mb >= 1; mb /= 2) {
-      const std::string name = str_cat(in.world_size > 1 ? "distributed.zero_stage=2 + " : "",
+      const std::string name = str_cat(in.world_size > 1 ? "distributed.zero_stage=2 + " : "", lora_name,
                                        "model.activation_checkpointing=true + ", rl ? "algo.micro_batch_size=" : "sft.batch_size=", mb);
       if (try_fix(name, [&](TrainConfig& c) {
             c.distributed.zero_stage = best_stage;
+            frugal_lora(c);
             c.model.activation_checkpointing = true;
             (rl ? c.algo.micro_batch_size : c.sft.batch_size) = mb;
           }))
@@ -396,13 +413,14 @@ std::string memory_plan_refusal(const MemoryPlanInputs& in, const MemoryPlan& pl
     MemoryPlanInputs frugal = in;
     if (in.world_size > 1) frugal.config.distributed.zero_stage = 2;
     frugal.config.model.activation_checkpointing = true;
+    frugal_lora(frugal.config);
     (rl ? frugal.config.algo.micro_batch_size : frugal.config.sft.batch_size) = 1;
     const MemoryPlan f = plan_memory(frugal);
     std::vector<MemoryItem> items = f.resident;
     for (const MemoryItem& i : f.peak_phase().items) items.push_back(i);
     std::sort(items.begin(), items.end(), [](const MemoryItem& a, const MemoryItem& b) { return a.bytes > b.bytes; });
-    msg += str_cat(" No setting of ZeRO stage, activation checkpointing or micro-batch makes it fit: at ",
-                   in.world_size > 1 ? "ZeRO-2, " : "", "checkpointing and micro-batch 1 it still needs ",
+    msg += str_cat(" No setting of ZeRO stage, activation checkpointing, LoRA or micro-batch makes it fit: at ",
+                   in.world_size > 1 ? "ZeRO-2, " : "", "LoRA, checkpointing and micro-batch 1 it still needs ",
                    format_bytes(f.peak()), ", most of it ");
     for (size_t i = 0; i < std::min<size_t>(3, items.size()); ++i)
       msg += str_cat(i ? ", " : "", items[i].name, " ", format_bytes(items[i].bytes));

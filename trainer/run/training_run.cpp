@@ -152,6 +152,12 @@ void TrainingRun::begin(size_t dataset_size, std::function<nlohmann::json(int64_
   optimizer_ = make_optimizer(parameters, names, AdamWSettings{o.lr, o.beta1, o.beta2, o.eps, o.weight_decay},
                               static_cast<int>(cfg.distributed.zero_stage), data_parallel_gradients ? &comm_ : nullptr);
   if (comm_.distributed() || cfg.distributed.zero_stage > 0) log::info(optimizer_->description());
+  if (writer()) {
+    int64_t elements = 0;
+    for (const at::Tensor& p : parameters) elements += p.numel();
+    log::info(str_cat("optimizer: AdamW over ", parameters.size(), " tensors, ", elements,
+                      " trainable parameters; moments ", optimizer_->moment_bytes(), " bytes on this rank"));
+  }
   if (comm_.distributed()) {
     const at::Tensor bytes = comm_.all_gather(torch::tensor({optimizer_->moment_bytes()}, torch::kLong), "optimizer size");
     std::string list;

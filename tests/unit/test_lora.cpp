@@ -168,6 +168,32 @@ TEST(Lora, ActivationCheckpointingGivesTheSameAdapterGradients) {
   for (size_t i = 0; i < plain.size(); ++i) EXPECT_TRUE(torch::allclose(plain[i], recomputed[i], 1e-5, 1e-6)) << i;
 }
 
+// The GPU layout on this CPU: a bf16 base under bf16 autocast with fp32 adapters. The adapters
+// and their gradients stay fp32, the base gets none, and the loss tracks the fp32 model's.
+TEST(Lora, Bf16BaseKeepsFp32AdaptersAndGradients) {
+  ANCHOR_REQUIRE_FIXTURES();
+  const auto ref = peft_reference("qwen3_tiny_qv_down");
+  Pretrained full = load_pretrained((peft_dir() / "qwen3_tiny_qv_down").string(), kF32);
+  Pretrained half = load_pretrained((peft_dir() / "qwen3_tiny_qv_down").string(), kF32);
+  half.model.set_base_dtype(at::kBFloat16);
+  half.model.set_compute_dtype(at::kBFloat16);
+  for (const auto& [name, t] : half.model.named_parameters()) EXPECT_EQ(t.scalar_type(), at::kBFloat16) << name;
+  const at::Tensor loss32 = weighted_loss(full.model, ref), loss16 = weighted_loss(half.model, ref);
+  loss32.backward();
+  loss16.backward();
+  EXPECT_NEAR(loss16.item<double>(), loss32.item<double>(), 0.05 * std::abs(loss32.item<double>()) + 0.5);
+  const auto a = full.model.adapter_parameters(), b = half.model.adapter_parameters();
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(b[i].second.scalar_type(), at::kFloat) << b[i].first;
+    ASSERT_TRUE(b[i].second.grad().defined()) << b[i].first;
+    EXPECT_EQ(b[i].second.grad().scalar_type(), at::kFloat) << b[i].first;
+    const double cosine = torch::cosine_similarity(a[i].second.grad().flatten(), b[i].second.grad().flatten(), 0)
+                              .item<double>();
+    EXPECT_GT(cosine, 0.95) << b[i].first;
+  }
+  for (const auto& [name, t] : half.model.named_parameters()) EXPECT_FALSE(t.grad().defined()) << name;
+}
+
 // Saved adapters load back bit for bit; the files are PEFT's (checked by Python PEFT in
 // check_peft_loads_anchor_adapter.py, which reads what this test leaves in scratch/).
 TEST(Lora, SavedAdapterDirectoryReloadsExactlyAndHoldsPeftFiles) {

@@ -27,6 +27,25 @@ void KVCache::select_rows(const at::Tensor& rows) {
   for (auto& v : values) select(v);
 }
 
+namespace {
+
+// The weight of a decoder layer's linear `m` (the layer type is deduced: it is private to the model).
+template <class Layer>
+auto& projection_weight(Layer& l, LoraModule m) {
+  switch (m) {
+    case LoraModule::q_proj: return l.q_proj;
+    case LoraModule::k_proj: return l.k_proj;
+    case LoraModule::v_proj: return l.v_proj;
+    case LoraModule::o_proj: return l.o_proj;
+    case LoraModule::gate_proj: return l.gate_proj;
+    case LoraModule::up_proj: return l.up_proj;
+    case LoraModule::down_proj: break;
+  }
+  return l.down_proj;
+}
+
+}  // namespace
+
 ForwardInputs padded_batch_inputs(const at::Tensor& input_ids, const at::Tensor& attention_mask) {
   AR_CHECK(input_ids.dim() == 2 && attention_mask.sizes() == input_ids.sizes(),
            "padded_batch_inputs: input_ids and attention_mask must both be [B, T], got ", input_ids.sizes(),
@@ -271,11 +290,9 @@ void LlamaModel::add_lora(const LoraSettings& settings, uint64_t seed) {
   const auto on_device = torch::TensorOptions().dtype(torch::kFloat).device(device());
   const int64_t r = settings.rank;
   for (Layer& l : layers_) {
-    const at::Tensor* weights[kLoraModuleCount] = {&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj,
-                                                   &l.gate_proj, &l.up_proj, &l.down_proj};
     for (LoraModule m : settings.targets) {
       const size_t i = static_cast<size_t>(m);
-      const int64_t out = weights[i]->size(0), in = weights[i]->size(1);
+      const int64_t out = projection_weight(l, m).size(0), in = projection_weight(l, m).size(1);
       // PEFT: kaiming_uniform_(A, a=sqrt(5)) is U(-1/sqrt(in), 1/sqrt(in)); gaussian is N(0, 1/r).
       at::Tensor a = settings.init == "gaussian"
                          ? at::normal(0.0, 1.0 / static_cast<double>(r), {r, in}, gen, cpu)
@@ -341,11 +358,9 @@ void LlamaModel::merge_adapters() {
   if (!has_lora()) return;
   torch::NoGradGuard no_grad;
   for (Layer& l : layers_) {
-    at::Tensor* weights[kLoraModuleCount] = {&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj,
-                                             &l.gate_proj, &l.up_proj, &l.down_proj};
     for (int m = 0; m < kLoraModuleCount; ++m) {
       if (!l.lora_a[m].defined()) continue;
-      at::Tensor& w = *weights[m];
+      at::Tensor& w = projection_weight(l, static_cast<LoraModule>(m));
       const at::Tensor delta = l.lora_b[m].mm(l.lora_a[m]).mul_(lora_.scale());
       w = (w.to(torch::kFloat) + delta).to(w.scalar_type());
       l.lora_a[m] = at::Tensor();
@@ -444,12 +459,7 @@ void LlamaModel::add_packed_adapters(const Layer& l, std::initializer_list<LoraM
   int64_t column = 0;
   for (LoraModule m : modules) {
     const size_t i = static_cast<size_t>(m);
-    const int64_t width = l.lora_b[i].defined() ? l.lora_b[i].size(0)
-                          : m == LoraModule::k_proj || m == LoraModule::v_proj
-                              ? config_.num_key_value_heads * config_.head_dim
-                          : m == LoraModule::q_proj ? config_.num_attention_heads * config_.head_dim
-                          : m == LoraModule::gate_proj || m == LoraModule::up_proj ? config_.intermediate_size
-                                                                                   : config_.hidden_size;
+    const int64_t width = projection_weight(l, m).size(0);  // the module's output columns in y
     if (l.lora_a[i].defined())
       y.slice(-1, column, column + width).add_(at::linear(at::linear(x, l.lora_a[i]), l.lora_b[i]), lora_.scale());
     column += width;

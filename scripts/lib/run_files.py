@@ -36,11 +36,17 @@ def checkpoint_dir(run_dir, step):
     return os.path.join(run_dir, "checkpoints", f"step-{step:08d}")
 
 
+def weights_file(checkpoint):
+    """The weights of a checkpoint directory: model.safetensors, or a LoRA checkpoint's adapters."""
+    lora = os.path.exists(os.path.join(checkpoint, "adapter_model.safetensors"))
+    return "adapter_model.safetensors" if lora else "model.safetensors"
+
+
 def checkpoint_bytes(run_dir, step, names=STATE_FILES):
     d = checkpoint_dir(run_dir, step)
     out = {}
-    if names is STATE_FILES and os.path.exists(os.path.join(d, "adapter_model.safetensors")):
-        names = ("adapter_model.safetensors",) + tuple(n for n in names if n != "model.safetensors")  # LoRA
+    if names is STATE_FILES:
+        names = tuple(weights_file(d) if n == "model.safetensors" else n for n in names)
     for name in names:
         with open(os.path.join(d, name), "rb") as f:
             out[name] = f.read()
@@ -61,8 +67,8 @@ def checkpoint_tensors(run_dir, step, name="model.safetensors"):
     """A checkpoint's tensors: the model's, or a LoRA checkpoint's adapters."""
     from safetensors.numpy import load_file
     d = checkpoint_dir(run_dir, step)
-    if name == "model.safetensors" and not os.path.exists(os.path.join(d, name)):
-        name = "adapter_model.safetensors"
+    if name == "model.safetensors":
+        name = weights_file(d)
     return load_file(os.path.join(d, name))
 
 

@@ -157,16 +157,9 @@ TEST(MemoryPlan, LoraCountsAdaptersOnly) {
   int64_t elements = 0;
   for (const auto& [_, t] : model.adapter_parameters()) elements += t.numel();
   EXPECT_EQ(elements, 512);
-  // SmolLM2-135M, rank 16, all-linear: 16 x 30 x (1152 + 2 x 768 + 1152 + 3 x 2112).
-  LlamaConfig smollm2 = tiny_config();
-  smollm2.hidden_size = 576;
-  smollm2.intermediate_size = 1536;
-  smollm2.num_hidden_layers = 30;
-  smollm2.num_attention_heads = 9;
-  smollm2.num_key_value_heads = 3;
-  smollm2.head_dim = 64;
+  // SmolLM2-135M's config.json, rank 16, all-linear: 16 x 30 x (1152 + 2 x 768 + 1152 + 3 x 2112).
   lora.rank = 16;
-  EXPECT_EQ(count_lora_parameters(smollm2, lora), 4884480);
+  EXPECT_EQ(count_lora_parameters(read_llama_config(test::smollm2_dir() + "/config.json"), lora), 4884480);
 
   MemoryPlanInputs in = tiny_inputs();
   in.config.model.lora.enabled = true;

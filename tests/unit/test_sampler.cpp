@@ -22,6 +22,14 @@ std::vector<std::vector<int64_t>> prompts(const Tokenizer& tok) {
   return {tok.encode("Count down: 12 + 7", true), tok.encode("Hello", true), tok.encode("The quick brown fox", true)};
 }
 
+// Each of prompts() `copies` times in a row, as an RL group samples it.
+std::vector<std::vector<int64_t>> grouped_prompts(const Tokenizer& tok, int copies) {
+  std::vector<std::vector<int64_t>> out;
+  for (const auto& prompt : prompts(tok))
+    for (int g = 0; g < copies; ++g) out.push_back(prompt);
+  return out;
+}
+
 std::vector<int64_t> row(const RolloutBatch& b, int64_t i) {
   const int64_t n = b.response_mask[i].sum().item<int64_t>();
   at::Tensor r = b.response_ids[i].slice(0, 0, n).contiguous();
@@ -48,9 +56,7 @@ TEST(Sampler, SameSeedSameSamplesOtherSeedOtherSamples) {
 TEST(Sampler, RowDrawsDependOnlyOnTheirStream) {
   ANCHOR_REQUIRE_FIXTURES();
   Pretrained p = fixture_model();
-  std::vector<std::vector<int64_t>> all;
-  for (const auto& prompt : prompts(p.tokenizer))
-    for (int g = 0; g < 2; ++g) all.push_back(prompt);
+  const std::vector<std::vector<int64_t>> all = grouped_prompts(p.tokenizer, 2);
   SamplingParams params;
   params.max_new_tokens = 16;
   params.seed = 21;
@@ -72,9 +78,7 @@ TEST(Sampler, RowDrawsDependOnlyOnTheirStream) {
 TEST(Sampler, ChunkedGenerationEqualsOneCall) {
   ANCHOR_REQUIRE_FIXTURES();
   Pretrained p = fixture_model();
-  std::vector<std::vector<int64_t>> all;
-  for (const auto& prompt : prompts(p.tokenizer))
-    for (int g = 0; g < 3; ++g) all.push_back(prompt);
+  const std::vector<std::vector<int64_t>> all = grouped_prompts(p.tokenizer, 3);
   SamplingParams params;
   params.max_new_tokens = 16;
   params.seed = 31;
@@ -119,9 +123,7 @@ TEST(Sampler, KvCacheEqualsFullRecompute) {
 TEST(Sampler, SharedPrefillEqualsPrefillingEveryRow) {
   ANCHOR_REQUIRE_FIXTURES();
   Pretrained p = fixture_model();
-  std::vector<std::vector<int64_t>> grouped;
-  for (const auto& prompt : prompts(p.tokenizer))
-    for (int g = 0; g < 3; ++g) grouped.push_back(prompt);
+  const std::vector<std::vector<int64_t>> grouped = grouped_prompts(p.tokenizer, 3);
   SamplingParams params;
   params.max_new_tokens = 16;
   params.seed = 9;

@@ -24,7 +24,6 @@ class MemoryPhases {
   std::map<std::string, double> take_device_peaks();
   double lifetime_host_peak_mb();
   double lifetime_device_peak_mb();
-  bool resettable() const { return resettable_; }
 
  private:
   void end_current();

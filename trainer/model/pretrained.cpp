@@ -81,10 +81,6 @@ void save_model(const LlamaModel& model, const std::string& model_dir, uint64_t 
 
 namespace {
 
-bool has_tokenizer(const std::filesystem::path& dir) {
-  return std::filesystem::exists(dir / "tokenizer.json") || std::filesystem::exists(dir / "tokenizer.model");
-}
-
 // An adapter directory on its base model: names and shapes checked before anything is copied.
 Pretrained load_adapters(const std::string& adapter_dir, const at::TensorOptions& options) {
   namespace fs = std::filesystem;
@@ -94,7 +90,7 @@ Pretrained load_adapters(const std::string& adapter_dir, const at::TensorOptions
   const LoraSettings settings = parse_lora_adapter_config(read_json_file(config_path.string()), config_path.string());
   AR_CHECK(!is_adapter_directory(base), config_path.string(), ": the base model '", base,
            "' is itself an adapter directory (merge it first: anchor-rl export --merge)");
-  Pretrained p{load_model(base, options), has_tokenizer(dir) ? Tokenizer::load(adapter_dir) : Tokenizer::load(base),
+  Pretrained p{load_model(base, options), has_tokenizer_files(adapter_dir) ? Tokenizer::load(adapter_dir) : Tokenizer::load(base),
                adapter_dir, base};
   // Tokens added by SFT lie past the base vocabulary: grow it first (their rows are adapter rows).
   int64_t rows = p.tokenizer.vocab_size();
@@ -160,13 +156,23 @@ void save_pretrained(const Pretrained& p, const std::string& model_dir, uint64_t
 }
 
 data::ChatTemplate chat_template_for(const Pretrained& p, const std::string& spec, const std::string& key) {
+  return chat_template_for(p.tokenizer, p.dir, spec, key);
+}
+
+data::ChatTemplate chat_template_for(const Tokenizer& tokenizer, const std::string& dir, const std::string& spec,
+                                     const std::string& key) {
   namespace fs = std::filesystem;
-  const fs::path jinja = fs::path(p.dir) / "chat_template.jinja";
-  const std::string source = p.dir.empty() ? std::string("the model")
+  const fs::path jinja = fs::path(dir) / "chat_template.jinja";
+  const std::string source = dir.empty() ? std::string("the model")
                              : fs::exists(jinja) ? jinja.string()
-                                                 : (fs::path(p.dir) / "tokenizer_config.json").string();
-  const int64_t bos = p.tokenizer.bos_id();
-  return data::ChatTemplate(spec, key, p.tokenizer.chat_template(), source, bos >= 0 ? p.tokenizer.id_to_piece(bos) : "");
+                                                 : (fs::path(dir) / "tokenizer_config.json").string();
+  const int64_t bos = tokenizer.bos_id();
+  return data::ChatTemplate(spec, key, tokenizer.chat_template(), source, bos >= 0 ? tokenizer.id_to_piece(bos) : "");
+}
+
+bool has_tokenizer_files(const std::string& dir) {
+  namespace fs = std::filesystem;
+  return fs::exists(fs::path(dir) / "tokenizer.json") || fs::exists(fs::path(dir) / "tokenizer.model");
 }
 
 std::vector<int64_t> encode_prompt(const Tokenizer& tokenizer, const data::ChatTemplate& chat, const std::string& text) {

@@ -42,6 +42,11 @@ void add_adapters(Pretrained& pretrained, const LoraSettings& settings, uint64_t
 // The chat template named by `spec` (data.template / --template; see data/chat_template.h):
 // `auto` reads this model's own template. key names the setting in errors.
 data::ChatTemplate chat_template_for(const Pretrained& pretrained, const std::string& spec, const std::string& key);
+// The same from a tokenizer and the directory it was loaded from (no model needed).
+data::ChatTemplate chat_template_for(const Tokenizer& tokenizer, const std::string& dir, const std::string& spec,
+                                     const std::string& key);
+// Whether `dir` holds a tokenizer (tokenizer.json or tokenizer.model).
+bool has_tokenizer_files(const std::string& dir);
 // Token ids of a rendered prompt, with the tokenizer's special tokens when the template wants
 // them (plain formats, presets) and without when the template wrote them (auto).
 std::vector<int64_t> encode_prompt(const Tokenizer& tokenizer, const data::ChatTemplate& chat, const std::string& text);

@@ -360,13 +360,15 @@ std::string memory_plan_refusal(const MemoryPlanInputs& in, const MemoryPlan& pl
   if (!cfg.model.activation_checkpointing)
     fixes.push_back({"model.activation_checkpointing=true", [](TrainConfig& c) { c.model.activation_checkpointing = true; }});
   // LoRA (rank 16 on every linear layer): the optimizer's share shrinks to the adapters, the base
-  // is stored in the compute dtype and the KL reference costs nothing.
-  if (!cfg.model.lora.enabled)
-    fixes.push_back({"model.lora.enabled=true (rank 16, all-linear)", [](TrainConfig& c) {
-                       c.model.lora.enabled = true;
-                       c.model.lora.rank = 16;
-                       c.model.lora.target_modules = {"all-linear"};
-                     }});
+  // is stored in the compute dtype and the KL reference costs nothing. The config's own LoRA when
+  // it has one (the combined and the most frugal settings below apply this too).
+  auto frugal_lora = [](TrainConfig& c) {
+    if (c.model.lora.enabled) return;
+    c.model.lora.enabled = true;
+    c.model.lora.rank = 16;
+    c.model.lora.target_modules = {"all-linear"};
+  };
+  if (!cfg.model.lora.enabled) fixes.push_back({"model.lora.enabled=true (rank 16, all-linear)", frugal_lora});
   const int64_t micro = rl ? cfg.algo.micro_batch_size : cfg.sft.batch_size;
   for (int64_t mb = micro / 2; mb >= 1; mb /= 2) {
     if (rl) fixes.push_back({str_cat("algo.micro_batch_size=", mb), [mb](TrainConfig& c) { c.algo.micro_batch_size = mb; }});
@@ -386,13 +388,6 @@ std::string memory_plan_refusal(const MemoryPlanInputs& in, const MemoryPlan& pl
     if (is_micro && micro_found) continue;  // the largest micro-batch that fits is enough
     if (try_fix(f.name, f.apply) && is_micro) micro_found = true;
   }
-  // The most frugal LoRA: the config's own, or rank 16 on every linear layer.
-  auto frugal_lora = [&](TrainConfig& c) {
-    if (c.model.lora.enabled) return;
-    c.model.lora.enabled = true;
-    c.model.lora.rank = 16;
-    c.model.lora.target_modules = {"all-linear"};
-  };
   const std::string lora_name = cfg.model.lora.enabled ? "" : "model.lora.enabled=true + ";
   if (fitting.empty()) {  // all of them together
     const int64_t best_stage = in.world_size > 1 ? 2 : cfg.distributed.zero_stage;

@@ -17,10 +17,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-bool has_tokenizer(const std::string& dir) {
-  return fs::exists(fs::path(dir) / "tokenizer.json") || fs::exists(fs::path(dir) / "tokenizer.model");
-}
-
 // The most tokens among `texts`, encoding only those that could beat the best so far: a text
 // of b bytes has at most b + 1 tokens, so longest first and stop when none can.
 int64_t most_tokens(std::vector<std::string> texts, const Tokenizer& tokenizer, const data::ChatTemplate& chat) {
@@ -33,17 +29,9 @@ int64_t most_tokens(std::vector<std::string> texts, const Tokenizer& tokenizer, 
   return best;
 }
 
-data::ChatTemplate template_of(const Tokenizer& tokenizer, const std::string& dir, const std::string& spec) {
-  const fs::path jinja = fs::path(dir) / "chat_template.jinja";
-  const std::string source = fs::exists(jinja) ? jinja.string() : (fs::path(dir) / "tokenizer_config.json").string();
-  const int64_t bos = tokenizer.bos_id();
-  return data::ChatTemplate(spec, "data.template", tokenizer.chat_template(), source,
-                            bos >= 0 ? tokenizer.id_to_piece(bos) : "");
-}
-
 int64_t measured_prompt_tokens(const TrainConfig& cfg, ConfigUse use, const std::string& dir, const LlamaConfig& model) {
   const Tokenizer tokenizer = Tokenizer::load(dir);
-  const data::ChatTemplate chat = template_of(tokenizer, dir, cfg.data.template_);
+  const data::ChatTemplate chat = chat_template_for(tokenizer, dir, cfg.data.template_, "data.template");
   std::vector<std::string> texts;
   if (use == ConfigUse::sft) {
     const data::SftDataset records =
@@ -99,7 +87,7 @@ MemoryPlanInputs run_memory_plan_inputs(const TrainConfig& cfg, ConfigUse use, c
   in.runtime_bytes = request.runtime_bytes;
   if (request.prompt_tokens > 0) {
     in.prompt_tokens = request.prompt_tokens;
-  } else if (has_tokenizer(dir) && fs::exists(cfg.data.train)) {
+  } else if (has_tokenizer_files(dir) && fs::exists(cfg.data.train)) {
     in.prompt_tokens = measured_prompt_tokens(cfg, use, dir, in.model);
   } else {
     AR_CHECK(cfg.data.max_prompt_tokens > 0, "memory plan: the longest prompt is unknown (", dir,

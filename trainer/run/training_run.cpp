@@ -91,7 +91,6 @@ void TrainingRun::attach_adapters() {
              "model.lora: the adapters in ", start_.weights_from, " have rank ", have.rank, ", alpha ", have.alpha,
              " and ", have.targets.size(), " target modules; the config asks for rank ", want.rank, ", alpha ",
              want.alpha, " and ", want.targets.size(), " (set model.lora to match, or start from the base model)");
-    model.set_adapters_enabled(true);
   } else {
     add_adapters(*policy_, want, splitmix64_mix(start_.config.train.seed ^ 0x4c6f5241ull));  // "LoRA"
   }
@@ -139,15 +138,13 @@ void TrainingRun::begin(size_t dataset_size, std::function<nlohmann::json(int64_
   // Every rank starts from rank 0's weights (the optimizer state is restored from the same
   // files); before the optimizer exists, because stages 1 and 2 copy their master slice.
   // With LoRA only the adapters (every rank reads the same base model, checked by its fingerprint).
-  std::vector<at::Tensor> trainable;
-  for (const auto& [_, p] : policy_->model.trainable_parameters()) trainable.push_back(p);
-  dist::broadcast_parameters(trainable, comm_);
   std::vector<at::Tensor> parameters;
   std::vector<std::string> names;
   for (const auto& [name, p] : policy_->model.trainable_parameters()) {
     names.push_back(name);
     parameters.push_back(p);
   }
+  dist::broadcast_parameters(parameters, comm_);
   const OptimSection& o = cfg.optim;
   optimizer_ = make_optimizer(parameters, names, AdamWSettings{o.lr, o.beta1, o.beta2, o.eps, o.weight_decay},
                               static_cast<int>(cfg.distributed.zero_stage), data_parallel_gradients ? &comm_ : nullptr);

@@ -1,6 +1,7 @@
 """Draws the held-out curves of an ablation study (the report.json `anchor-rl ablate` writes):
 one line per arm, the mean over seeds with a band of ± one standard error, and each seed's curve
-faintly behind it.
+faintly behind it. When the ledger has training curves, a second panel shows the token entropy
+of what each step sampled, the same way (how far each arm moved its policy).
 
     plot_ablation.py LEDGER/report.json OUT.png
 
@@ -15,33 +16,51 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+def band(ax, steps, mean, se, color, label, marker="o"):
+    ax.plot(steps, mean, color=color, linewidth=2, marker=marker, markersize=3, label=label)
+    ax.fill_between(steps, [m - s for m, s in zip(mean, se)], [m + s for m, s in zip(mean, se)], color=color,
+                    alpha=0.2, linewidth=0)
+
+
 def main():
     if len(sys.argv) != 3:
         sys.exit("usage: plot_ablation.py REPORT.json OUT.png")
     with open(sys.argv[1]) as f:
         report = json.load(f)
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    has_training = any(arm.get("training") for arm in report["arms"])
+    fig, axes = plt.subplots(1, 2 if has_training else 1, figsize=(13, 4.5) if has_training else (7.5, 4.5),
+                             squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    ax, tax = axes[0][0], axes[0][1] if has_training else None
     for i, arm in enumerate(report["arms"]):
         color = colors[i % len(colors)]
-        curve = arm["curve"]
-        if not curve:
-            continue
-        steps = [p["step"] for p in curve]
-        mean = [p["mean"] for p in curve]
-        se = [p["se"] for p in curve]
-        for run in arm.get("runs", []):
-            ax.plot([p["step"] for p in run["curve"]], [p["accuracy"] for p in run["curve"]], color=color,
-                    alpha=0.18, linewidth=0.8)
         label = f"{arm['arm']}{' (control)' if arm.get('control') else ''} (n={len(arm['seeds'])})"
-        ax.plot(steps, mean, color=color, linewidth=2, marker="o", markersize=3, label=label)
-        ax.fill_between(steps, [m - s for m, s in zip(mean, se)], [m + s for m, s in zip(mean, se)], color=color,
-                        alpha=0.2, linewidth=0)
+        curve = arm["curve"]
+        if curve:
+            for run in arm.get("runs", []):
+                ax.plot([p["step"] for p in run["curve"]], [p["accuracy"] for p in run["curve"]], color=color,
+                        alpha=0.18, linewidth=0.8)
+            band(ax, [p["step"] for p in curve], [p["mean"] for p in curve], [p["se"] for p in curve], color, label)
+        training = arm.get("training")
+        if tax is not None and training:
+            for run in arm.get("runs", []):
+                if run.get("training"):
+                    tax.plot([p["step"] for p in run["training"]], [p["entropy"] for p in run["training"]],
+                             color=color, alpha=0.18, linewidth=0.8)
+            tc = training["curve"]
+            band(tax, [p["step"] for p in tc], [p["entropy"]["mean"] for p in tc], [p["entropy"]["se"] for p in tc],
+                 color, f"{arm['arm']} (n={len(training['seeds'])})", marker=None)
     ax.set_xlabel("step")
     ax.set_ylabel("held-out accuracy")
-    ax.set_title(f"{report['name']}: mean over seeds ± SE (thin: each seed)")
+    ax.set_title(f"{report['name']}: mean over seeds ± SE (thin: each seed)", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    if tax is not None:
+        tax.set_xlabel("step")
+        tax.set_ylabel("token entropy of the sampled responses (nats)")
+        tax.set_title("what each step sampled (after dynamic sampling)", fontsize=10)
+        tax.grid(alpha=0.3)
+        tax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(sys.argv[2], dpi=120)
 

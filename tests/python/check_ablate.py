@@ -96,7 +96,27 @@ def main():
     table = open(os.path.join(ledger, "report.md")).read()
     assert "| none (control) | 2 |" in table and "| clip_high | 2 |" in table, table
     assert os.path.getsize(os.path.join(ledger, "curves.png")) > 1000
-    print("clean sweep: 6 result files, step-0 differences exactly 0, report.md and curves.png")
+    # Each run's training curve is kept beside its result: every step, as its metrics.jsonl logged it.
+    trainings = sorted(glob.glob(os.path.join(ledger, "training", "*", "seed-*.json")))
+    assert len(trainings) == 6, trainings
+    training = json.load(open(trainings[0]))
+    arm, seed = training["arm"], training["seed"]
+    assert training["step"] == list(range(1, 11)), training["step"]
+    logged = {}
+    for line in open(os.path.join(scratch, "clean", "runs", arm, f"seed-{seed}", "metrics.jsonl")):
+        j = json.loads(line)
+        if "perf" in j:
+            logged[j["step"]] = j
+    assert training["entropy"] == [logged[s]["entropy"] for s in range(1, 11)], training
+    assert training["response_length"] == [logged[s]["response_length"] for s in range(1, 11)], training
+    assert "Training side" in table and all(a.get("training", {}).get("window") == 3 for a in report["arms"]), table
+    # A ledger written before training curves existed: --report adds them from the run directories.
+    before_bytes = open(trainings[0], "rb").read()
+    os.remove(trainings[0])
+    out = ablate(binary, clean, "--report")
+    assert "training curves of 1 finished runs added" in out.stderr + out.stdout, out.stderr + out.stdout
+    assert open(trainings[0], "rb").read() == before_bytes, "FAIL: the added training curve differs"
+    print("clean sweep: 6 result files and training curves, step-0 differences exactly 0, report.md and curves.png")
 
     # 2. Killed mid-sweep, then the same command again.
     killed = write_spec(scratch, "killed")

@@ -74,7 +74,7 @@ TEST(AblationSpec, BadSpecsNameTheKey) {
 // Held-out curves at steps 0, 10, 20 (accuracy), three seeds per arm.
 std::vector<RunCurve> hand_study() {
   auto run = [](const std::string& arm, uint64_t seed, double a, double b, double c) {
-    return RunCurve{arm, seed, {{0, a}, {10, b}, {20, c}}};
+    return RunCurve{arm, seed, {{0, a}, {10, b}, {20, c}}, {}};
   };
   return {run("none", 0, .2, .4, .5), run("none", 1, .2, .3, .6), run("none", 2, .2, .5, .7),
           run("a", 0, .2, .5, .6),    run("a", 1, .2, .4, .8),    run("a", 2, .2, .5, .9),
@@ -150,6 +150,37 @@ TEST(AblationStatistics, CurveAreaAndThresholdEdgeCases) {
   EXPECT_EQ(one.n, 1);
 }
 
+// Training curves of two seeds of "none" (steps 1-6; seed 1 also logged a step 7), seed 2 without one.
+std::vector<RunCurve> with_training() {
+  std::vector<RunCurve> runs = hand_study();
+  const double e0[] = {.6, .5, .4, .3, .2, .1}, a0[] = {.1, .2, .3, .4, .5, .6};
+  const double a1[] = {0, 0, 0, 0, 1, 1, 1};
+  for (int64_t i = 0; i < 6; ++i)
+    runs[0].training.push_back({i + 1, a0[i], e0[i], 50.0 + 2.0 * static_cast<double>(i), 2, 4});
+  for (int64_t i = 0; i < 7; ++i) runs[1].training.push_back({i + 1, a1[i], i < 6 ? 0.5 : 0.9, 40.0, 4, 4});
+  return runs;
+}
+
+TEST(AblationStatistics, TrainingSideByHand) {
+  const TrainingSummary t = summarize_training("none", with_training());
+  EXPECT_EQ(t.seeds, (std::vector<uint64_t>{0, 1}));  // seed 2 has no training curve
+  EXPECT_EQ(t.steps, (std::vector<int64_t>{1, 2, 3, 4, 5, 6}));  // step 7: only seed 1
+  EXPECT_EQ(t.window, 2);  // max(1, min(10, 6 / 3))
+  // Entropy, first two steps: (.6 + .5) / 2 = .55 and .5 -> mean .525, SE |.55 - .5| / 2 = .025.
+  EXPECT_NEAR(t.entropy_first.mean, 0.525, 1e-12);
+  EXPECT_NEAR(t.entropy_first.se, 0.025, 1e-12);
+  // Last two: .15 and .5 (seed 1's step 7 is not a common step) -> .325 ± .175.
+  EXPECT_NEAR(t.entropy_last.mean, 0.325, 1e-12);
+  EXPECT_NEAR(t.entropy_last.se, 0.175, 1e-12);
+  EXPECT_NEAR(t.accuracy_first.mean, 0.075, 1e-12);  // .15 and 0
+  EXPECT_NEAR(t.accuracy_last.mean, 0.775, 1e-12);   // .55 and 1
+  EXPECT_NEAR(t.length_first.mean, 45.5, 1e-12);     // 51 and 40
+  EXPECT_NEAR(t.length_last.mean, 49.5, 1e-12);      // 59 and 40
+  EXPECT_NEAR(t.kept_share.mean, 0.75, 1e-12);       // 12/24 and 24/24
+  EXPECT_NEAR(t.entropy[2].mean, 0.45, 1e-12);       // step 3: .4 and .5
+  EXPECT_TRUE(summarize_training("a", with_training()).seeds.empty());
+}
+
 TEST(AblationReport, TableAndJsonCarryTheNumbers) {
   const AblationSpec spec = parse_ablation_spec(kSpec, "spec.yaml");
   const AblationReport r = make_ablation_report(spec, hand_study());
@@ -173,6 +204,16 @@ TEST(AblationReport, TableAndJsonCarryTheNumbers) {
   std::vector<RunCurve> partial = hand_study();
   partial.erase(partial.begin() + 6, partial.end());
   EXPECT_NE(make_ablation_report(spec, partial).markdown.find("| b | 0 | — |"), std::string::npos);
+  // The training side appears when the ledger has training curves, and only then.
+  EXPECT_EQ(r.markdown.find("Training side"), std::string::npos);
+  const AblationReport t = make_ablation_report(spec, with_training());
+  EXPECT_NE(t.markdown.find("| none | 2 | 0.525 ± 0.025 → 0.325 ± 0.175 | 0.075 ± 0.075 → 0.775 ± 0.225 | "
+                            "45.5 ± 5.5 → 49.5 ± 9.5 | 0.750 ± 0.250 |"),
+            std::string::npos)
+      << t.markdown;
+  EXPECT_NE(t.markdown.find("| a | 0 | — | — | — | — |"), std::string::npos) << t.markdown;
+  EXPECT_EQ(t.json["arms"][0]["training"]["window"], 2);
+  EXPECT_EQ(t.json["arms"][0]["runs"][0]["training"].size(), 6u);
 }
 
 }  // namespace

@@ -1,7 +1,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <fstream>
+#include <string>
 
 #include "data/prompt_dataset.h"
 #include "tests/unit/test_util.h"
@@ -44,6 +46,26 @@ TEST(TrainConfig, DefaultsOverridesAndRoundTrip) {
   EXPECT_EQ(train_config_to_yaml(again), yaml);
   EXPECT_EQ(again.rollout.stop, c.rollout.stop);
   EXPECT_DOUBLE_EQ(again.optim.lr, 3e-4);
+}
+
+// The config hash (checkpoints, ablation ledgers) covers what a config sets: a key at its default,
+// written or not (as a key added by a later version is), leaves it unchanged.
+TEST(TrainConfig, HashCoversTheValuesThatDifferFromTheDefaults) {
+  TrainConfig only_path;
+  only_path.model.path = "m";
+  uint64_t h = 1469598103934665603ull;  // FNV-1a 64 of the one non-default line
+  for (unsigned char ch : std::string("model.path: m\n")) h = (h ^ ch) * 1099511628211ull;
+  char expected[17];
+  std::snprintf(expected, sizeof expected, "%016llx", static_cast<unsigned long long>(h));
+  EXPECT_EQ(train_config_hash(only_path), expected);
+
+  const std::string base = train_config_hash(parse_train_config(kMinimal, "demo.yaml"));
+  EXPECT_EQ(train_config_hash(parse_train_config(kMinimal, "demo.yaml", {"algo.clip_low=0.2", "model.lora.rank=16"})), base);
+  EXPECT_EQ(train_config_hash(parse_train_config(kMinimal, "demo.yaml", {"logging.run_dir=elsewhere"})), base);
+  EXPECT_NE(train_config_hash(parse_train_config(kMinimal, "demo.yaml", {"algo.clip_low=0.1"})), base);
+  std::string heavier_format = kMinimal;
+  heavier_format.replace(heavier_format.find("weight: 0.1"), 11, "weight: 0.2");
+  EXPECT_NE(train_config_hash(parse_train_config(heavier_format, "demo.yaml")), base);
 }
 
 // Found by trying the CLI as a new user would (issue: reliability, bad input).

@@ -15,7 +15,9 @@ std::string fixed(double x, int digits = 3) {
 
 std::string signed_fixed(double x) { return (x >= 0 ? "+" : "") + fixed(x); }
 
-std::string mean_pm(const MeanSe& m) { return m.n == 0 ? "—" : fixed(m.mean) + (m.n > 1 ? " ± " + fixed(m.se) : ""); }
+std::string mean_pm(const MeanSe& m, int digits = 3) {
+  return m.n == 0 ? "—" : fixed(m.mean, digits) + (m.n > 1 ? " ± " + fixed(m.se, digits) : "");
+}
 
 nlohmann::json mean_se_json(const MeanSe& m) { return {{"mean", m.mean}, {"se", m.se}, {"n", m.n}}; }
 
@@ -64,6 +66,7 @@ AblationReport make_ablation_report(const AblationSpec& spec, const std::vector<
         " | final − " + control.name + " [95% CI] | won | area − " + control.name + " [95% CI] | won |\n";
   md += "|---|---|---|---|---|---|---|---|---|---|\n";
   std::vector<ArmSummary> summaries;
+  std::vector<TrainingSummary> trainings;
   for (const AblationArm& arm : spec.arms) {
     const std::vector<RunCurve> mine = runs_of(runs, arm.name);
     const ArmSummary s = summarize_arm(arm.name, runs, spec.threshold);
@@ -85,7 +88,33 @@ AblationReport make_ablation_report(const AblationSpec& spec, const std::vector<
     for (const auto& run : mine) {
       nlohmann::json points = nlohmann::json::array();
       for (const auto& p : run.points) points.push_back({{"step", p.step}, {"accuracy", p.accuracy}});
-      a["runs"].push_back({{"seed", run.seed}, {"curve", points}});
+      nlohmann::json out = {{"seed", run.seed}, {"curve", points}};
+      if (!run.training.empty()) {
+        nlohmann::json training = nlohmann::json::array();
+        for (const auto& p : run.training)
+          training.push_back({{"step", p.step}, {"accuracy", p.accuracy}, {"entropy", p.entropy},
+                              {"response_length", p.response_length}, {"groups_kept", p.groups_kept},
+                              {"groups_seen", p.groups_seen}});
+        out["training"] = training;
+      }
+      a["runs"].push_back(out);
+    }
+    const TrainingSummary t = summarize_training(arm.name, runs);
+    trainings.push_back(t);
+    if (!t.seeds.empty()) {
+      nlohmann::json curve = nlohmann::json::array();
+      for (size_t i = 0; i < t.steps.size(); ++i)
+        curve.push_back({{"step", t.steps[i]}, {"entropy", mean_se_json(t.entropy[i])}, {"accuracy", mean_se_json(t.accuracy[i])}});
+      a["training"] = {{"seeds", t.seeds},
+                       {"window", t.window},
+                       {"entropy_first", mean_se_json(t.entropy_first)},
+                       {"entropy_last", mean_se_json(t.entropy_last)},
+                       {"accuracy_first", mean_se_json(t.accuracy_first)},
+                       {"accuracy_last", mean_se_json(t.accuracy_last)},
+                       {"response_length_first", mean_se_json(t.length_first)},
+                       {"response_length_last", mean_se_json(t.length_last)},
+                       {"groups_kept_share", mean_se_json(t.kept_share)},
+                       {"curve", curve}};
     }
     j["arms"].push_back(a);
 
@@ -137,6 +166,28 @@ AblationReport make_ablation_report(const AblationSpec& spec, const std::vector<
         md += " " + (it == s.steps.end() ? std::string("—") : mean_pm(s.curve[static_cast<size_t>(it - s.steps.begin())])) + " |";
       }
       md += "\n";
+    }
+  }
+
+  // What the runs sampled while training (only runs whose training curve is in the ledger).
+  int64_t window = 0;
+  for (const auto& t : trainings) window = std::max(window, t.window);
+  if (window > 0) {
+    md += "\nTraining side: the batches each step sampled, after dynamic sampling dropped the groups without "
+          "contrast (so their accuracy is not the policy's); per run the mean over its first and its last " +
+          std::to_string(window) + " steps, then mean ± SE over seeds.\n\n";
+    md += "| arm | seeds | token entropy, first → last | sampled accuracy, first → last | response tokens, first → last | "
+          "groups kept / seen |\n|---|---|---|---|---|---|\n";
+    for (size_t i = 0; i < trainings.size(); ++i) {
+      const TrainingSummary& t = trainings[i];
+      md += "| " + spec.arms[i].name + " | " + std::to_string(t.seeds.size()) + " | ";
+      if (t.seeds.empty()) {
+        md += "— | — | — | — |\n";
+        continue;
+      }
+      md += mean_pm(t.entropy_first) + " → " + mean_pm(t.entropy_last) + " | " + mean_pm(t.accuracy_first) + " → " +
+            mean_pm(t.accuracy_last) + " | " + mean_pm(t.length_first, 1) + " → " + mean_pm(t.length_last, 1) +
+            " | " + mean_pm(t.kept_share) + " |\n";
     }
   }
   return r;

@@ -104,9 +104,19 @@ std::string eval_signature(const TrainConfig& c) {
   return train_config_hash(e);
 }
 
-// Held-out accuracy by step from a run's metrics.jsonl (a step redone after a resume counts once).
-std::vector<EvalPoint> read_curve(const fs::path& metrics, double* train_seconds, int64_t* eval_problems) {
+// What a run's metrics.jsonl says: held-out accuracy by step and what each step sampled (a step
+// redone after a resume counts once, its last record).
+struct RunMetrics {
+  std::vector<EvalPoint> curve;
+  std::vector<TrainPoint> training;
+  double train_seconds = 0;
+  int64_t eval_problems = 0;
+};
+
+RunMetrics read_metrics(const fs::path& metrics) {
   std::map<int64_t, double> accuracy, seconds;
+  std::map<int64_t, TrainPoint> training;
+  RunMetrics out;
   std::ifstream in(metrics);
   std::string line;
   int64_t number = 0;
@@ -122,16 +132,73 @@ std::vector<EvalPoint> read_curve(const fs::path& metrics, double* train_seconds
     const int64_t step = j.value("step", int64_t{-1});
     if (j.contains("eval") && j["eval"].contains("accuracy")) {
       accuracy[step] = j["eval"]["accuracy"].get<double>();
-      if (eval_problems) *eval_problems = j["eval"].value("samples", int64_t{0}) / std::max<int64_t>(1, j["eval"].value("k", int64_t{1}));
+      out.eval_problems = j["eval"].value("samples", int64_t{0}) / std::max<int64_t>(1, j["eval"].value("k", int64_t{1}));
     }
-    if (j.contains("perf") && j["perf"].contains("step_seconds")) seconds[step] = j["perf"]["step_seconds"].get<double>();
+    if (j.contains("perf")) {  // an optimizer step
+      if (j["perf"].contains("step_seconds")) seconds[step] = j["perf"]["step_seconds"].get<double>();
+      training[step] = TrainPoint{step,
+                                  j.value("accuracy", 0.0),
+                                  j.value("entropy", 0.0),
+                                  j.value("response_length", 0.0),
+                                  j.value("groups_kept", int64_t{0}),
+                                  j.value("groups_seen", int64_t{0})};
+    }
   }
-  if (train_seconds) {
-    *train_seconds = 0;
-    for (const auto& [step, s] : seconds) *train_seconds += s;
+  for (const auto& [step, s] : seconds) out.train_seconds += s;
+  for (const auto& [step, a] : accuracy) out.curve.push_back({step, a});
+  for (const auto& [step, p] : training) out.training.push_back(p);
+  return out;
+}
+
+// LEDGER/training/ARM/seed-S.json: the run's training curve (what each step sampled), kept with
+// its result file; a separate file so that results written before it existed stay as they are.
+fs::path training_file(const AblationSpec& spec, const PlannedRun& run) {
+  return fs::path(spec.ledger) / "training" / run.arm->name / str_cat("seed-", run.seed, ".json");
+}
+
+void write_training(const AblationSpec& spec, const PlannedRun& run, const std::vector<TrainPoint>& training) {
+  nlohmann::json j = {{"format", "anchor-rl ablation training curve"},
+                      {"version", 1},
+                      {"arm", run.arm->name},
+                      {"seed", run.seed},
+                      {"config_hash", run.config_hash},
+                      {"source", (run.run_dir / "metrics.jsonl").string()}};
+  for (const char* key : {"step", "accuracy", "entropy", "response_length", "groups_kept", "groups_seen"})
+    j[key] = nlohmann::json::array();
+  for (const TrainPoint& p : training) {
+    j["step"].push_back(p.step);
+    j["accuracy"].push_back(p.accuracy);
+    j["entropy"].push_back(p.entropy);
+    j["response_length"].push_back(p.response_length);
+    j["groups_kept"].push_back(p.groups_kept);
+    j["groups_seen"].push_back(p.groups_seen);
   }
-  std::vector<EvalPoint> out;
-  for (const auto& [step, a] : accuracy) out.push_back({step, a});
+  const fs::path file = training_file(spec, run);
+  fs::create_directories(file.parent_path());
+  write_text_file_atomic(file.string(), j.dump() + "\n");
+}
+
+std::vector<TrainPoint> read_training(const AblationSpec& spec, const PlannedRun& run) {
+  const fs::path file = training_file(spec, run);
+  if (!fs::exists(file)) return {};
+  const nlohmann::json j = read_json_file(file.string());
+  const std::string where = file.string();
+  AR_CHECK(j.value("arm", "") == run.arm->name && j.value("seed", uint64_t{0}) == run.seed &&
+               j.value("config_hash", "") == run.config_hash,
+           where, ": belongs to another run or config (arm '", j.value("arm", ""), "' seed ", j.value("seed", uint64_t{0}),
+           ", hash ", j.value("config_hash", ""), "); delete it");
+  std::vector<TrainPoint> out;
+  try {
+    const size_t n = j.at("step").size();
+    for (const char* key : {"accuracy", "entropy", "response_length", "groups_kept", "groups_seen"})
+      AR_CHECK(j.at(key).size() == n, where, ": '", key, "' has ", j.at(key).size(), " values for ", n, " steps");
+    for (size_t i = 0; i < n; ++i)
+      out.push_back({j["step"][i].get<int64_t>(), j["accuracy"][i].get<double>(), j["entropy"][i].get<double>(),
+                     j["response_length"][i].get<double>(), j["groups_kept"][i].get<int64_t>(),
+                     j["groups_seen"][i].get<int64_t>()});
+  } catch (const nlohmann::json::exception& e) {
+    AR_FAIL(where, ": not a training curve: ", e.what());
+  }
   return out;
 }
 
@@ -151,18 +218,28 @@ int64_t latest_checkpoint_step(const fs::path& run_dir, fs::path* checkpoint = n
   }
 }
 
-RunCurve read_result(const PlannedRun& run) {
+// `legacy` counts version-1 files accepted by their base and overrides (their hash predates the
+// hash of non-default values).
+RunCurve read_result(const AblationSpec& spec, const PlannedRun& run, int64_t* legacy = nullptr) {
   const nlohmann::json j = read_json_file(run.result_file.string());
   const std::string where = run.result_file.string();
   AR_CHECK(j.value("arm", "") == run.arm->name && j.value("seed", uint64_t{0}) == run.seed, where,
            ": the result file belongs to arm '", j.value("arm", ""), "' seed ", j.value("seed", uint64_t{0}),
            ", not to its place in the ledger");
-  AR_CHECK(j.value("config_hash", "") == run.config_hash, where, ": made with another config (hash ",
-           j.value("config_hash", ""), ", the spec now gives ", run.config_hash,
-           "): restore the spec, or delete the file to run it again");
-  RunCurve c{run.arm->name, run.seed, {}};
+  if (j.value("config_hash", "") != run.config_hash) {
+    // Version 1 hashed every key, defaults included, so any later version that adds a config key
+    // gives another hash for the same experiment: check what the file records instead.
+    const bool same_recipe = j.value("base", "") == spec.base && j.contains("overrides") &&
+                             j["overrides"].get<std::vector<std::string>>() == run.overrides;
+    AR_CHECK(j.value("version", 1) < 2 && same_recipe, where, ": made with another config (hash ",
+             j.value("config_hash", ""), ", the spec now gives ", run.config_hash,
+             "): restore the spec, or delete the file to run it again");
+    if (legacy) ++*legacy;
+  }
+  RunCurve c{run.arm->name, run.seed, {}, {}};
   AR_CHECK(j.contains("curve") && j["curve"].is_array() && !j["curve"].empty(), where, ": no held-out curve");
   for (const auto& p : j["curve"]) c.points.push_back({p.at("step").get<int64_t>(), p.at("accuracy").get<double>()});
+  c.training = read_training(spec, run);
   return c;
 }
 
@@ -180,9 +257,8 @@ std::optional<double> shared_start_accuracy(const AblationSpec& spec, const Plan
 
 void write_result(const AblationSpec& spec, const PlannedRun& run, const TrainConfig& config, const std::string& commit,
                   const nlohmann::json& warm_start, int threads, double wall_seconds) {
-  double train_seconds = 0;
-  int64_t eval_problems = 0;
-  std::vector<EvalPoint> curve = read_curve(run.run_dir / "metrics.jsonl", &train_seconds, &eval_problems);
+  const RunMetrics metrics = read_metrics(run.run_dir / "metrics.jsonl");
+  std::vector<EvalPoint> curve = metrics.curve;
   std::string start_eval = "own";
   if (spec.shared_start_eval) {
     const fs::path shared = start_eval_file(spec);
@@ -204,7 +280,7 @@ void write_result(const AblationSpec& spec, const PlannedRun& run, const TrainCo
   nlohmann::json points = nlohmann::json::array();
   for (const auto& p : curve) points.push_back({{"step", p.step}, {"accuracy", p.accuracy}});
   const nlohmann::json result = {{"format", "anchor-rl ablation result"},
-                                 {"version", 1},
+                                 {"version", 2},  // 2: config_hash covers the values that differ from the defaults
                                  {"study", spec.name},
                                  {"arm", run.arm->name},
                                  {"seed", run.seed},
@@ -215,13 +291,14 @@ void write_result(const AblationSpec& spec, const PlannedRun& run, const TrainCo
                                  {"commit", commit},
                                  {"warm_start", warm_start},
                                  {"steps", run.steps},
-                                 {"eval_problems", eval_problems},
+                                 {"eval_problems", metrics.eval_problems},
                                  {"start_eval", start_eval},
                                  {"curve", points},
                                  {"threads", threads},
-                                 {"train_seconds", train_seconds},
+                                 {"train_seconds", metrics.train_seconds},
                                  {"wall_seconds_last_launch", wall_seconds},
                                  {"finished_at", utc_now()}};
+  write_training(spec, run, metrics.training);  // first: the result file marks the run done
   fs::create_directories(run.result_file.parent_path());
   write_text_file_atomic(run.result_file.string(), result.dump(2) + "\n");
 }
@@ -230,7 +307,7 @@ void write_result(const AblationSpec& spec, const PlannedRun& run, const TrainCo
 bool run_finished(const PlannedRun& run) {
   const fs::path metrics = run.run_dir / "metrics.jsonl";
   if (!fs::exists(metrics)) return false;
-  const auto curve = read_curve(metrics, nullptr, nullptr);
+  const auto curve = read_metrics(metrics).curve;
   if (!run.arm) return latest_checkpoint_step(run.run_dir) == run.steps;  // the warm start has no evaluation
   return !curve.empty() && curve.back().step == run.steps;
 }
@@ -406,10 +483,30 @@ int run_ablation(const AblateOptions& o) {
 
   std::vector<RunCurve> curves;
   std::vector<PlannedRun*> pending;
+  int64_t backfilled = 0, legacy = 0;
   for (PlannedRun& r : plan) {
-    if (fs::exists(r.result_file)) curves.push_back(read_result(r));
-    else pending.push_back(&r);
+    if (!fs::exists(r.result_file)) {
+      pending.push_back(&r);
+      continue;
+    }
+    // A result written before the ledger kept training curves: take it from the run's metrics
+    // when its directory is still here and complete.
+    const fs::path metrics = r.run_dir / "metrics.jsonl";
+    if (!fs::exists(training_file(spec, r)) && fs::exists(metrics)) {
+      const RunMetrics m = read_metrics(metrics);
+      if (!m.training.empty() && m.training.back().step == r.steps) {
+        write_training(spec, r, m.training);
+        ++backfilled;
+      }
+    }
+    curves.push_back(read_result(spec, r, &legacy));
   }
+  if (legacy > 0)
+    log::warn(str_cat("ablate: ", legacy, " result files are version 1 (their config hash counted every key, so a "
+                      "newer anchor-rl gives another one): accepted because their base and overrides are the spec's; "
+                      "the base file's content as it was then cannot be checked"));
+  if (backfilled > 0)
+    log::info(str_cat("ablate: training curves of ", backfilled, " finished runs added to the ledger from their run directories"));
   log::info(str_cat("ablate ", spec.name, ": ", spec.arms.size(), " arms x ", spec.seeds.size(), " seeds; ",
                     plan.size() - pending.size(), " runs done (ledger ", ledger.string(), "), ", pending.size(),
                     " to run"));
@@ -499,7 +596,7 @@ int run_ablation(const AblateOptions& o) {
       if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && run_finished(r)) {
         if (r.arm) {
           write_result(spec, r, resolved_config(spec, r), commit, warm_info, threads, wall);
-          curves.push_back(read_result(r));
+          curves.push_back(read_result(spec, r));
         }
         log::info(str_cat("ablate: ", r.label(), " done in ", static_cast<int64_t>(wall), " s"));
       } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {

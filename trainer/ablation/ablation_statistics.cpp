@@ -101,6 +101,71 @@ ArmSummary summarize_arm(const std::string& arm, const std::vector<RunCurve>& ru
   return s;
 }
 
+TrainingSummary summarize_training(const std::string& arm, const std::vector<RunCurve>& runs) {
+  TrainingSummary s;
+  std::vector<const RunCurve*> mine;
+  for (const auto& r : runs)
+    if (r.arm == arm && !r.training.empty()) mine.push_back(&r);
+  std::sort(mine.begin(), mine.end(), [](const RunCurve* a, const RunCurve* b) { return a->seed < b->seed; });
+  if (mine.empty()) return s;
+  // The steps every seed logged, and each seed's points on them.
+  std::set<int64_t> steps;
+  for (const auto& p : mine[0]->training) steps.insert(p.step);
+  for (const RunCurve* r : mine) {
+    std::set<int64_t> both;
+    for (const auto& p : r->training)
+      if (steps.count(p.step)) both.insert(p.step);
+    steps = both;
+  }
+  s.steps.assign(steps.begin(), steps.end());
+  if (s.steps.empty()) return s;
+  std::vector<std::vector<const TrainPoint*>> points;  // [seed][step]
+  for (const RunCurve* r : mine) {
+    s.seeds.push_back(r->seed);
+    points.emplace_back();
+    for (const auto& p : r->training)
+      if (steps.count(p.step)) points.back().push_back(&p);
+  }
+  const auto n = static_cast<int64_t>(s.steps.size());
+  s.window = std::max<int64_t>(1, std::min<int64_t>(10, n / 3));
+  // Per seed, the mean of `field` over steps [begin, begin + window).
+  auto window_means = [&](double TrainPoint::*field, int64_t begin) {
+    std::vector<double> out;
+    for (const auto& seed : points) {
+      double total = 0;
+      for (int64_t i = begin; i < begin + s.window; ++i) total += seed[static_cast<size_t>(i)]->*field;
+      out.push_back(total / static_cast<double>(s.window));
+    }
+    return mean_se(out);
+  };
+  s.entropy_first = window_means(&TrainPoint::entropy, 0);
+  s.entropy_last = window_means(&TrainPoint::entropy, n - s.window);
+  s.accuracy_first = window_means(&TrainPoint::accuracy, 0);
+  s.accuracy_last = window_means(&TrainPoint::accuracy, n - s.window);
+  s.length_first = window_means(&TrainPoint::response_length, 0);
+  s.length_last = window_means(&TrainPoint::response_length, n - s.window);
+  std::vector<double> kept;
+  for (const auto& seed : points) {
+    int64_t k = 0, seen = 0;
+    for (const TrainPoint* p : seed) {
+      k += p->groups_kept;
+      seen += p->groups_seen;
+    }
+    kept.push_back(seen > 0 ? static_cast<double>(k) / static_cast<double>(seen) : 1.0);
+  }
+  s.kept_share = mean_se(kept);
+  for (size_t i = 0; i < s.steps.size(); ++i) {
+    std::vector<double> entropy, accuracy;
+    for (const auto& seed : points) {
+      entropy.push_back(seed[i]->entropy);
+      accuracy.push_back(seed[i]->accuracy);
+    }
+    s.entropy.push_back(mean_se(entropy));
+    s.accuracy.push_back(mean_se(accuracy));
+  }
+  return s;
+}
+
 Interval bootstrap_mean_interval(const std::vector<double>& values, int64_t resamples, uint64_t seed) {
   AR_CHECK(!values.empty() && resamples > 0, "ablation: the bootstrap needs values and resamples");
   const uint64_t n = values.size();

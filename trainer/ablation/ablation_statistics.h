@@ -16,11 +16,24 @@ struct EvalPoint {
   double accuracy = 0;
 };
 
-// One finished run: its arm, seed and held-out curve (ascending steps).
+// What one optimizer step of a run sampled, from its metrics.jsonl: the batch after dynamic
+// sampling (groups without contrast dropped), so its accuracy is not the policy's, but its
+// entropy and lengths show how far the policy moved.
+struct TrainPoint {
+  int64_t step = 0;
+  double accuracy = 0;         // share of correct samples in the kept groups
+  double entropy = 0;          // mean token entropy of the sampled responses (nats)
+  double response_length = 0;  // mean response tokens
+  int64_t groups_kept = 0, groups_seen = 0;
+};
+
+// One finished run: its arm, seed, held-out curve (ascending steps) and, when the ledger has it,
+// its training curve (ascending steps; empty if not).
 struct RunCurve {
   std::string arm;
   uint64_t seed = 0;
   std::vector<EvalPoint> points;
+  std::vector<TrainPoint> training;
 };
 
 // Mean held-out accuracy over the curve's span: the trapezoid area divided by (last - first step);
@@ -47,6 +60,21 @@ struct ArmSummary {
   std::optional<double> mean_steps_to_threshold;  // over the seeds that reached it
 };
 ArmSummary summarize_arm(const std::string& arm, const std::vector<RunCurve>& runs, double threshold);
+
+// The training side of an arm over the seeds that have a training curve: each number is first
+// averaged over a window of steps per seed (the first and the last `window` steps, window =
+// max(1, min(10, steps / 3))), then mean ± SE over seeds.
+struct TrainingSummary {
+  std::vector<uint64_t> seeds;
+  int64_t window = 0;
+  MeanSe entropy_first, entropy_last;
+  MeanSe accuracy_first, accuracy_last;
+  MeanSe length_first, length_last;
+  MeanSe kept_share;  // groups kept / groups seen over the whole run
+  std::vector<int64_t> steps;  // steps every seed logged
+  std::vector<MeanSe> entropy, accuracy;  // per step, over seeds
+};
+TrainingSummary summarize_training(const std::string& arm, const std::vector<RunCurve>& runs);
 
 // Percentile bootstrap of the mean: `resamples` resamples of `values` with replacement, drawn by a
 // counter-based generator from `seed` (the same interval on every machine); the interval is the

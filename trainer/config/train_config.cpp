@@ -516,12 +516,36 @@ std::string train_config_reference() {
   return out;
 }
 
+namespace {
+
+// "section.key: value" for every leaf of a resolved config's YAML (a list is one leaf).
+void flatten_yaml(const YAML::Node& node, const std::string& prefix, std::map<std::string, std::string>& out) {
+  if (node.IsMap()) {
+    for (const auto& kv : node) flatten_yaml(kv.second, prefix + kv.first.as<std::string>() + ".", out);
+    return;
+  }
+  YAML::Emitter e;
+  e << YAML::Flow << node;
+  out[prefix.substr(0, prefix.size() - 1)] = e.c_str();
+}
+
+}  // namespace
+
+// The hash covers the values that differ from the defaults, not every key: a key a later
+// version adds (at its default) leaves it unchanged, so ledgers and checkpoints stay readable
+// across upgrades. A changed default is a change of code, which the commit records.
 std::string train_config_hash(const TrainConfig& config) {
   TrainConfig copy = config;
   copy.logging = LoggingSection{};  // where a run writes does not change what it computes
   copy.distributed = DistributedSection{};  // nor how long a collective may wait
+  std::map<std::string, std::string> mine, defaults;
+  flatten_yaml(YAML::Load(train_config_to_yaml(copy)), "", mine);
+  flatten_yaml(YAML::Load(train_config_to_yaml(TrainConfig{})), "", defaults);
   uint64_t h = 1469598103934665603ull;  // FNV-1a 64
-  for (unsigned char c : train_config_to_yaml(copy)) h = (h ^ c) * 1099511628211ull;
+  for (const auto& [key, value] : mine) {
+    if (const auto it = defaults.find(key); it != defaults.end() && it->second == value) continue;
+    for (unsigned char c : key + ": " + value + "\n") h = (h ^ c) * 1099511628211ull;
+  }
   char out[17];
   std::snprintf(out, sizeof(out), "%016llx", static_cast<unsigned long long>(h));
   return out;

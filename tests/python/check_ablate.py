@@ -109,6 +109,7 @@ def main():
             logged[j["step"]] = j
     assert training["entropy"] == [logged[s]["entropy"] for s in range(1, 11)], training
     assert training["response_length"] == [logged[s]["response_length"] for s in range(1, 11)], training
+    assert training["grad_norm"] == [logged[s]["grad_norm"] for s in range(1, 11)], training
     assert "Training side" in table and all(a.get("training", {}).get("window") == 3 for a in report["arms"]), table
     # A ledger written before training curves existed: --report adds them from the run directories.
     before_bytes = open(trainings[0], "rb").read()

@@ -156,8 +156,8 @@ std::vector<RunCurve> with_training() {
   const double e0[] = {.6, .5, .4, .3, .2, .1}, a0[] = {.1, .2, .3, .4, .5, .6};
   const double a1[] = {0, 0, 0, 0, 1, 1, 1};
   for (int64_t i = 0; i < 6; ++i)
-    runs[0].training.push_back({i + 1, a0[i], e0[i], 50.0 + 2.0 * static_cast<double>(i), 2, 4});
-  for (int64_t i = 0; i < 7; ++i) runs[1].training.push_back({i + 1, a1[i], i < 6 ? 0.5 : 0.9, 40.0, 4, 4});
+    runs[0].training.push_back({i + 1, a0[i], e0[i], 50.0 + 2.0 * static_cast<double>(i), 1.0, 2, 4});
+  for (int64_t i = 0; i < 7; ++i) runs[1].training.push_back({i + 1, a1[i], i < 6 ? 0.5 : 0.9, 40.0, 2.0, 4, 4});
   return runs;
 }
 
@@ -177,6 +177,8 @@ TEST(AblationStatistics, TrainingSideByHand) {
   EXPECT_NEAR(t.length_first.mean, 45.5, 1e-12);     // 51 and 40
   EXPECT_NEAR(t.length_last.mean, 49.5, 1e-12);      // 59 and 40
   EXPECT_NEAR(t.kept_share.mean, 0.75, 1e-12);       // 12/24 and 24/24
+  EXPECT_NEAR(t.grad_norm.mean, 1.5, 1e-12);         // 1 and 2 at every step
+  EXPECT_NEAR(t.grad_norm.se, 0.5, 1e-12);
   EXPECT_NEAR(t.entropy[2].mean, 0.45, 1e-12);       // step 3: .4 and .5
   EXPECT_TRUE(summarize_training("a", with_training()).seeds.empty());
 }
@@ -208,10 +210,10 @@ TEST(AblationReport, TableAndJsonCarryTheNumbers) {
   EXPECT_EQ(r.markdown.find("Training side"), std::string::npos);
   const AblationReport t = make_ablation_report(spec, with_training());
   EXPECT_NE(t.markdown.find("| none | 2 | 0.525 ± 0.025 → 0.325 ± 0.175 | 0.075 ± 0.075 → 0.775 ± 0.225 | "
-                            "45.5 ± 5.5 → 49.5 ± 9.5 | 0.750 ± 0.250 |"),
+                            "45.5 ± 5.5 → 49.5 ± 9.5 | 1.500 ± 0.500 | 0.750 ± 0.250 |"),
             std::string::npos)
       << t.markdown;
-  EXPECT_NE(t.markdown.find("| a | 0 | — | — | — | — |"), std::string::npos) << t.markdown;
+  EXPECT_NE(t.markdown.find("| a | 0 | — | — | — | — | — |"), std::string::npos) << t.markdown;
   EXPECT_EQ(t.json["arms"][0]["training"]["window"], 2);
   EXPECT_EQ(t.json["arms"][0]["runs"][0]["training"].size(), 6u);
 }

@@ -93,7 +93,7 @@ AblationReport make_ablation_report(const AblationSpec& spec, const std::vector<
         nlohmann::json training = nlohmann::json::array();
         for (const auto& p : run.training)
           training.push_back({{"step", p.step}, {"accuracy", p.accuracy}, {"entropy", p.entropy},
-                              {"response_length", p.response_length}, {"groups_kept", p.groups_kept},
+                              {"response_length", p.response_length}, {"grad_norm", p.grad_norm}, {"groups_kept", p.groups_kept},
                               {"groups_seen", p.groups_seen}});
         out["training"] = training;
       }
@@ -113,6 +113,7 @@ AblationReport make_ablation_report(const AblationSpec& spec, const std::vector<
                        {"accuracy_last", mean_se_json(t.accuracy_last)},
                        {"response_length_first", mean_se_json(t.length_first)},
                        {"response_length_last", mean_se_json(t.length_last)},
+                       {"grad_norm", mean_se_json(t.grad_norm)},
                        {"groups_kept_share", mean_se_json(t.kept_share)},
                        {"curve", curve}};
     }
@@ -175,19 +176,19 @@ AblationReport make_ablation_report(const AblationSpec& spec, const std::vector<
   if (window > 0) {
     md += "\nTraining side: the batches each step sampled, after dynamic sampling dropped the groups without "
           "contrast (so their accuracy is not the policy's); per run the mean over its first and its last " +
-          std::to_string(window) + " steps, then mean ± SE over seeds.\n\n";
+          std::to_string(window) + " steps (gradient norm and groups: over all steps), then mean ± SE over seeds.\n\n";
     md += "| arm | seeds | token entropy, first → last | sampled accuracy, first → last | response tokens, first → last | "
-          "groups kept / seen |\n|---|---|---|---|---|---|\n";
+          "gradient norm before clipping | groups kept / seen |\n|---|---|---|---|---|---|---|\n";
     for (size_t i = 0; i < trainings.size(); ++i) {
       const TrainingSummary& t = trainings[i];
       md += "| " + spec.arms[i].name + " | " + std::to_string(t.seeds.size()) + " | ";
       if (t.seeds.empty()) {
-        md += "— | — | — | — |\n";
+        md += "— | — | — | — | — |\n";
         continue;
       }
       md += mean_pm(t.entropy_first) + " → " + mean_pm(t.entropy_last) + " | " + mean_pm(t.accuracy_first) + " → " +
             mean_pm(t.accuracy_last) + " | " + mean_pm(t.length_first, 1) + " → " + mean_pm(t.length_last, 1) +
-            " | " + mean_pm(t.kept_share) + " |\n";
+            " | " + mean_pm(t.grad_norm) + " | " + mean_pm(t.kept_share) + " |\n";
     }
   }
   return r;

@@ -140,6 +140,7 @@ RunMetrics read_metrics(const fs::path& metrics) {
                                   j.value("accuracy", 0.0),
                                   j.value("entropy", 0.0),
                                   j.value("response_length", 0.0),
+                                  j.value("grad_norm", 0.0),
                                   j.value("groups_kept", int64_t{0}),
                                   j.value("groups_seen", int64_t{0})};
     }
@@ -163,13 +164,14 @@ void write_training(const AblationSpec& spec, const PlannedRun& run, const std::
                       {"seed", run.seed},
                       {"config_hash", run.config_hash},
                       {"source", (run.run_dir / "metrics.jsonl").string()}};
-  for (const char* key : {"step", "accuracy", "entropy", "response_length", "groups_kept", "groups_seen"})
+  for (const char* key : {"step", "accuracy", "entropy", "response_length", "grad_norm", "groups_kept", "groups_seen"})
     j[key] = nlohmann::json::array();
   for (const TrainPoint& p : training) {
     j["step"].push_back(p.step);
     j["accuracy"].push_back(p.accuracy);
     j["entropy"].push_back(p.entropy);
     j["response_length"].push_back(p.response_length);
+    j["grad_norm"].push_back(p.grad_norm);
     j["groups_kept"].push_back(p.groups_kept);
     j["groups_seen"].push_back(p.groups_seen);
   }
@@ -190,12 +192,12 @@ std::vector<TrainPoint> read_training(const AblationSpec& spec, const PlannedRun
   std::vector<TrainPoint> out;
   try {
     const size_t n = j.at("step").size();
-    for (const char* key : {"accuracy", "entropy", "response_length", "groups_kept", "groups_seen"})
+    for (const char* key : {"accuracy", "entropy", "response_length", "grad_norm", "groups_kept", "groups_seen"})
       AR_CHECK(j.at(key).size() == n, where, ": '", key, "' has ", j.at(key).size(), " values for ", n, " steps");
     for (size_t i = 0; i < n; ++i)
       out.push_back({j["step"][i].get<int64_t>(), j["accuracy"][i].get<double>(), j["entropy"][i].get<double>(),
-                     j["response_length"][i].get<double>(), j["groups_kept"][i].get<int64_t>(),
-                     j["groups_seen"][i].get<int64_t>()});
+                     j["response_length"][i].get<double>(), j["grad_norm"][i].get<double>(),
+                     j["groups_kept"][i].get<int64_t>(), j["groups_seen"][i].get<int64_t>()});
   } catch (const nlohmann::json::exception& e) {
     AR_FAIL(where, ": not a training curve: ", e.what());
   }

@@ -144,16 +144,20 @@ TrainingSummary summarize_training(const std::string& arm, const std::vector<Run
   s.accuracy_last = window_means(&TrainPoint::accuracy, n - s.window);
   s.length_first = window_means(&TrainPoint::response_length, 0);
   s.length_last = window_means(&TrainPoint::response_length, n - s.window);
-  std::vector<double> kept;
+  std::vector<double> kept, grad_norm;
   for (const auto& seed : points) {
     int64_t k = 0, seen = 0;
+    double norm = 0;
     for (const TrainPoint* p : seed) {
       k += p->groups_kept;
       seen += p->groups_seen;
+      norm += p->grad_norm;
     }
     kept.push_back(seen > 0 ? static_cast<double>(k) / static_cast<double>(seen) : 1.0);
+    grad_norm.push_back(norm / static_cast<double>(seed.size()));
   }
   s.kept_share = mean_se(kept);
+  s.grad_norm = mean_se(grad_norm);
   for (size_t i = 0; i < s.steps.size(); ++i) {
     std::vector<double> entropy, accuracy;
     for (const auto& seed : points) {

@@ -24,6 +24,7 @@ struct TrainPoint {
   double accuracy = 0;         // share of correct samples in the kept groups
   double entropy = 0;          // mean token entropy of the sampled responses (nats)
   double response_length = 0;  // mean response tokens
+  double grad_norm = 0;        // of the step's update before clipping (0 when no update ran)
   int64_t groups_kept = 0, groups_seen = 0;
 };
 
@@ -70,6 +71,7 @@ struct TrainingSummary {
   MeanSe entropy_first, entropy_last;
   MeanSe accuracy_first, accuracy_last;
   MeanSe length_first, length_last;
+  MeanSe grad_norm;   // mean over the run's steps
   MeanSe kept_share;  // groups kept / groups seen over the whole run
   std::vector<int64_t> steps;  // steps every seed logged
   std::vector<MeanSe> entropy, accuracy;  // per step, over seeds

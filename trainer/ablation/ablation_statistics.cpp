@@ -12,14 +12,16 @@
 namespace anchor {
 namespace {
 
-// The steps every run evaluated.
-std::vector<int64_t> common_steps(const std::vector<const RunCurve*>& runs) {
+// The steps every run has on its held-out curve (`&RunCurve::points`) or its training curve.
+template <class Point = EvalPoint>
+std::vector<int64_t> common_steps(const std::vector<const RunCurve*>& runs,
+                                  std::vector<Point> RunCurve::*curve = &RunCurve::points) {
   if (runs.empty()) return {};
   std::set<int64_t> steps;
-  for (const auto& p : runs[0]->points) steps.insert(p.step);
+  for (const auto& p : runs[0]->*curve) steps.insert(p.step);
   for (const RunCurve* r : runs) {
     std::set<int64_t> mine, both;
-    for (const auto& p : r->points) mine.insert(p.step);
+    for (const auto& p : r->*curve) mine.insert(p.step);
     std::set_intersection(steps.begin(), steps.end(), mine.begin(), mine.end(), std::inserter(both, both.end()));
     steps = both;
   }
@@ -109,22 +111,14 @@ TrainingSummary summarize_training(const std::string& arm, const std::vector<Run
   std::sort(mine.begin(), mine.end(), [](const RunCurve* a, const RunCurve* b) { return a->seed < b->seed; });
   if (mine.empty()) return s;
   // The steps every seed logged, and each seed's points on them.
-  std::set<int64_t> steps;
-  for (const auto& p : mine[0]->training) steps.insert(p.step);
-  for (const RunCurve* r : mine) {
-    std::set<int64_t> both;
-    for (const auto& p : r->training)
-      if (steps.count(p.step)) both.insert(p.step);
-    steps = both;
-  }
-  s.steps.assign(steps.begin(), steps.end());
+  s.steps = common_steps(mine, &RunCurve::training);
   if (s.steps.empty()) return s;
   std::vector<std::vector<const TrainPoint*>> points;  // [seed][step]
   for (const RunCurve* r : mine) {
     s.seeds.push_back(r->seed);
     points.emplace_back();
     for (const auto& p : r->training)
-      if (steps.count(p.step)) points.back().push_back(&p);
+      if (std::binary_search(s.steps.begin(), s.steps.end(), p.step)) points.back().push_back(&p);
   }
   const auto n = static_cast<int64_t>(s.steps.size());
   s.window = std::max<int64_t>(1, std::min<int64_t>(10, n / 3));

@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <initializer_list>
 
+#include "trainer/ablation/train_point_json.h"
+
 namespace anchor {
 namespace {
 
@@ -89,14 +91,7 @@ AblationReport make_ablation_report(const AblationSpec& spec, const std::vector<
       nlohmann::json points = nlohmann::json::array();
       for (const auto& p : run.points) points.push_back({{"step", p.step}, {"accuracy", p.accuracy}});
       nlohmann::json out = {{"seed", run.seed}, {"curve", points}};
-      if (!run.training.empty()) {
-        nlohmann::json training = nlohmann::json::array();
-        for (const auto& p : run.training)
-          training.push_back({{"step", p.step}, {"accuracy", p.accuracy}, {"entropy", p.entropy},
-                              {"response_length", p.response_length}, {"grad_norm", p.grad_norm}, {"groups_kept", p.groups_kept},
-                              {"groups_seen", p.groups_seen}});
-        out["training"] = training;
-      }
+      if (!run.training.empty()) out["training"] = run.training;
       a["runs"].push_back(out);
     }
     const TrainingSummary t = summarize_training(arm.name, runs);

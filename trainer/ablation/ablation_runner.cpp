@@ -23,6 +23,7 @@
 #include "trainer/ablation/ablation_report.h"
 #include "trainer/ablation/ablation_spec.h"
 #include "trainer/ablation/ablation_statistics.h"
+#include "trainer/ablation/train_point_json.h"
 #include "trainer/common/error.h"
 #include "trainer/common/file_util.h"
 #include "trainer/common/log.h"
@@ -136,13 +137,9 @@ RunMetrics read_metrics(const fs::path& metrics) {
     }
     if (j.contains("perf")) {  // an optimizer step
       if (j["perf"].contains("step_seconds")) seconds[step] = j["perf"]["step_seconds"].get<double>();
-      training[step] = TrainPoint{step,
-                                  j.value("accuracy", 0.0),
-                                  j.value("entropy", 0.0),
-                                  j.value("response_length", 0.0),
-                                  j.value("grad_norm", 0.0),
-                                  j.value("groups_kept", int64_t{0}),
-                                  j.value("groups_seen", int64_t{0})};
+      TrainPoint point = j.get<TrainPoint>();
+      point.step = step;
+      training[step] = point;
     }
   }
   for (const auto& [step, s] : seconds) out.train_seconds += s;
@@ -164,16 +161,12 @@ void write_training(const AblationSpec& spec, const PlannedRun& run, const std::
                       {"seed", run.seed},
                       {"config_hash", run.config_hash},
                       {"source", (run.run_dir / "metrics.jsonl").string()}};
-  for (const char* key : {"step", "accuracy", "entropy", "response_length", "grad_norm", "groups_kept", "groups_seen"})
-    j[key] = nlohmann::json::array();
+  // Columns: one array per TrainPoint key.
+  const nlohmann::json fields = TrainPoint{};
+  for (const auto& field : fields.items()) j[field.key()] = nlohmann::json::array();
   for (const TrainPoint& p : training) {
-    j["step"].push_back(p.step);
-    j["accuracy"].push_back(p.accuracy);
-    j["entropy"].push_back(p.entropy);
-    j["response_length"].push_back(p.response_length);
-    j["grad_norm"].push_back(p.grad_norm);
-    j["groups_kept"].push_back(p.groups_kept);
-    j["groups_seen"].push_back(p.groups_seen);
+    const nlohmann::json row = p;  // named: items() of a temporary would dangle
+    for (const auto& field : row.items()) j[field.key()].push_back(field.value());
   }
   const fs::path file = training_file(spec, run);
   fs::create_directories(file.parent_path());
@@ -191,13 +184,16 @@ std::vector<TrainPoint> read_training(const AblationSpec& spec, const PlannedRun
            ", hash ", j.value("config_hash", ""), "); delete it");
   std::vector<TrainPoint> out;
   try {
+    const nlohmann::json fields = TrainPoint{};
     const size_t n = j.at("step").size();
-    for (const char* key : {"accuracy", "entropy", "response_length", "grad_norm", "groups_kept", "groups_seen"})
-      AR_CHECK(j.at(key).size() == n, where, ": '", key, "' has ", j.at(key).size(), " values for ", n, " steps");
-    for (size_t i = 0; i < n; ++i)
-      out.push_back({j["step"][i].get<int64_t>(), j["accuracy"][i].get<double>(), j["entropy"][i].get<double>(),
-                     j["response_length"][i].get<double>(), j["grad_norm"][i].get<double>(),
-                     j["groups_kept"][i].get<int64_t>(), j["groups_seen"][i].get<int64_t>()});
+    for (const auto& field : fields.items())
+      AR_CHECK(j.at(field.key()).size() == n, where, ": '", field.key(), "' has ", j.at(field.key()).size(),
+               " values for ", n, " steps");
+    for (size_t i = 0; i < n; ++i) {
+      nlohmann::json row;
+      for (const auto& field : fields.items()) row[field.key()] = j[field.key()][i];
+      out.push_back(row.get<TrainPoint>());
+    }
   } catch (const nlohmann::json::exception& e) {
     AR_FAIL(where, ": not a training curve: ", e.what());
   }

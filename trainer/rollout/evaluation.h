@@ -13,6 +13,7 @@
 #include "rewards/reward_function.h"
 #include "trainer/distributed/communicator.h"
 #include "trainer/model/pretrained.h"
+#include "trainer/rollout/evaluation_rows.h"
 #include "trainer/rollout/generation_control.h"
 
 namespace anchor {
@@ -25,7 +26,7 @@ struct EvalOptions {
   std::vector<std::string> stop;
   uint64_t seed = 0;
   int64_t limit = 0;          // first N prompts (0 = all)
-  int64_t batch_sequences = 256;
+  int64_t batch_sequences = kMaxEvalRowsPerCall;
   // Data-parallel evaluation: each rank samples its shard of the prompts and the counts are
   // summed over ranks (nullptr: all prompts here). Sample i of prompt p draws from stream
   // p * k + i, so the result does not depend on the number of ranks or the batch size.

@@ -8,14 +8,13 @@
 
 #include "credit/credit_options.h"
 #include "trainer/common/error.h"
+#include "trainer/rollout/evaluation_rows.h"
 
 namespace anchor {
 namespace {
 
 constexpr int64_t kMiB = int64_t{1} << 20;
 constexpr int64_t kGiB = int64_t{1} << 30;
-// Rows of one evaluation generate call at most (more gains nothing on a CPU or a GPU).
-constexpr int64_t kMaxEvalRows = 256;
 // The process before any tensor: LibTorch, the tokenizer, the data (CPU: 377 MiB measured at
 // the start of the demo and SmolLM2 runs here); CUDA context, cuBLAS / cuDNN workspaces and
 // NCCL buffers (an estimate).
@@ -289,7 +288,7 @@ MemoryPlan plan_memory(const MemoryPlanInputs& in) {
     // Evaluation never needs more than the step itself: its chunk fits in the largest phase.
     int64_t step_phase = 0;
     for (const MemoryPhase& p : plan.phases) step_phase = std::max(step_phase, p.total());
-    int64_t rows = std::min(kMaxEvalRows, std::max<int64_t>(1, rows_within(step_phase - sampling_fixed)));
+    int64_t rows = std::min(kMaxEvalRowsPerCall, std::max<int64_t>(1, rows_within(step_phase - sampling_fixed)));
     if (in.device_bytes > 0) rows = std::min(rows, std::max<int64_t>(1, rows_within(std::max<int64_t>(0, budget))));
     plan.eval_chunk_rows = rows;
     plan.phases.push_back(sampling_phase("evaluation", rows));

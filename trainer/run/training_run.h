@@ -107,7 +107,7 @@ class TrainingRun {
 // Periodic evaluation inside a training run, configured by the run config (train.eval_*,
 // rollout.*, data.eval_limit). Always draws the same sample stream, so evaluations at
 // different steps differ only by the model. Logs and returns the metrics line's "eval" object.
-// `batch_sequences`: rows per generate call (the memory plan's evaluation chunk; 0 = 256).
+// `batch_sequences`: rows per generate call (the memory plan's evaluation chunk; 0 = kMaxEvalRowsPerCall).
 nlohmann::json evaluate_for_run(const Pretrained& policy, const data::PromptDataset& dataset,
                                 const data::ChatTemplate& prompt_template, const rewards::CompositeReward& reward,
                                 const TrainConfig& config, int64_t step, int64_t batch_sequences,

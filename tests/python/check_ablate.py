@@ -9,6 +9,7 @@
    as the clean sweep.
 3. start_eval: shared: one run evaluates the starting weights, the others skip it and carry its value.
 4. A result file made with another config is refused by name; a bad spec names its key.
+5. --parallel N whose N planned peaks exceed the machine's memory is refused before any run.
 Usage: check_ablate.py ANCHOR_RL_BINARY SCRATCH_DIR
 """
 import fcntl
@@ -185,6 +186,16 @@ def main():
     out = ablate(binary, bad, check=False)
     assert out.returncode == 1 and "treshold: unknown key" in out.stderr, out.stderr
     print("a changed config and a misspelt key are refused by name")
+
+    # 5. More runs at once than memory holds: refused by the memory plan before any run starts.
+    crowded = clean.replace(".yaml", "-crowded.yaml")
+    with open(clean) as f, open(crowded, "w") as g:
+        g.write(f.read().replace("/clean/", "/crowded/"))
+    out = ablate(binary, crowded, check=False, parallel=100000)
+    assert out.returncode == 1 and "ablate --parallel 100000: the memory plan of" in out.stderr \
+        and "Use --parallel " in out.stderr, out.stderr
+    assert not os.path.exists(os.path.join(scratch, "crowded")), "runs started before the memory check"
+    print("--parallel beyond memory: " + out.stderr.strip().splitlines()[-1][:160])
 
 
 if __name__ == "__main__":

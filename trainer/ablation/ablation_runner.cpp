@@ -29,6 +29,8 @@
 #include "trainer/common/log.h"
 #include "trainer/common/stop_request.h"
 #include "trainer/config/train_config.h"
+#include "trainer/run/memory_plan.h"
+#include "trainer/run/run_memory_plan.h"
 
 namespace anchor {
 namespace {
@@ -396,6 +398,46 @@ void prepare_run_dir(const PlannedRun& run) {
            "away or restore the spec");
 }
 
+// --parallel N: the runs at once share one machine's memory (or one GPU), but each checks its
+// own memory plan only when it starts, and the first N all start to an empty machine. So the
+// study checks first: N x the largest planned peak among the runs still to do must fit in what
+// the first run's device has now (CPU: MemAvailable; CUDA: the GPU's memory). "" when it fits,
+// else the message naming the arm, the numbers and the largest --parallel that fits.
+std::string parallel_memory_refusal(const AblationSpec& spec, const std::vector<PlannedRun*>& pending, int parallel,
+                                    const std::string& init_from) {
+  if (parallel <= 1 || pending.empty()) return "";
+  int64_t peak = 0, device_bytes = 0;
+  std::string device_name, which;
+  std::map<std::string, int64_t> planned;  // config hash -> peak (the seeds of an arm share one)
+  for (const PlannedRun* r : pending) {
+    TrainConfig config = resolved_config(spec, *r);
+    config.train.seed = 0;
+    const std::string key = hash_without_threads(config);
+    if (planned.count(key)) continue;
+    // The shape comes from the weights the runs start from: the shared warm start's, or
+    // model.path's (a warm start still to run, or a resumed run, has the base model's shape).
+    const std::string from = init_from.empty() || init_from == "WARM_START" ? config.model.path : init_from;
+    const MemoryPlanInputs inputs = run_memory_plan_inputs(config, ConfigUse::rl, from, PlanRequest{});
+    const MemoryPlan plan = plan_memory(inputs);
+    planned[key] = plan.peak();
+    if (plan.peak() > peak) {
+      peak = plan.peak();
+      which = str_cat(r->arm ? r->arm->name : std::string("the warm start"), " (", plan.peak_phase().name, " phase)");
+    }
+    if (device_bytes == 0) {
+      device_bytes = plan.device_bytes;
+      device_name = plan.device_name;
+    }
+  }
+  if (device_bytes <= 0 || parallel * peak <= device_bytes) return "";
+  const int64_t fits = std::max<int64_t>(1, device_bytes / std::max<int64_t>(1, peak));
+  return str_cat("ablate --parallel ", parallel, ": the memory plan of ", which, " peaks at ", format_bytes(peak),
+                 ", so ", parallel, " runs at once need ", format_bytes(parallel * peak), ", more than the ",
+                 format_bytes(device_bytes), " ", device_name, ". Use --parallel ", fits,
+                 fits == 1 ? " (one run at a time)" : "", " or free memory first; `anchor-rl plan ", spec.base,
+                 "` shows one run's plan item by item");
+}
+
 std::string find_python(const AblateOptions& o) {
   if (!o.python.empty()) return o.python;
   if (const char* env = std::getenv("ANCHOR_PYTHON"); env && *env) return env;
@@ -538,6 +580,10 @@ int run_ablation(const AblateOptions& o) {
 
   int total_threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const int threads = std::max(1, total_threads / o.parallel);
+  const std::string memory_refusal = parallel_memory_refusal(spec, pending, o.parallel, init_from);
+  if (!memory_refusal.empty() && !o.ignore_memory_plan)
+    AR_FAIL(memory_refusal, ". --ignore-memory-plan starts them anyway.");
+  if (!memory_refusal.empty()) log::warn(str_cat(memory_refusal, "; starting anyway (--ignore-memory-plan)"));
   if (o.dry_run) {
     std::printf("%-24s %-6s %s\n", "run", "status", "command");
     for (PlannedRun* r : pending) {
@@ -604,8 +650,12 @@ int run_ablation(const AblateOptions& o) {
                                   : std::string(" stopped before its first checkpoint; it starts again"),
                           " when the same command runs again"));
       } else {
-        const std::string how = WIFEXITED(status) ? str_cat("exit code ", WEXITSTATUS(status))
-                                                  : str_cat("signal ", WTERMSIG(status));
+        const std::string how =
+            WIFEXITED(status) ? str_cat("exit code ", WEXITSTATUS(status))
+            : WTERMSIG(status) == SIGKILL
+                ? std::string("signal 9 (SIGKILL: the kernel's out-of-memory killer sends it when the machine runs "
+                              "out of memory; `dmesg` says; with --parallel, fewer runs at once need less)")
+                : str_cat("signal ", WTERMSIG(status));
         failures.push_back(str_cat(r.label(), ": ", how, "; the end of ", r.log_file.string(), ":", tail_of(r.log_file, 6)));
         log::warn("ablate: " + failures.back());
       }

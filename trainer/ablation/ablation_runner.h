@@ -24,6 +24,7 @@ struct AblateOptions {
   int threads = 0;         // CPU threads shared by the runs at once (0: every core)
   bool report_only = false;
   bool dry_run = false;    // print the plan, run nothing
+  bool ignore_memory_plan = false;  // start --parallel N runs even if N planned peaks do not fit
   std::string python;      // interpreter for the plot ("" = $ANCHOR_PYTHON, then the set-up venv, then python3)
 };
 

@@ -35,6 +35,8 @@ Action register_ablate(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--report", o->report_only, "Only write the report from the ledger's result files");
   cmd->add_flag("--dry-run", o->dry_run, "Print what would run (new or resumed, and the command); run nothing");
+  cmd->add_flag("--ignore-memory-plan", o->ignore_memory_plan,
+                "Start --parallel N runs even if N times the memory plan's peak does not fit");
   cmd->add_option("--python", o->python, "Python with matplotlib for curves.png (default: $ANCHOR_PYTHON, the set-up venv)");
   return [cmd, o]() -> int {
     if (!cmd->parsed()) return -1;

@@ -18,6 +18,7 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include "trainer/ablation/ablation_report.h"
@@ -408,18 +409,17 @@ std::string parallel_memory_refusal(const AblationSpec& spec, const std::vector<
   if (parallel <= 1 || pending.empty()) return "";
   int64_t peak = 0, device_bytes = 0;
   std::string device_name, which;
-  std::map<std::string, int64_t> planned;  // config hash -> peak (the seeds of an arm share one)
+  std::set<std::string> planned;  // config hashes without the seed (the seeds of an arm share one plan)
   for (const PlannedRun* r : pending) {
     TrainConfig config = resolved_config(spec, *r);
     config.train.seed = 0;
     const std::string key = hash_without_threads(config);
-    if (planned.count(key)) continue;
+    if (!planned.insert(key).second) continue;
     // The shape comes from the weights the runs start from: the shared warm start's, or
     // model.path's (a warm start still to run, or a resumed run, has the base model's shape).
-    const std::string from = init_from.empty() || init_from == "WARM_START" ? config.model.path : init_from;
+    const std::string from = init_from.empty() ? config.model.path : init_from;
     const MemoryPlanInputs inputs = run_memory_plan_inputs(config, ConfigUse::rl, from, PlanRequest{});
     const MemoryPlan plan = plan_memory(inputs);
-    planned[key] = plan.peak();
     if (plan.peak() > peak) {
       peak = plan.peak();
       which = str_cat(r->arm ? r->arm->name : std::string("the warm start"), " (", plan.peak_phase().name, " phase)");

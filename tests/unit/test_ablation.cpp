@@ -202,10 +202,17 @@ TEST(AblationReport, TableAndJsonCarryTheNumbers) {
             std::string::npos)
       << r.markdown;
   EXPECT_NE(r.markdown.find("| 10 | 0.400 ± 0.058 | 0.467 ± 0.033 | 0.367 ± 0.067 |"), std::string::npos) << r.markdown;
+  // Each run's final accuracy, one row per seed.
+  EXPECT_NE(r.markdown.find("| seed | none | a | b |\n|---|---|---|---|\n| 0 | 0.5000 | 0.6000 | 0.4000 |\n"
+                            "| 1 | 0.6000 | 0.8000 | 0.5000 |\n| 2 | 0.7000 | 0.9000 | 0.7000 |\n"),
+            std::string::npos)
+      << r.markdown;
   // An arm without runs is listed, not dropped.
   std::vector<RunCurve> partial = hand_study();
   partial.erase(partial.begin() + 6, partial.end());
-  EXPECT_NE(make_ablation_report(spec, partial).markdown.find("| b | 0 | — |"), std::string::npos);
+  const std::string partial_md = make_ablation_report(spec, partial).markdown;
+  EXPECT_NE(partial_md.find("| b | 0 | — |"), std::string::npos);
+  EXPECT_NE(partial_md.find("| 2 | 0.7000 | 0.9000 | — |"), std::string::npos) << partial_md;
   // The training side appears when the ledger has training curves, and only then.
   EXPECT_EQ(r.markdown.find("Training side"), std::string::npos);
   const AblationReport t = make_ablation_report(spec, with_training());

@@ -123,6 +123,20 @@ TEST(AblationStatistics, ThreeArmsThreeSeedsByHand) {
   EXPECT_EQ(aa.wins, 3);
   EXPECT_NEAR(aa.interval.low, 0.05, 1e-12);
   EXPECT_NEAR(aa.interval.high, 0.1, 1e-12);
+  // Sign-flip test. a's finals differ by .1, .2, .2: of the 8 sign patterns only all-plus and
+  // all-minus reach |sum| .5 -> p = 2/8. b's by -.1, -.1, 0: |sum| .2 whenever the two -.1 share a
+  // sign, 4 of 8 patterns (the 0 flips freely) -> p = 1/2. Every difference 0 -> p = 1.
+  EXPECT_NEAR(fa.p_value, 0.25, 1e-12);
+  EXPECT_NEAR(paired_difference("final_accuracy", arm_b, control, 10000, 7).p_value, 0.5, 1e-12);
+  EXPECT_NEAR(sign_flip_p_value({0.0, 0.0}, 100, 1), 1.0, 1e-12);
+  EXPECT_NEAR(sign_flip_p_value({0.1, 0.2, 0.3, 0.4, 0.5}, 100, 1), 2.0 / 32, 1e-12);  // the floor of 5 seeds
+  EXPECT_NEAR(sign_flip_p_value({0.3, 0.1}, 100, 1), 0.5, 1e-12);   // sums .4 .2 -.2 -.4: two reach |.4|
+  EXPECT_NEAR(sign_flip_p_value({0.3, -0.1}, 100, 1), 1.0, 1e-12);  // every pattern reaches |.2|
+  // Above 20 pairs: seeded random patterns; 25 equal positive differences -> about (2/2^25 * B + 1) / (B + 1).
+  const std::vector<double> many(25, 0.1);
+  const double p_many = sign_flip_p_value(many, 999, 3);
+  EXPECT_NEAR(p_many, 1.0 / 1000, 1e-12);
+  EXPECT_EQ(p_many, sign_flip_p_value(many, 999, 3));
   // Every arm starts from the same weights: step-0 differences are exactly 0.
   const PairedDifference start = paired_difference("start_accuracy", arm_a, control, 10000, 7);
   EXPECT_EQ(start.ties, 3);
@@ -195,10 +209,10 @@ TEST(AblationReport, TableAndJsonCarryTheNumbers) {
   EXPECT_NE(r.markdown.find("| none (control) | 3 | 0.200 ± 0.000 | 0.600 ± 0.058 | 0.400 ± 0.038 | 3/3 (step 16.7)"),
             std::string::npos)
       << r.markdown;
-  EXPECT_NE(r.markdown.find("| a | 3 | 0.200 ± 0.000 | 0.767 ± 0.088 | 0.475 ± 0.025 | 3/3 (step 13.3) | +0.167 [+0.100, +0.200] | 3/3 |"),
+  EXPECT_NE(r.markdown.find("| a | 3 | 0.200 ± 0.000 | 0.767 ± 0.088 | 0.475 ± 0.025 | 3/3 (step 13.3) | +0.167 [+0.100, +0.200] | 3/3 | 0.250 |"),
             std::string::npos)
       << r.markdown;
-  EXPECT_NE(r.markdown.find("| -0.067 [-0.100, +0.000] | 0/3 (1 tied) | -0.033 [-0.075, +0.000] | 0/3 (1 tied) |"),
+  EXPECT_NE(r.markdown.find("| -0.067 [-0.100, +0.000] | 0/3 (1 tied) | 0.500 | -0.033 [-0.075, +0.000] | 0/3 (1 tied) |"),
             std::string::npos)
       << r.markdown;
   EXPECT_NE(r.markdown.find("| 10 | 0.400 ± 0.058 | 0.467 ± 0.033 | 0.367 ± 0.067 |"), std::string::npos) << r.markdown;

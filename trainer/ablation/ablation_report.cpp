@@ -35,6 +35,8 @@ std::string difference_cell(const PairedDifference& d) {
   return signed_fixed(d.mean) + " [" + signed_fixed(d.interval.low) + ", " + signed_fixed(d.interval.high) + "]";
 }
 
+std::string p_cell(const PairedDifference& d) { return d.differences.empty() ? "—" : fixed(d.p_value); }
+
 std::string won_cell(const PairedDifference& d) {
   if (d.differences.empty()) return "—";
   return std::to_string(d.wins) + "/" + std::to_string(d.differences.size()) +
@@ -65,8 +67,8 @@ AblationReport make_ablation_report(const AblationSpec& spec, const std::vector<
   std::string& md = r.markdown;
   md += std::to_string(done) + " of " + std::to_string(planned) + " runs done.\n\n";
   md += "| arm | seeds | start | final | area under curve | reached " + fixed(spec.threshold, 2) +
-        " | final − " + control.name + " [95% CI] | won | area − " + control.name + " [95% CI] | won |\n";
-  md += "|---|---|---|---|---|---|---|---|---|---|\n";
+        " | final − " + control.name + " [95% CI] | won | p | area − " + control.name + " [95% CI] | won | p |\n";
+  md += "|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   std::vector<ArmSummary> summaries;
   std::vector<TrainingSummary> trainings;
   for (const AblationArm& arm : spec.arms) {
@@ -127,6 +129,7 @@ AblationReport make_ablation_report(const AblationSpec& spec, const std::vector<
                                     {"per_seed", d->differences},
                                     {"mean", d->mean},
                                     {"ci95", {d->interval.low, d->interval.high}},
+                                    {"p_sign_flip", d->p_value},
                                     {"wins", d->wins},
                                     {"losses", d->losses},
                                     {"ties", d->ties}});
@@ -140,7 +143,8 @@ AblationReport make_ablation_report(const AblationSpec& spec, const std::vector<
     md += "| " + arm.name + (arm.control ? " (control)" : "") + " | " + std::to_string(s.seeds.size()) + " | " + start +
           " | " + mean_pm(s.final_accuracy) + " | " + mean_pm(s.area) + " | " + reached + " | " +
           (arm.control ? "—" : difference_cell(final_diff)) + " | " + (arm.control ? "—" : won_cell(final_diff)) + " | " +
-          (arm.control ? "—" : difference_cell(area_diff)) + " | " + (arm.control ? "—" : won_cell(area_diff)) + " |\n";
+          (arm.control ? "—" : p_cell(final_diff)) + " | " + (arm.control ? "—" : difference_cell(area_diff)) + " | " +
+          (arm.control ? "—" : won_cell(area_diff)) + " | " + (arm.control ? "—" : p_cell(area_diff)) + " |\n";
   }
 
   // Held-out accuracy per evaluated step (mean ± SE over seeds).

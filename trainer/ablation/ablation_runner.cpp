@@ -457,7 +457,8 @@ void write_report(const AblateOptions& o, const AblationSpec& spec, const std::v
                          str_cat("# ", spec.name, "\n\nHeld-out accuracy per arm (mean ± SE over seeds); differences "
                                  "against the control paired by seed, with a ",
                                  spec.bootstrap_resamples, "-resample bootstrap 95% interval (seed ",
-                                 spec.bootstrap_seed, "). Written by `anchor-rl ablate ", o.spec_path, "`.\n\n",
+                                 spec.bootstrap_seed, ") and the two-sided sign-flip test's p (exact; n seeds cannot "
+                                 "go below 2 / 2^n). Written by `anchor-rl ablate ", o.spec_path, "`.\n\n",
                                  report.markdown));
   const fs::path script = fs::path(ANCHOR_SOURCE_DIR) / "scripts/plots/plot_ablation.py";
   const fs::path png = ledger / "curves.png";

@@ -182,6 +182,30 @@ Interval bootstrap_mean_interval(const std::vector<double>& values, int64_t resa
   return {rank(0.025), rank(0.975)};
 }
 
+double sign_flip_p_value(const std::vector<double>& differences, int64_t resamples, uint64_t seed) {
+  AR_CHECK(!differences.empty() && resamples > 0, "ablation: the sign-flip test needs differences and resamples");
+  double observed = 0;
+  for (double x : differences) observed += x;
+  // Sums that differ only by rounding count as equal (the differences are of accuracies, ~1e-3 apart).
+  const double bar = std::abs(observed) - 1e-12;
+  const size_t n = differences.size();
+  auto extreme = [&](auto sign_of) {
+    double total = 0;
+    for (size_t i = 0; i < n; ++i) total += sign_of(i) ? -differences[i] : differences[i];
+    return std::abs(total) >= bar;
+  };
+  if (n <= 20) {
+    const uint64_t patterns = uint64_t{1} << n;
+    uint64_t hits = 0;
+    for (uint64_t m = 0; m < patterns; ++m) hits += extreme([&](size_t i) { return (m >> i) & 1; });
+    return static_cast<double>(hits) / static_cast<double>(patterns);
+  }
+  uint64_t hits = 0, counter = 0;
+  for (int64_t b = 0; b < resamples; ++b)
+    hits += extreme([&](size_t) { return splitmix64_mix(seed ^ splitmix64_mix(++counter)) & 1; });
+  return static_cast<double>(hits + 1) / static_cast<double>(resamples + 1);
+}
+
 PairedDifference paired_difference(const std::string& metric, const std::vector<RunCurve>& arm,
                                    const std::vector<RunCurve>& control, int64_t resamples, uint64_t seed) {
   PairedDifference d;
@@ -206,6 +230,7 @@ PairedDifference paired_difference(const std::string& metric, const std::vector<
   if (d.differences.empty()) return d;
   d.mean = mean_se(d.differences).mean;
   d.interval = bootstrap_mean_interval(d.differences, resamples, seed);
+  d.p_value = sign_flip_p_value(d.differences, resamples, seed);
   return d;
 }
 

@@ -86,6 +86,14 @@ struct Interval {
 };
 Interval bootstrap_mean_interval(const std::vector<double>& values, int64_t resamples, uint64_t seed);
 
+// Two-sided sign-flip (paired permutation) test of mean 0: under "the arm makes no difference"
+// each paired difference is as likely to have the other sign, so p is the share of the 2^n sign
+// patterns whose |sum| is at least the observed |sum| (exact for n <= 20; above that `resamples`
+// seeded random patterns, p = (hits + 1) / (resamples + 1)). It makes no normality assumption and,
+// unlike the bootstrap percentile interval, stays honest with few seeds: n pairs can never give p
+// below 2 / 2^n (5 seeds: 0.0625).
+double sign_flip_p_value(const std::vector<double>& differences, int64_t resamples, uint64_t seed);
+
 // arm - control for the seeds both finished, of one per-run number (final accuracy or area).
 struct PairedDifference {
   std::string arm, metric;
@@ -93,6 +101,7 @@ struct PairedDifference {
   std::vector<double> differences;  // per seed
   double mean = 0;
   Interval interval;
+  double p_value = 1;  // sign_flip_p_value of the differences
   int64_t wins = 0, losses = 0, ties = 0;
 };
 // `value` maps a run to the compared number. Runs are matched by seed on the steps both arms evaluated.

@@ -221,6 +221,15 @@ TEST(AblationReport, TableAndJsonCarryTheNumbers) {
                             "| 1 | 0.6000 | 0.8000 | 0.5000 |\n| 2 | 0.7000 | 0.9000 | 0.7000 |\n"),
             std::string::npos)
       << r.markdown;
+  // The same start in every run prints the same in every arm, whatever the number of seeds: the mean
+  // of five copies of 0.1225 is a few ulps above it (0.123 unrounded), one run's is below (0.122).
+  std::vector<RunCurve> shared_start;
+  for (uint64_t seed = 0; seed < 5; ++seed) shared_start.push_back(RunCurve{"none", seed, {{0, .1225}, {20, .1}}, {}});
+  shared_start.push_back(RunCurve{"a", 0, {{0, .1225}, {20, .1 - 1e-17}}, {}});
+  const std::string shared_md = make_ablation_report(spec, shared_start).markdown;
+  EXPECT_NE(shared_md.find("| none (control) | 5 | 0.122 ± 0.000 | 0.100 ± 0.000 |"), std::string::npos) << shared_md;
+  EXPECT_NE(shared_md.find("| a | 1 | 0.122 | 0.100 |"), std::string::npos) << shared_md;
+  EXPECT_NE(shared_md.find("| +0.000 [+0.000, +0.000] |"), std::string::npos) << shared_md;
   // An arm without runs is listed, not dropped.
   std::vector<RunCurve> partial = hand_study();
   partial.erase(partial.begin() + 6, partial.end());

@@ -10,15 +10,18 @@
 namespace anchor {
 namespace {
 
-// Rounds to a 1e-9 grid first: the mean of five copies of 0.1225 is 0.12250000000000001 and would
-// print 0.123 next to a single run's 0.122; "+ 0.0" turns a rounded -0.0 into 0.0.
+// Every printed number goes through a 1e-9 grid first: the mean of five copies of 0.1225 is
+// 0.12250000000000001 and would print 0.123 next to a single run's 0.122; "+ 0.0" turns a rounded
+// -0.0 into 0.0, so a sign and its digits always agree.
+double on_print_grid(double x) { return std::round(x * 1e9) / 1e9 + 0.0; }
+
 std::string fixed(double x, int digits = 3) {
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", digits, std::round(x * 1e9) / 1e9 + 0.0);
+  std::snprintf(buf, sizeof buf, "%.*f", digits, on_print_grid(x));
   return buf;
 }
 
-std::string signed_fixed(double x) { return (std::round(x * 1e9) >= 0 ? "+" : "") + fixed(x); }
+std::string signed_fixed(double x) { return (on_print_grid(x) >= 0 ? "+" : "") + fixed(x); }
 
 std::string mean_pm(const MeanSe& m, int digits = 3) {
   return m.n == 0 ? "—" : fixed(m.mean, digits) + (m.n > 1 ? " ± " + fixed(m.se, digits) : "");

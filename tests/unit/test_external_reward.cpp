@@ -203,7 +203,10 @@ TEST(ExternalReward, BadParametersNameTheKey) {
 class HttpRewardServer {
  public:
   explicit HttpRewardServer(const std::string& mode) {
-    std::string name = "external_reward_http_" + mode;
+    // One directory per test: ctest runs the HTTP tests in parallel, and a shared server.log
+    // let one test read (and then lose) the other's server.
+    std::string name = std::string("external_reward_http_") +
+                       ::testing::UnitTest::GetInstance()->current_test_info()->name() + "_" + mode;
     for (char& c : name)
       if (c == ' ') c = '_';
     log_ = test::scratch_dir(name).string() + "/server.log";

@@ -2,7 +2,7 @@
 # The main job: set-up + build, then the embedded RL demo — GRPO on 3-number countdown,
 # starting from the tiny SFT model shipped in data/demo-model (~30% held-out accuracy).
 # Progress (step, reward, accuracy, tokens/s, ETA) is printed every step; held-out accuracy
-# every 100 steps. About 15 minutes on 2 CPU cores. Curves land in RUN_DIR/curves.png.
+# every 100 steps. About 6 minutes on 2 CPU cores once built. Curves land in RUN_DIR/curves.png.
 #   scripts/demo.sh [--set section.key=value ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the demo (configs/demo.yaml) for several seeds and prints held-out accuracy at the
 # start and the end of each run, with the standard error of each evaluation.
-#   scripts/experiments/run_demo_seeds.sh [SEEDS...]      (default: 0 1 2; each run ~15 min on 2 cores)
+#   scripts/experiments/run_demo_seeds.sh [SEEDS...]      (default: 0 1 2; each run ~6 min on 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 seeds=("$@"); [ ${#seeds[@]} -eq 0 ] && seeds=(0 1 2)

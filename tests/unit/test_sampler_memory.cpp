@@ -26,6 +26,11 @@ int64_t resident_mb() {
 // 60 rounds of the demo model with a new batch size most rounds (64..192 rows, 17 sizes) and
 // prompts of several lengths, as dynamic sampling produces; rows stop at the end of their line.
 TEST(SamplerMemory, RepeatedRoundsKeepTheResidentSetFlat) {
+#ifdef __SANITIZE_ADDRESS__
+  // ASan holds freed blocks in a quarantine (256 MB by default) before reuse, so the resident
+  // set climbs until the quarantine is full whatever the sampler does; LeakSanitizer covers leaks.
+  GTEST_SKIP() << "resident set under AddressSanitizer includes its quarantine of freed memory";
+#endif
   Pretrained p = load_pretrained(std::string(ANCHOR_SOURCE_DIR_FOR_TESTS) + "data/demo-model",
                                  torch::TensorOptions().dtype(torch::kFloat));
   const int rounds = 60;
